@@ -1,0 +1,119 @@
+//! Links libpython and its archives, and packs the compiled standard library into the
+//! module (the component carries its own stdlib; nothing is mounted at run time).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Static archives of the CPython build, in link order.
+const ARCHIVES: &[&str] = &[
+    "python3.13",
+    "mpdec",
+    "expat",
+    "Hacl_Hash_SHA2",
+    "sqlite3",
+    "lzma",
+    "bz2",
+    "z",
+];
+
+/// wasi-libc's emulation libraries that CPython and sqlite use.
+const WASI_EMULATION: &[&str] = &[
+    "wasi-emulated-signal",
+    "wasi-emulated-getpid",
+    "wasi-emulated-process-clocks",
+    "wasi-emulated-mman",
+    "dl",
+];
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let cpython = std::env::var_os("PYEVAL_CPYTHON_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest_dir.join("../target/cpython"));
+    let cpython = cpython.canonicalize().unwrap_or_else(|_| {
+        panic!(
+            "no CPython build at {}: run `just build-cpython` first",
+            cpython.display()
+        )
+    });
+    println!("cargo:rerun-if-env-changed=PYEVAL_CPYTHON_DIR");
+    println!("cargo:rerun-if-changed={}", cpython.join("manifest.json").display());
+
+    println!("cargo:rustc-link-search=native={}", cpython.join("lib").display());
+    println!(
+        "cargo:rustc-link-search=native={}",
+        cpython.join("sysroot/lib/wasm32-wasip1").display()
+    );
+    for archive in ARCHIVES {
+        println!("cargo:rustc-link-lib=static={archive}");
+    }
+    for lib in WASI_EMULATION {
+        println!("cargo:rustc-link-lib={lib}");
+    }
+    // CPython's C stack lives in linear memory; deep recursion needs more than Rust's 1 MiB.
+    println!("cargo:rustc-link-arg=-zstack-size=8388608");
+
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let blob = pack_stdlib(&cpython.join("stdlib"));
+    fs::write(out.join("stdlib.bin"), blob).unwrap();
+}
+
+/// Packs every compiled module of `stdlib` as
+/// `b"PYEVSTD1" | u32 count | count × (u16 name length | name | u8 is_package | u32 offset |
+/// u32 length) | data`, where data is each module's marshalled code (its .pyc minus the
+/// 16-byte header) and offsets count from the start of the blob. Integers are little-endian.
+fn pack_stdlib(stdlib: &Path) -> Vec<u8> {
+    let mut modules = Vec::new();
+    collect(stdlib, stdlib, &mut modules);
+    modules.sort();
+
+    let index_len: usize = 12 + modules.iter().map(|(n, _, _)| 2 + n.len() + 9).sum::<usize>();
+    let mut index = Vec::with_capacity(index_len);
+    let mut data = Vec::new();
+    index.extend_from_slice(b"PYEVSTD1");
+    index.extend_from_slice(&(modules.len() as u32).to_le_bytes());
+    for (name, is_package, pyc) in &modules {
+        let code = fs::read(pyc).unwrap_or_else(|e| panic!("reading {}: {e}", pyc.display()));
+        let code = &code[16..];
+        index.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        index.extend_from_slice(name.as_bytes());
+        index.push(u8::from(*is_package));
+        index.extend_from_slice(&((index_len + data.len()) as u32).to_le_bytes());
+        index.extend_from_slice(&(code.len() as u32).to_le_bytes());
+        data.extend_from_slice(code);
+    }
+    assert_eq!(index.len(), index_len);
+    index.extend_from_slice(&data);
+    index
+}
+
+/// Finds `(module name, is package, .pyc path)` for every `.py` under `dir`.
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, bool, PathBuf)>) {
+    let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            let skip = name == "__pycache__" || name == "site-packages" || name == "lib-dynload";
+            if !skip && path.join("__init__.py").is_file() {
+                collect(root, &path, out);
+            }
+            continue;
+        }
+        let Some(stem) = name.strip_suffix(".py") else { continue };
+        let pyc = dir.join("__pycache__").join(format!("{stem}.cpython-313.pyc"));
+        if !pyc.is_file() {
+            continue;
+        }
+        let rel = path.parent().unwrap().strip_prefix(root).unwrap();
+        let mut parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let is_package = stem == "__init__";
+        if !is_package {
+            parts.push(stem.to_owned());
+        }
+        if parts.is_empty() {
+            continue;
+        }
+        out.push((parts.join("."), is_package, pyc));
+    }
+}

@@ -1,0 +1,316 @@
+"""The guest half of pyeval, run once while the component is pre-initialized.
+
+It installs the importer that serves the standard library from the component's own
+memory, and defines what the Rust exports call: `evaluate` for `evaluator.eval` and
+`main` for `wasi:cli/run`. The Rust side passes in `STDLIB_BLOB`, a memoryview of the
+packed standard library (see guest-adapter/build.rs for its layout).
+"""
+
+import ast
+import builtins
+import io
+import linecache
+import importlib
+import marshal
+import os
+import random
+import struct
+import sys
+import traceback
+from importlib.machinery import ModuleSpec
+
+STDLIB_DIR = "/usr/local/lib/python3.13"
+DEFAULT_OUTPUT_LIMIT = 1 << 20
+
+
+class StdlibImporter:
+    """A meta-path finder and loader for the compiled stdlib packed into the component."""
+
+    def __init__(self, blob):
+        self._blob = blob
+        self._index = self._read_index(blob)
+
+    @staticmethod
+    def _read_index(blob):
+        if bytes(blob[:8]) != b"PYEVSTD1":
+            raise ImportError("the packed standard library is damaged")
+        (count,) = struct.unpack_from("<I", blob, 8)
+        index, pos = {}, 12
+        for _ in range(count):
+            (name_len,) = struct.unpack_from("<H", blob, pos)
+            name = bytes(blob[pos + 2 : pos + 2 + name_len]).decode()
+            pos += 2 + name_len
+            is_package, offset, length = struct.unpack_from("<BII", blob, pos)
+            pos += 9
+            index[name] = (bool(is_package), offset, offset + length)
+        return index
+
+    def find_spec(self, fullname, path=None, target=None):
+        entry = self._index.get(fullname)
+        if entry is None:
+            return None
+        is_package = entry[0]
+        relative = fullname.replace(".", "/")
+        if is_package:
+            origin = f"{STDLIB_DIR}/{relative}/__init__.py"
+        else:
+            origin = f"{STDLIB_DIR}/{relative}.py"
+        spec = ModuleSpec(fullname, self, origin=origin, is_package=is_package)
+        if is_package:
+            spec.submodule_search_locations = [f"{STDLIB_DIR}/{relative}"]
+        spec.has_location = True
+        return spec
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        exec(self.get_code(module.__spec__.name), module.__dict__)
+
+    def get_code(self, fullname):
+        _, start, end = self._index[fullname]
+        return marshal.loads(self._blob[start:end])
+
+    def is_package(self, fullname):
+        return self._index[fullname][0]
+
+    def get_source(self, fullname):
+        return None
+
+    def names(self):
+        """Every module name this importer serves."""
+        return self._index.keys()
+
+
+class _CappedSink(io.RawIOBase):
+    """A byte sink that keeps at most `limit` bytes and remembers whether it dropped any."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self._chunks = []
+        self._room = limit
+        self.truncated = False
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        data = bytes(data)
+        kept = data[: self._room]
+        if len(kept) < len(data):
+            self.truncated = True
+        if kept:
+            self._chunks.append(kept)
+            self._room -= len(kept)
+        return len(data)
+
+    def text(self):
+        # A cut may split a UTF-8 sequence; drop the partial character.
+        return b"".join(self._chunks).decode("utf-8", "ignore")
+
+
+def _capture(limit):
+    sink = _CappedSink(limit)
+    stream = io.TextIOWrapper(
+        io.BufferedWriter(sink),
+        encoding="utf-8",
+        errors="backslashreplace",
+        write_through=True,
+    )
+    return sink, stream
+
+
+def _exit_status(exc, stderr):
+    """The exit status of a SystemExit, writing a non-integer payload to `stderr` like Python."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return max(-(2**31), min(code, 2**31 - 1))
+    print(code, file=stderr)
+    return 1
+
+
+def _type_name(exc):
+    cls = type(exc)
+    if cls.__module__ in ("builtins", "__main__"):
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _describe(exc):
+    """(type name, message, traceback) of an exception, hiding pyeval's own frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    try:
+        message = str(exc)
+    except BaseException:
+        message = f"<exception str() failed>"
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    except BaseException:
+        text = f"{_type_name(exc)}: {message}\n"
+    return _type_name(exc), message, text
+
+
+class Session:
+    """The interpreter state of one instance: its `__main__` and output limit."""
+
+    def __init__(self):
+        self.output_limit = DEFAULT_OUTPUT_LIMIT
+        self.namespace = sys.modules["__main__"].__dict__
+        self._counter = 0
+        self._fresh = True
+
+    def _wake(self, environ):
+        """First call on this instance: state frozen into the snapshot is made its own."""
+        if not self._fresh:
+            return
+        self._fresh = False
+        random.seed()
+        os.environ.clear()
+        os.environ.update(environ)
+
+    def _source_name(self, code):
+        # A distinct name per evaluation keeps tracebacks showing the right source lines.
+        self._counter += 1
+        name = "<string>" if self._counter == 1 else f"<string-{self._counter}>"
+        linecache.cache[name] = (len(code), None, code.splitlines(True), name)
+        return name
+
+    def evaluate(self, code, environ):
+        """Runs `code` in `__main__`; returns the fields of the WIT `outcome`."""
+        self._wake(environ)
+        out_sink, out = _capture(self.output_limit)
+        err_sink, err = _capture(self.output_limit)
+        saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = out, err
+        value = error = exit_code = None
+        try:
+            filename = self._source_name(code)
+            tree = ast.parse(code, filename, "exec")
+            last = None
+            if tree.body and isinstance(tree.body[-1], ast.Expr):
+                last = ast.Expression(tree.body.pop().value)
+            exec(compile(tree, filename, "exec"), self.namespace)
+            if last is not None:
+                result = eval(compile(last, filename, "eval"), self.namespace)
+                if result is not None:
+                    builtins._ = result
+                    value = _utf8(repr(result))
+        except SystemExit as exc:
+            exit_code = _exit_status(exc, err)
+        except BaseException as exc:
+            error = tuple(_utf8(part) for part in _describe(exc))
+        finally:
+            sys.stdout, sys.stderr = saved
+            for stream in (out, err):
+                try:
+                    stream.flush()
+                except BaseException:
+                    pass
+        return (
+            _utf8(out_sink.text()),
+            _utf8(err_sink.text()),
+            out_sink.truncated,
+            err_sink.truncated,
+            value,
+            error,
+            exit_code,
+        )
+
+    def main(self, argv, environ):
+        """`python ARGS...` on this instance; returns the exit status."""
+        self._wake(environ)
+        try:
+            return self._main(argv[1:])
+        except SystemExit as exc:
+            return _exit_status(exc, sys.stderr)
+        except BaseException as exc:
+            sys.stderr.write(_describe(exc)[2])
+            return 1
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except BaseException:
+                    pass
+
+    def _main(self, args):
+        import runpy
+
+        while args and args[0] in _IGNORED_FLAGS:
+            args = args[1:]
+        if args and args[0] in ("-V", "--version"):
+            print(f"Python {sys.version.split()[0]}")
+            return 0
+        if args and args[0] in ("-c", "-m") and len(args) < 2:
+            print(f"Argument expected for the {args[0]} option", file=sys.stderr)
+            return 2
+        if args and args[0] == "-c":
+            sys.argv = ["-c", *args[2:]]
+            sys.path.insert(0, "")
+            code = args[1]
+            exec(compile(code, self._source_name(code), "exec"), self.namespace)
+        elif args and args[0] == "-m":
+            sys.argv = [args[1], *args[2:]]
+            sys.path.insert(0, os.getcwd() if _has_cwd() else "")
+            runpy._run_module_as_main(args[1], alter_argv=True)
+        elif args and args[0].startswith("-") and args[0] != "-":
+            print(f"pyeval: unsupported option {args[0]} (supported: -c, -m, -V, -, a script)",
+                  file=sys.stderr)
+            return 2
+        elif args and args[0] != "-":
+            sys.argv = list(args)
+            sys.path.insert(0, os.path.dirname(args[0]) or ".")
+            runpy.run_path(args[0], run_name="__main__")
+        elif not args and sys.stdin.isatty():
+            import code
+
+            code.interact(banner=f"Python {sys.version} on wasi (pyeval)", exitmsg="")
+        else:
+            sys.argv = ["-", *args[1:]] if args else [""]
+            source = sys.stdin.read()
+            exec(compile(source, "<stdin>", "exec"), self.namespace)
+        return 0
+
+
+# Interpreter options that change nothing here (the build is already isolated, unbuffered
+# output is flushed at exit, and bytecode is never written).
+_IGNORED_FLAGS = {"-u", "-B", "-E", "-s", "-S", "-I", "-q", "-P"}
+
+
+def _has_cwd():
+    try:
+        os.getcwd()
+        return True
+    except OSError:
+        return False
+
+
+def _utf8(text):
+    """`text` as UTF-8 bytes: lone surrogates become backslash escapes."""
+    return text.encode("utf-8", "backslashreplace")
+
+
+def prepare(preload):
+    """Installs the stdlib importer, imports `preload`, warms up evaluation, and returns the
+    session every export uses. Runs once, before the snapshot."""
+    sys.meta_path.insert(0, StdlibImporter(STDLIB_BLOB))
+    for name in preload:
+        __import__(name)
+    session = Session()
+    # Compile and run once, so the first real evaluation finds every code path warm.
+    session.evaluate("_warm = [i * 2 for i in range(3)]\n_warm", [])
+    for name in ("_warm", "_"):
+        session.namespace.pop(name, None)
+    builtins.__dict__.pop("_", None)
+    linecache.cache.pop("<string>", None)
+    session._counter = 0
+    session._fresh = True
+    # Nothing is imported from the file system any more: the snapshot's directories are gone.
+    sys.path[:] = []
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()
+    return session

@@ -1,0 +1,283 @@
+//! CPython as the `pyeval:sandbox/python` world.
+//!
+//! `pyeval_init` starts the interpreter and runs `bootstrap.py`; it is meant to run once,
+//! under wasmtime-wizer, so that every instance of the resulting component starts with
+//! Python already initialized. The exports then call into the bootstrap's `Session`.
+
+use std::ffi::{c_char, CStr, CString};
+use std::ptr;
+
+use pyo3_ffi::*;
+
+wit_bindgen::generate!({
+    world: "python",
+    path: "../wit",
+    generate_all,
+});
+
+use exports::pyeval::sandbox::evaluator::{self, Exception, Outcome};
+
+/// The compiled standard library, packed by build.rs.
+static STDLIB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stdlib.bin"));
+
+/// The guest's Python half.
+static BOOTSTRAP: &str = include_str!("bootstrap.py");
+
+/// Modules imported before the snapshot, so a fresh instance has them for free.
+static PRELOAD: &[&str] = &[
+    "abc", "ast", "base64", "bisect", "collections", "contextlib", "copy", "dataclasses",
+    "datetime", "decimal", "enum", "fractions", "functools", "hashlib", "heapq", "itertools",
+    "json", "math", "operator", "random", "re", "statistics", "string", "textwrap", "time",
+    "traceback", "types", "typing", "unicodedata",
+];
+
+/// Where the stdlib is mounted while the snapshot is taken.
+const PYTHON_HOME: &CStr = c"/usr/local";
+
+extern "C" {
+    /// wasi-libc: forget the preopened directories seen so far (those of the snapshot).
+    fn __wasilibc_reset_preopens();
+    /// wasi-libc: forget the environment seen so far, so the next read fetches it anew.
+    fn __wasilibc_deinitialize_environ();
+}
+
+/// The `Session` object of bootstrap.py, set by `pyeval_init`.
+static mut SESSION: *mut PyObject = ptr::null_mut();
+
+/// Initializes Python and the session. Exported for the pre-initializer.
+#[no_mangle]
+pub extern "C" fn pyeval_init() {
+    wit_bindgen::rt::run_ctors_once();
+    unsafe {
+        start_interpreter();
+        let session = run_bootstrap();
+        SESSION = session;
+        // The snapshot must not remember the snapshotting host's directories.
+        __wasilibc_reset_preopens();
+    }
+}
+
+unsafe fn start_interpreter() {
+    let mut config = std::mem::MaybeUninit::<PyConfig>::uninit();
+    PyConfig_InitIsolatedConfig(config.as_mut_ptr());
+    let mut config = config.assume_init();
+    // The str hash secret is fixed when the interpreter starts, so it is frozen into the
+    // snapshot either way; a fixed seed keeps the component reproducible.
+    config.use_hash_seed = 1;
+    config.hash_seed = 0;
+    config.site_import = 0;
+    config.write_bytecode = 0;
+    config.install_signal_handlers = 0;
+    config.user_site_directory = 0;
+    check(
+        PyConfig_SetBytesString(&mut config, &mut config.home, PYTHON_HOME.as_ptr()),
+        "setting PYTHONHOME",
+    );
+    check(
+        PyConfig_SetBytesString(&mut config, &mut config.program_name, c"python".as_ptr()),
+        "setting the program name",
+    );
+    check(Py_InitializeFromConfig(&config), "initializing Python");
+    PyConfig_Clear(&mut config);
+}
+
+unsafe fn check(status: PyStatus, what: &str) {
+    if PyStatus_Exception(status) != 0 {
+        let message = if status.err_msg.is_null() {
+            "unknown error".into()
+        } else {
+            CStr::from_ptr(status.err_msg).to_string_lossy()
+        };
+        panic!("{what}: {message}");
+    }
+}
+
+/// Runs bootstrap.py as module `_pyeval` and returns its new `Session`.
+unsafe fn run_bootstrap() -> *mut PyObject {
+    let module = PyImport_AddModule(c"_pyeval".as_ptr());
+    let globals = PyModule_GetDict(module);
+    let blob = PyMemoryView_FromMemory(STDLIB.as_ptr() as *mut c_char, STDLIB.len() as _, PyBUF_READ);
+    PyDict_SetItemString(globals, c"STDLIB_BLOB".as_ptr(), expect(blob, "wrapping the stdlib"));
+    let file = PyUnicode_FromString(c"<pyeval>".as_ptr());
+    PyDict_SetItemString(globals, c"__file__".as_ptr(), file);
+    let source = CString::new(BOOTSTRAP).unwrap();
+    let code = expect(
+        Py_CompileString(source.as_ptr(), c"<pyeval>".as_ptr(), Py_file_input),
+        "compiling the bootstrap",
+    );
+    expect(PyEval_EvalCode(code, globals, globals), "running the bootstrap");
+
+    let preload = PyList_New(0);
+    for name in PRELOAD {
+        let name = CString::new(*name).unwrap();
+        PyList_Append(preload, PyUnicode_FromString(name.as_ptr()));
+    }
+    let prepare = PyDict_GetItemString(globals, c"prepare".as_ptr());
+    expect(PyObject_CallOneArg(prepare, preload), "preparing the session")
+}
+
+/// Returns `obj`, or panics with Python's error when it is NULL.
+unsafe fn expect(obj: *mut PyObject, what: &str) -> *mut PyObject {
+    if obj.is_null() {
+        PyErr_Print();
+        panic!("{what} failed");
+    }
+    obj
+}
+
+/// The current environment as a list of `(key, value)` str pairs.
+unsafe fn environ() -> *mut PyObject {
+    __wasilibc_deinitialize_environ();
+    let list = PyList_New(0);
+    for (key, value) in std::env::vars_os() {
+        let pair = PyTuple_New(2);
+        PyTuple_SetItem(pair, 0, str_object(&key.to_string_lossy()));
+        PyTuple_SetItem(pair, 1, str_object(&value.to_string_lossy()));
+        PyList_Append(list, pair);
+        Py_DecRef(pair);
+    }
+    list
+}
+
+unsafe fn str_object(text: &str) -> *mut PyObject {
+    PyUnicode_FromStringAndSize(text.as_ptr() as *const c_char, text.len() as _)
+}
+
+/// Calls `SESSION.<method>(arg, environ)`; on failure prints Python's error and returns NULL.
+unsafe fn call_session(method: &CStr, arg: *mut PyObject) -> *mut PyObject {
+    let env = environ();
+    let result = PyObject_CallMethodObjArgs(
+        SESSION,
+        PyUnicode_FromString(method.as_ptr()),
+        arg,
+        env,
+        ptr::null_mut::<PyObject>(),
+    );
+    Py_DecRef(arg);
+    Py_DecRef(env);
+    result
+}
+
+/// The UTF-8 text of a `bytes` object.
+unsafe fn text(bytes: *mut PyObject) -> String {
+    let data = PyBytes_AsString(bytes) as *const u8;
+    let len = PyBytes_Size(bytes) as usize;
+    String::from_utf8_lossy(std::slice::from_raw_parts(data, len)).into_owned()
+}
+
+unsafe fn optional_text(obj: *mut PyObject) -> Option<String> {
+    (obj != Py_None()).then(|| text(obj))
+}
+
+/// Converts the tuple returned by `Session.evaluate` into an `Outcome`.
+unsafe fn outcome(tuple: *mut PyObject) -> Outcome {
+    let item = |i| PyTuple_GetItem(tuple, i);
+    let error = item(5);
+    let exit_code = item(6);
+    Outcome {
+        stdout: text(item(0)),
+        stderr: text(item(1)),
+        stdout_truncated: PyObject_IsTrue(item(2)) == 1,
+        stderr_truncated: PyObject_IsTrue(item(3)) == 1,
+        value: optional_text(item(4)),
+        error: (error != Py_None()).then(|| Exception {
+            type_name: text(PyTuple_GetItem(error, 0)),
+            message: text(PyTuple_GetItem(error, 1)),
+            traceback: text(PyTuple_GetItem(error, 2)),
+        }),
+        exit_code: (exit_code != Py_None()).then(|| PyLong_AsLong(exit_code) as i32),
+    }
+}
+
+/// The outcome when the evaluation machinery itself failed (for instance, no memory left
+/// to build the result).
+unsafe fn internal_failure() -> Outcome {
+    let (type_name, message) = take_error();
+    Outcome {
+        stdout: String::new(),
+        stderr: String::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        value: None,
+        error: Some(Exception {
+            traceback: format!("{type_name}: {message}\n"),
+            type_name,
+            message,
+        }),
+        exit_code: None,
+    }
+}
+
+/// Type name and message of the pending Python error, clearing it.
+unsafe fn take_error() -> (String, String) {
+    let exc = PyErr_GetRaisedException();
+    if exc.is_null() {
+        return ("SystemError".into(), "the evaluation failed".into());
+    }
+    let type_name = CStr::from_ptr((*Py_TYPE(exc)).tp_name).to_string_lossy().into_owned();
+    let message = PyObject_Str(exc);
+    let message = if message.is_null() {
+        PyErr_Clear();
+        String::new()
+    } else {
+        let utf8 = PyUnicode_AsUTF8String(message);
+        let m = if utf8.is_null() {
+            PyErr_Clear();
+            String::new()
+        } else {
+            text(utf8)
+        };
+        m
+    };
+    (type_name, message)
+}
+
+struct Component;
+
+impl evaluator::Guest for Component {
+    fn set_output_limit(bytes: u32) {
+        unsafe {
+            let limit = PyLong_FromUnsignedLong(bytes.into());
+            PyObject_SetAttrString(SESSION, c"output_limit".as_ptr(), limit);
+            Py_DecRef(limit);
+        }
+    }
+
+    fn eval(code: String) -> Outcome {
+        unsafe {
+            let result = call_session(c"evaluate", str_object(&code));
+            if result.is_null() {
+                return internal_failure();
+            }
+            let outcome = outcome(result);
+            Py_DecRef(result);
+            outcome
+        }
+    }
+}
+
+impl exports::wasi::cli::run::Guest for Component {
+    fn run() -> Result<(), ()> {
+        let status = unsafe {
+            let argv = PyList_New(0);
+            for arg in std::env::args_os() {
+                let arg = str_object(&arg.to_string_lossy());
+                PyList_Append(argv, arg);
+                Py_DecRef(arg);
+            }
+            let result = call_session(c"main", argv);
+            if result.is_null() {
+                PyErr_Print();
+                1
+            } else {
+                PyLong_AsLong(result) as i32
+            }
+        };
+        match status {
+            0 => Ok(()),
+            code => std::process::exit(code),
+        }
+    }
+}
+
+export!(Component);

@@ -1,0 +1,66 @@
+//! A small interactive loop on one session, for a terminal.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use pyeval::sandbox::Grants;
+use pyeval::{Evaluator, Limits};
+
+use super::eval_path::print_text;
+
+/// Reads statements from stdin and evaluates each in one session until end of input.
+/// A block (a line ending in `:`) continues until an empty line.
+pub fn run(evaluator: &Evaluator, limits: &Limits, grants: &Grants) -> Result<ExitCode> {
+    eprintln!("pyeval: Python 3.13 in a sandbox; each input runs under the limits. Ctrl-D exits.");
+    let mut session = evaluator.session_with(limits, grants)?;
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        let Some(source) = read_statement(&mut lines)? else {
+            return Ok(ExitCode::SUCCESS);
+        };
+        if source.trim().is_empty() {
+            continue;
+        }
+        let result = session.eval(&source);
+        let status = print_text(&result, true);
+        match &result {
+            Ok(outcome) if outcome.exit_code.is_some() => return Ok(status),
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!("pyeval: starting a new session");
+                session = evaluator.session_with(limits, grants)?;
+            }
+        }
+    }
+}
+
+fn read_statement(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> Result<Option<String>> {
+    prompt(">>> ")?;
+    let Some(first) = lines.next().transpose()? else {
+        return Ok(None);
+    };
+    let mut source = first.clone();
+    if first.trim_end().ends_with(':') || first.trim_end().ends_with('\\') {
+        loop {
+            prompt("... ")?;
+            match lines.next().transpose()? {
+                Some(line) if !line.trim().is_empty() => {
+                    source.push('\n');
+                    source.push_str(&line);
+                }
+                _ => break,
+            }
+        }
+    }
+    source.push('\n');
+    Ok(Some(source))
+}
+
+fn prompt(text: &str) -> Result<()> {
+    let mut stderr = std::io::stderr();
+    stderr.write_all(text.as_bytes())?;
+    stderr.flush()?;
+    Ok(())
+}

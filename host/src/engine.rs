@@ -1,0 +1,74 @@
+//! Engine settings and the clock shared by every way pyeval runs wasm.
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::Result;
+use wasmtime::{Config, Engine};
+
+/// Deepest wasm call stack a guest may use. CPython recurses deeply in C (the JSON decoder,
+/// `repr` of nested containers); wasmtime's 512 KiB default traps before Python's own
+/// recursion limit can raise `RecursionError`.
+pub const MAX_WASM_STACK: usize = 4 << 20;
+
+/// How often the epoch advances; wall-clock deadlines are checked at this granularity.
+pub const TICK: Duration = Duration::from_millis(5);
+
+/// Extra time allowed, past a deadline, for the host to notice a guest blocked in a host
+/// call before the evaluation is abandoned.
+const BLOCKED_GRACE: Duration = Duration::from_millis(20);
+
+/// Builds an engine for async execution with epoch interruption; `metered` turns fuel
+/// accounting on.
+pub fn build(metered: bool) -> Result<Engine> {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .consume_fuel(metered)
+        .epoch_interruption(true)
+        .max_wasm_stack(MAX_WASM_STACK)
+        // The fiber that runs the guest must hold the whole wasm stack plus host frames.
+        .async_stack_size(MAX_WASM_STACK + (1 << 20));
+    Ok(Engine::new(&config)?)
+}
+
+/// Starts (once per engine) a thread that advances the engine's epoch every [`TICK`]; it
+/// stops when the engine is dropped.
+pub fn start_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("pyeval-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+/// Epoch ticks that cover `limit` (at least one).
+pub fn ticks_for(limit: Duration) -> u64 {
+    (limit.as_nanos() / TICK.as_nanos()).max(1) as u64 + 1
+}
+
+/// Runs `future` on this thread's runtime; `None` if it is still blocked (in a host call
+/// that epochs cannot interrupt) once `limit` has passed.
+pub fn block_on<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+    thread_local! {
+        static RUNTIME: OnceLock<tokio::runtime::Runtime> = const { OnceLock::new() };
+    }
+    RUNTIME.with(|cell| {
+        let runtime = cell.get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("building a tokio runtime")
+        });
+        runtime
+            .block_on(tokio::time::timeout(limit + BLOCKED_GRACE, future))
+            .ok()
+    })
+}

@@ -1,0 +1,101 @@
+//! The guest's view of the world: what a store holds and which capabilities it grants.
+//!
+//! Nothing of the host is visible unless granted here: no environment variables but the
+//! ones given, no files but the mounts, no network.
+
+use anyhow::{Context, Result};
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::{FsPerms, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::mount::Mount;
+
+/// What a store carries for the guest: its WASI context, resource table and memory cap.
+pub struct SandboxState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+}
+
+impl SandboxState {
+    /// A state whose linear memories may not grow past `max_bytes`.
+    pub fn with_memory_limit(wasi: WasiCtx, max_bytes: usize) -> Self {
+        SandboxState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap {
+                max_bytes,
+                refused: false,
+            },
+        }
+    }
+
+    /// The limiter to install with `Store::limiter`.
+    pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.memory
+    }
+
+    /// Whether the guest asked for more memory than its cap allows.
+    pub fn memory_limit_hit(&self) -> bool {
+        self.memory.refused
+    }
+}
+
+/// Refuses memory growth past a cap, remembering that it did.
+struct MemoryCap {
+    max_bytes: usize,
+    refused: bool,
+}
+
+/// Most table elements a guest may have (CPython needs a few thousand).
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.max_bytes;
+        self.refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+impl WasiView for SandboxState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Capabilities a run is granted beyond computing.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// Host directories visible to the guest.
+    pub mounts: Vec<Mount>,
+    /// Environment variables the guest sees (and no others).
+    pub env: Vec<(String, String)>,
+}
+
+impl Grants {
+    /// Adds these grants to a WASI context under construction.
+    pub fn apply(&self, builder: &mut WasiCtxBuilder) -> Result<()> {
+        for mount in &self.mounts {
+            let perms = if mount.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            builder
+                .preopened_dir(&mount.host, &mount.guest, perms)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("mounting {}", mount.host.display()))?;
+        }
+        for (key, value) in &self.env {
+            builder.env(key, value);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,187 @@
+//! End-to-end tests of the command path: the `pyeval` binary running the stock
+//! `python.wasm` that `just build-cpython` made.
+
+mod common;
+
+use common::{pyeval, Run};
+
+#[test]
+fn hello_world() {
+    let run = pyeval(&["-c", "print('hello')"]);
+    run.assert_status(0);
+    assert_eq!(run.stdout, "hello\n");
+    assert!(
+        !run.stderr.contains("Could not find platform"),
+        "stdlib warnings leaked: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn exit_status_is_the_guests() {
+    pyeval(&["-c", "import sys; sys.exit(3)"]).assert_status(3);
+    let run = pyeval(&["-c", "raise ValueError('boom')"]);
+    run.assert_status(1);
+    assert!(run.stderr.contains("ValueError: boom"), "{}", run.stderr);
+}
+
+#[test]
+fn stdlib_modules_with_optional_deps_import() {
+    let code = "import json, re, decimal, zlib, bz2, lzma, sqlite3\n\
+        data = b'pyeval' * 100\n\
+        assert zlib.decompress(zlib.compress(data)) == data\n\
+        assert bz2.decompress(bz2.compress(data)) == data\n\
+        assert lzma.decompress(lzma.compress(data)) == data\n\
+        db = sqlite3.connect(':memory:')\n\
+        db.execute('create table t (x)')\n\
+        db.execute('insert into t values (41)')\n\
+        print(db.execute('select x + 1 from t').fetchone()[0], decimal.Decimal('0.1') * 3,\n\
+              json.dumps({'a': re.sub('b', 'c', 'abc')}))";
+    let run = pyeval(&["-c", code]);
+    run.assert_status(0);
+    assert_eq!(run.stdout, "42 0.3 {\"a\": \"acc\"}\n");
+}
+
+#[test]
+fn fuel_exhaustion_has_its_own_status_and_message() {
+    let run = Run::new(&["--fuel", "50_000_000", "-c", "sum(range(10**7))"]).go();
+    run.assert_status(125);
+    assert!(run.stderr.contains("out of fuel"), "{}", run.stderr);
+    assert!(run.stderr.contains("50,000,000"), "{}", run.stderr);
+    assert!(run.stderr.contains("--fuel"), "{}", run.stderr);
+}
+
+#[test]
+fn initial_fuel_env_sets_the_budget() {
+    let small = Run::new(&["-c", "print(sum(range(10**7)))"])
+        .env("INITIAL_FUEL", "50_000_000")
+        .go();
+    small.assert_status(125);
+    let unlimited = Run::new(&["-c", "print(sum(range(10**7)))"])
+        .env("INITIAL_FUEL", "-1")
+        .go();
+    unlimited.assert_status(0);
+    assert_eq!(unlimited.stdout, "49999995000000\n");
+}
+
+#[test]
+fn stats_report_fuel() {
+    let run = pyeval(&["--stats", "--fuel", "2_000_000_000", "-c", "pass"]);
+    run.assert_status(0);
+    assert!(run.stderr.contains("initial fuel: 2,000,000,000"), "{}", run.stderr);
+    let remaining = stat_value(&run.stderr, "fuel remaining: ");
+    let consumed = stat_value(&run.stderr, "fuel consumed: ");
+    assert_eq!(remaining + consumed, 2_000_000_000);
+    assert!(consumed > 0, "start-up consumes fuel");
+    assert!(run.stderr.contains('%'), "{}", run.stderr);
+
+    let off = pyeval(&["--stats", "--fuel", "-1", "-c", "pass"]);
+    off.assert_status(0);
+    assert!(off.stderr.contains("unlimited"), "{}", off.stderr);
+}
+
+fn stat_value(stderr: &str, label: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.split_once(label).map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("no {label:?} in {stderr}"));
+    let digits: String = line
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .filter(|c| *c != ',')
+        .collect();
+    digits.parse().unwrap()
+}
+
+#[test]
+fn script_args_stdin_and_module() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("script.py"),
+        "import sys\nprint(sys.argv[1:], open('/data/input.txt').read())\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("input.txt"), "from the host").unwrap();
+    let mount = format!("{}:/data", dir.path().display());
+    let run = pyeval(&["--mount", &mount, "/data/script.py", "a", "-b"]);
+    run.assert_status(0);
+    assert_eq!(run.stdout, "['a', '-b'] from the host\n");
+
+    let piped = Run::new(&["-"]).stdin("print(6 * 7)\n").go();
+    piped.assert_status(0);
+    assert_eq!(piped.stdout, "42\n");
+
+    let module = Run::new(&["-m", "json.tool"]).stdin("{\"b\": [1]}").go();
+    module.assert_status(0);
+    assert_eq!(module.stdout, "{\n    \"b\": [\n        1\n    ]\n}\n");
+}
+
+#[test]
+fn read_only_mount_refuses_writes_and_rw_allows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let ro = format!("{}:/data", dir.path().display());
+    let run = pyeval(&["--mount", &ro, "-c", "open('/data/new.txt', 'w').write('x')"]);
+    run.assert_status(1);
+    assert!(run.stderr.contains("PermissionError") || run.stderr.contains("OSError"), "{}", run.stderr);
+    assert!(!dir.path().join("new.txt").exists());
+
+    let rw = format!("{}:/data:rw", dir.path().display());
+    pyeval(&["--mount", &rw, "-c", "open('/data/new.txt', 'w').write('x')"]).assert_status(0);
+    assert_eq!(std::fs::read_to_string(dir.path().join("new.txt")).unwrap(), "x");
+}
+
+#[test]
+fn host_outside_mounts_environment_and_escapes_are_invisible() {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = format!("{}:/data", dir.path().display());
+    let code = "import os\n\
+        def visible(p):\n\
+            try:\n\
+                open(p).read(); return True\n\
+            except OSError:\n\
+                return False\n\
+        print(visible('/etc/passwd'), visible('/data/../etc/passwd'),\n\
+              visible('/data/../../../../etc/passwd'), dict(os.environ))";
+    let run = Run::new(&["--mount", &mount, "-c", code])
+        .env("SECRET_TOKEN", "leak")
+        .go();
+    run.assert_status(0);
+    assert_eq!(run.stdout, "False False False {}\n");
+
+    let given = pyeval(&["--env", "GREETING=hi", "-c", "import os; print(dict(os.environ))"]);
+    assert_eq!(given.stdout, "{'GREETING': 'hi'}\n");
+}
+
+#[test]
+fn bad_input_is_a_pyeval_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("corrupt.wasm");
+    std::fs::write(&corrupt, b"\0asm\x01\0\0\0garbage").unwrap();
+    let run = pyeval(&["--python", corrupt.to_str().unwrap(), "-c", "pass"]);
+    run.assert_status(2);
+    assert!(run.stderr.contains("cannot load"), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+
+    let missing = pyeval(&["--python", "/no/such/python.wasm", "-c", "pass"]);
+    missing.assert_status(2);
+    assert!(missing.stderr.contains("/no/such/python.wasm"), "{}", missing.stderr);
+
+    pyeval(&["--fuel", "lots", "-c", "pass"]).assert_status(2);
+    pyeval(&["--mount", "/no/such/dir:/x", "-c", "pass"]).assert_status(2);
+    pyeval(&["--mount", ".:relative", "-c", "pass"]).assert_status(2);
+}
+
+#[test]
+fn compiled_code_is_cached_on_disk() {
+    let cache = tempfile::tempdir().unwrap();
+    let first = Run::new(&["-c", "print(1)"])
+        .env("PYEVAL_CACHE_DIR", cache.path().to_str().unwrap())
+        .go();
+    first.assert_status(0);
+    assert!(first.stderr.contains("compiling"), "{}", first.stderr);
+    let second = Run::new(&["-c", "print(1)"])
+        .env("PYEVAL_CACHE_DIR", cache.path().to_str().unwrap())
+        .go();
+    second.assert_status(0);
+    assert_eq!(second.stderr, "");
+}

@@ -1,0 +1,125 @@
+//! `pyeval-componentize GUEST.wasm STDLIB_DIR OUT.wasm`: the last steps of
+//! `just build-component`.
+//!
+//! 1. Check that the guest module imports nothing but `wasi_snapshot_preview1` functions
+//!    (rustc links wasm with `--allow-undefined`, so a missing C symbol would otherwise
+//!    become an import that no host provides).
+//! 2. Pre-initialize it with wasmtime-wizer: run `pyeval_init` (Python starts, the common
+//!    stdlib is imported) with the stdlib mounted read-only, and snapshot the result.
+//! 3. Wrap the snapshot with the preview1 reactor adapter into a component.
+//!
+//! The output is rewritten only when an input changed: a hash of the inputs is kept beside
+//! it in `OUT.wasm.inputs`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER;
+use wasmtime::{Config, Engine, Linker, Store};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wizer::Wizer;
+
+/// Where the guest expects its stdlib while initializing (CPython's prefix is /usr/local).
+const GUEST_STDLIB: &str = "/usr/local/lib/python3.13";
+
+fn main() -> Result<()> {
+    let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let [guest, stdlib, out] = args.as_slice() else {
+        bail!("usage: pyeval-componentize GUEST.wasm STDLIB_DIR OUT.wasm");
+    };
+    let module = std::fs::read(guest).with_context(|| format!("reading {}", guest.display()))?;
+    let inputs = inputs_hash(&module, stdlib)?;
+    let stamp = out.with_extension("wasm.inputs");
+    if out.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(inputs.as_str()) {
+        println!("[pyeval] component up to date: {}", out.display());
+        return Ok(());
+    }
+
+    check_imports(&module)?;
+    let started = Instant::now();
+    let snapshot = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(preinitialize(&module, stdlib))
+        .context("pre-initializing the guest")?;
+    println!(
+        "[pyeval] snapshot taken ({:.1}s, {:.1} MB)",
+        started.elapsed().as_secs_f64(),
+        snapshot.len() as f64 / 1e6
+    );
+    let component = wit_component::ComponentEncoder::default()
+        .module(&snapshot)?
+        .adapter("wasi_snapshot_preview1", WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)?
+        .validate(true)
+        .encode()
+        .context("building the component")?;
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(out, &component).with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(&stamp, &inputs)?;
+    println!(
+        "[pyeval] component written: {} ({:.1} MB)",
+        out.display(),
+        component.len() as f64 / 1e6
+    );
+    Ok(())
+}
+
+/// Hash of the guest module, the stdlib it is initialized with, and this program.
+fn inputs_hash(module: &[u8], stdlib: &Path) -> Result<String> {
+    let mut sha = Sha256::new();
+    sha.update(module);
+    let manifest = stdlib.join("../manifest.json");
+    sha.update(std::fs::read(&manifest).with_context(|| format!("reading {}", manifest.display()))?);
+    sha.update(std::fs::read(std::env::current_exe()?)?);
+    Ok(hex::encode(sha.finalize()))
+}
+
+/// Fails unless every import is a function of `wasi_snapshot_preview1`.
+fn check_imports(module: &[u8]) -> Result<()> {
+    let mut strays = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(module) {
+        if let wasmparser::Payload::ImportSection(reader) = payload? {
+            for import in reader.into_imports() {
+                let import = import?;
+                let is_func = matches!(import.ty, wasmparser::TypeRef::Func(_));
+                if import.module != "wasi_snapshot_preview1" || !is_func {
+                    strays.push(format!("{}::{}", import.module, import.name));
+                }
+            }
+        }
+    }
+    if !strays.is_empty() {
+        bail!(
+            "the guest module has imports no WASI host provides (unresolved symbols at link \
+             time?): {}",
+            strays.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs `pyeval_init` under wizer and returns the snapshotted module.
+async fn preinitialize(module: &[u8], stdlib: &Path) -> Result<Vec<u8>> {
+    let mut config = Config::new();
+    config.async_support(true);
+    let engine = Engine::new(&config)?;
+    let wasi = WasiCtxBuilder::new()
+        .inherit_stdout()
+        .inherit_stderr()
+        .preopened_dir(stdlib, GUEST_STDLIB, FsPerms::ReadOnly)?
+        .build_p1();
+    let mut store = Store::new(&engine, wasi);
+    let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |cx| cx)?;
+    Wizer::new()
+        .init_func("pyeval_init")
+        .run(&mut store, module, async |store, module| {
+            linker.instantiate_async(store, module).await
+        })
+        .await
+}
