@@ -19,6 +19,9 @@ fn main() {
     });
     let digest = hex::encode(Sha256::digest(&bytes));
     let component = component.canonicalize().unwrap();
-    println!("cargo:rustc-env=PYEVAL_COMPONENT_PATH={}", component.display());
+    println!(
+        "cargo:rustc-env=PYEVAL_COMPONENT_PATH={}",
+        component.display()
+    );
     println!("cargo:rustc-env=PYEVAL_COMPONENT_SHA256={digest}");
 }

@@ -3,11 +3,11 @@
 
 mod common;
 
-use common::{pyeval, Run};
+use common::{python, Run};
 
 #[test]
 fn hello_world() {
-    let run = pyeval(&["-c", "print('hello')"]);
+    let run = python(&["-c", "print('hello')"]);
     run.assert_status(0);
     assert_eq!(run.stdout, "hello\n");
     assert!(
@@ -19,8 +19,8 @@ fn hello_world() {
 
 #[test]
 fn exit_status_is_the_guests() {
-    pyeval(&["-c", "import sys; sys.exit(3)"]).assert_status(3);
-    let run = pyeval(&["-c", "raise ValueError('boom')"]);
+    python(&["-c", "import sys; sys.exit(3)"]).assert_status(3);
+    let run = python(&["-c", "raise ValueError('boom')"]);
     run.assert_status(1);
     assert!(run.stderr.contains("ValueError: boom"), "{}", run.stderr);
 }
@@ -37,14 +37,14 @@ fn stdlib_modules_with_optional_deps_import() {
         db.execute('insert into t values (41)')\n\
         print(db.execute('select x + 1 from t').fetchone()[0], decimal.Decimal('0.1') * 3,\n\
               json.dumps({'a': re.sub('b', 'c', 'abc')}))";
-    let run = pyeval(&["-c", code]);
+    let run = python(&["-c", code]);
     run.assert_status(0);
     assert_eq!(run.stdout, "42 0.3 {\"a\": \"acc\"}\n");
 }
 
 #[test]
 fn fuel_exhaustion_has_its_own_status_and_message() {
-    let run = Run::new(&["--fuel", "50_000_000", "-c", "sum(range(10**7))"]).go();
+    let run = Run::command(&["--fuel", "50_000_000", "-c", "sum(range(10**7))"]).go();
     run.assert_status(125);
     assert!(run.stderr.contains("out of fuel"), "{}", run.stderr);
     assert!(run.stderr.contains("50,000,000"), "{}", run.stderr);
@@ -53,11 +53,11 @@ fn fuel_exhaustion_has_its_own_status_and_message() {
 
 #[test]
 fn initial_fuel_env_sets_the_budget() {
-    let small = Run::new(&["-c", "print(sum(range(10**7)))"])
+    let small = Run::command(&["-c", "print(sum(range(10**7)))"])
         .env("INITIAL_FUEL", "50_000_000")
         .go();
     small.assert_status(125);
-    let unlimited = Run::new(&["-c", "print(sum(range(10**7)))"])
+    let unlimited = Run::command(&["-c", "print(sum(range(10**7)))"])
         .env("INITIAL_FUEL", "-1")
         .go();
     unlimited.assert_status(0);
@@ -66,16 +66,20 @@ fn initial_fuel_env_sets_the_budget() {
 
 #[test]
 fn stats_report_fuel() {
-    let run = pyeval(&["--stats", "--fuel", "2_000_000_000", "-c", "pass"]);
+    let run = python(&["--stats", "--fuel", "2_000_000_000", "-c", "pass"]);
     run.assert_status(0);
-    assert!(run.stderr.contains("initial fuel: 2,000,000,000"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("initial fuel: 2,000,000,000"),
+        "{}",
+        run.stderr
+    );
     let remaining = stat_value(&run.stderr, "fuel remaining: ");
     let consumed = stat_value(&run.stderr, "fuel consumed: ");
     assert_eq!(remaining + consumed, 2_000_000_000);
     assert!(consumed > 0, "start-up consumes fuel");
     assert!(run.stderr.contains('%'), "{}", run.stderr);
 
-    let off = pyeval(&["--stats", "--fuel", "-1", "-c", "pass"]);
+    let off = python(&["--stats", "--fuel", "-1", "-c", "pass"]);
     off.assert_status(0);
     assert!(off.stderr.contains("unlimited"), "{}", off.stderr);
 }
@@ -103,15 +107,17 @@ fn script_args_stdin_and_module() {
     .unwrap();
     std::fs::write(dir.path().join("input.txt"), "from the host").unwrap();
     let mount = format!("{}:/data", dir.path().display());
-    let run = pyeval(&["--mount", &mount, "/data/script.py", "a", "-b"]);
+    let run = python(&["--mount", &mount, "/data/script.py", "a", "-b"]);
     run.assert_status(0);
     assert_eq!(run.stdout, "['a', '-b'] from the host\n");
 
-    let piped = Run::new(&["-"]).stdin("print(6 * 7)\n").go();
+    let piped = Run::command(&["-"]).stdin("print(6 * 7)\n").go();
     piped.assert_status(0);
     assert_eq!(piped.stdout, "42\n");
 
-    let module = Run::new(&["-m", "json.tool"]).stdin("{\"b\": [1]}").go();
+    let module = Run::command(&["-m", "json.tool"])
+        .stdin("{\"b\": [1]}")
+        .go();
     module.assert_status(0);
     assert_eq!(module.stdout, "{\n    \"b\": [\n        1\n    ]\n}\n");
 }
@@ -120,14 +126,32 @@ fn script_args_stdin_and_module() {
 fn read_only_mount_refuses_writes_and_rw_allows_them() {
     let dir = tempfile::tempdir().unwrap();
     let ro = format!("{}:/data", dir.path().display());
-    let run = pyeval(&["--mount", &ro, "-c", "open('/data/new.txt', 'w').write('x')"]);
+    let run = python(&[
+        "--mount",
+        &ro,
+        "-c",
+        "open('/data/new.txt', 'w').write('x')",
+    ]);
     run.assert_status(1);
-    assert!(run.stderr.contains("PermissionError") || run.stderr.contains("OSError"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("PermissionError") || run.stderr.contains("OSError"),
+        "{}",
+        run.stderr
+    );
     assert!(!dir.path().join("new.txt").exists());
 
     let rw = format!("{}:/data:rw", dir.path().display());
-    pyeval(&["--mount", &rw, "-c", "open('/data/new.txt', 'w').write('x')"]).assert_status(0);
-    assert_eq!(std::fs::read_to_string(dir.path().join("new.txt")).unwrap(), "x");
+    python(&[
+        "--mount",
+        &rw,
+        "-c",
+        "open('/data/new.txt', 'w').write('x')",
+    ])
+    .assert_status(0);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("new.txt")).unwrap(),
+        "x"
+    );
 }
 
 #[test]
@@ -142,13 +166,18 @@ fn host_outside_mounts_environment_and_escapes_are_invisible() {
                 return False\n\
         print(visible('/etc/passwd'), visible('/data/../etc/passwd'),\n\
               visible('/data/../../../../etc/passwd'), dict(os.environ))";
-    let run = Run::new(&["--mount", &mount, "-c", code])
+    let run = Run::command(&["--mount", &mount, "-c", code])
         .env("SECRET_TOKEN", "leak")
         .go();
     run.assert_status(0);
     assert_eq!(run.stdout, "False False False {}\n");
 
-    let given = pyeval(&["--env", "GREETING=hi", "-c", "import os; print(dict(os.environ))"]);
+    let given = python(&[
+        "--env",
+        "GREETING=hi",
+        "-c",
+        "import os; print(dict(os.environ))",
+    ]);
     assert_eq!(given.stdout, "{'GREETING': 'hi'}\n");
 }
 
@@ -157,29 +186,33 @@ fn bad_input_is_a_pyeval_error() {
     let dir = tempfile::tempdir().unwrap();
     let corrupt = dir.path().join("corrupt.wasm");
     std::fs::write(&corrupt, b"\0asm\x01\0\0\0garbage").unwrap();
-    let run = pyeval(&["--python", corrupt.to_str().unwrap(), "-c", "pass"]);
+    let run = common::pyeval(&["--python", corrupt.to_str().unwrap(), "-c", "pass"]);
     run.assert_status(2);
     assert!(run.stderr.contains("cannot load"), "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 
-    let missing = pyeval(&["--python", "/no/such/python.wasm", "-c", "pass"]);
+    let missing = common::pyeval(&["--python", "/no/such/python.wasm", "-c", "pass"]);
     missing.assert_status(2);
-    assert!(missing.stderr.contains("/no/such/python.wasm"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("/no/such/python.wasm"),
+        "{}",
+        missing.stderr
+    );
 
-    pyeval(&["--fuel", "lots", "-c", "pass"]).assert_status(2);
-    pyeval(&["--mount", "/no/such/dir:/x", "-c", "pass"]).assert_status(2);
-    pyeval(&["--mount", ".:relative", "-c", "pass"]).assert_status(2);
+    python(&["--fuel", "lots", "-c", "pass"]).assert_status(2);
+    python(&["--mount", "/no/such/dir:/x", "-c", "pass"]).assert_status(2);
+    python(&["--mount", ".:relative", "-c", "pass"]).assert_status(2);
 }
 
 #[test]
 fn compiled_code_is_cached_on_disk() {
     let cache = tempfile::tempdir().unwrap();
-    let first = Run::new(&["-c", "print(1)"])
+    let first = Run::command(&["-c", "print(1)"])
         .env("PYEVAL_CACHE_DIR", cache.path().to_str().unwrap())
         .go();
     first.assert_status(0);
     assert!(first.stderr.contains("compiling"), "{}", first.stderr);
-    let second = Run::new(&["-c", "print(1)"])
+    let second = Run::command(&["-c", "print(1)"])
         .env("PYEVAL_CACHE_DIR", cache.path().to_str().unwrap())
         .go();
     second.assert_status(0);

@@ -57,7 +57,9 @@ impl CompileCache {
         build: impl FnOnce() -> Result<Vec<u8>>,
         on_compile: impl FnOnce(),
     ) -> Result<Component> {
-        let path = self.dir.join(format!("{}.cwasm", artifact_key(engine, source_key)));
+        let path = self
+            .dir
+            .join(format!("{}.cwasm", artifact_key(engine, source_key)));
         if path.is_file() {
             // SAFETY: the artifact was written by `Engine::precompile_component` of this
             // same wasmtime version and engine settings (both are in its file name), into a
@@ -92,7 +94,9 @@ pub fn source_key(bytes: &[u8]) -> String {
 /// Hash of the source's key and of everything in the engine that changes compiled code.
 fn artifact_key(engine: &Engine, source_key: &str) -> String {
     let mut engine_hasher = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut engine_hasher);
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hasher);
     let mut sha = Sha256::new();
     sha.update(source_key.as_bytes());
     sha.update(engine_hasher.finish().to_le_bytes());

@@ -1,5 +1,6 @@
 //! The command path: a stock CPython WASI build (`python.wasm`, a core module with
-//! `_start`) run like `python`, through the `wasi_snapshot_preview1` command adapter.
+//! `_start`) run like `python`, through the `wasi_snapshot_preview1` command adapter; or any
+//! component that exports `wasi:cli/run`, pyeval.wasm included.
 
 use std::path::{Path, PathBuf};
 
@@ -65,7 +66,12 @@ impl CommandRunner {
         let engine = crate::engine::build(metered)?;
         let what = python_wasm.display().to_string();
         let component = cache
-            .component(&engine, &source_key(&module), || wrap_command(&module), on_compile)
+            .component(
+                &engine,
+                &source_key(&module),
+                || wrap_command(&module),
+                on_compile,
+            )
             .map_err(|e| RunError::Load {
                 what,
                 reason: format!("{e:#}"),
@@ -110,17 +116,18 @@ impl CommandRunner {
             Fuel::Unlimited => None,
         };
 
-        let status = match Command::instantiate_async(&mut store, &self.component, &self.linker).await {
-            Ok(command) => match command.wasi_cli_run().call_run(&mut store).await {
-                Ok(Ok(())) => Ok(0),
-                Ok(Err(())) => Ok(1),
-                Err(e) => classify_exit(e, budget),
-            },
-            Err(e) => Err(RunError::Load {
-                what: "python.wasm".into(),
-                reason: format!("{e:#}"),
-            }),
-        };
+        let status =
+            match Command::instantiate_async(&mut store, &self.component, &self.linker).await {
+                Ok(command) => match command.wasi_cli_run().call_run(&mut store).await {
+                    Ok(Ok(())) => Ok(0),
+                    Ok(Err(())) => Ok(1),
+                    Err(e) => classify_exit(e, budget),
+                },
+                Err(e) => Err(RunError::Load {
+                    what: "python.wasm".into(),
+                    reason: format!("{e:#}"),
+                }),
+            };
         let fuel_consumed = budget.map(|b| b - store.get_fuel().unwrap_or(0));
         Ok(RunReport {
             status,
@@ -143,8 +150,12 @@ fn classify_exit(error: wasmtime::Error, budget: Option<u64>) -> Result<i32, Run
     }
 }
 
-/// Wraps a core module that exports `_start` into a component exporting `wasi:cli/run`.
+/// Wraps a core module that exports `_start` into a component exporting `wasi:cli/run`;
+/// a component (such as pyeval.wasm) is taken as it is.
 fn wrap_command(module: &[u8]) -> Result<Vec<u8>> {
+    if wasmparser::Parser::is_component(module) {
+        return Ok(module.to_vec());
+    }
     wit_component::ComponentEncoder::default()
         .module(module)
         .context("not a WASI command module")?

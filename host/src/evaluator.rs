@@ -120,7 +120,12 @@ impl Evaluator {
         let setup = |e: wasmtime::Error| EvalError::Setup(format!("{e:#}"));
         let engine = crate::engine::build(true).map_err(|e| EvalError::Setup(format!("{e:#}")))?;
         let component: Component = CompileCache::default_location()
-            .component(&engine, COMPONENT_SHA256, || Ok(COMPONENT.to_vec()), on_compile)
+            .component(
+                &engine,
+                COMPONENT_SHA256,
+                || Ok(COMPONENT.to_vec()),
+                on_compile,
+            )
             .map_err(|e| EvalError::Setup(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup)?;
@@ -138,7 +143,12 @@ impl Evaluator {
     }
 
     /// Like [`Evaluator::eval`], with mounts and environment variables granted.
-    pub fn eval_with(&self, code: &str, limits: &Limits, grants: &Grants) -> Result<Outcome, EvalError> {
+    pub fn eval_with(
+        &self,
+        code: &str,
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<Outcome, EvalError> {
         let mut session = self.session_with(limits, grants)?;
         session.eval(code)
     }
@@ -172,7 +182,10 @@ impl Session {
         let stdout = MemoryOutputPipe::new(limits.output_bytes as usize);
         let stderr = MemoryOutputPipe::new(limits.output_bytes as usize);
         let mut builder = WasiCtxBuilder::new();
-        builder.stdout(stdout.clone()).stderr(stderr.clone()).arg("python");
+        builder
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .arg("python");
         grants
             .apply(&mut builder)
             .map_err(|e| EvalError::Setup(format!("{e:#}")))?;
@@ -205,12 +218,20 @@ impl Session {
             Fuel::Limited(n) => n,
             Fuel::Unlimited => u64::MAX,
         };
-        self.store.set_fuel(budget).map_err(|e| EvalError::Trap(e.to_string()))?;
+        self.store
+            .set_fuel(budget)
+            .map_err(|e| EvalError::Trap(e.to_string()))?;
         self.store
             .set_epoch_deadline(crate::engine::ticks_for(self.limits.wall_time));
         let result = crate::engine::block_on(
             self.limits.wall_time,
-            run_eval(&self.evaluator, &mut self.store, &mut self.python, code, self.limits.output_bytes),
+            run_eval(
+                &self.evaluator,
+                &mut self.store,
+                &mut self.python,
+                code,
+                self.limits.output_bytes,
+            ),
         );
         let fuel_used = budget - self.store.get_fuel().unwrap_or(0);
         let outcome = match result {
@@ -247,13 +268,24 @@ impl Session {
     fn finish(&mut self, wit: wit::Outcome, fuel_used: u64, wall_time: Duration) -> Outcome {
         let cap = self.limits.output_bytes as usize;
         let (raw_out, raw_err) = (self.stdout.contents(), self.stderr.contents());
-        let (seen_out, seen_err) = std::mem::replace(&mut self.raw_seen, (raw_out.len(), raw_err.len()));
+        let (seen_out, seen_err) =
+            std::mem::replace(&mut self.raw_seen, (raw_out.len(), raw_err.len()));
         let mut stdout = wit.stdout;
         let mut stdout_truncated = wit.stdout_truncated;
-        append_raw(&mut stdout, &mut stdout_truncated, &raw_out[seen_out..], cap);
+        append_raw(
+            &mut stdout,
+            &mut stdout_truncated,
+            &raw_out[seen_out..],
+            cap,
+        );
         let mut stderr = wit.stderr;
         let mut stderr_truncated = wit.stderr_truncated;
-        append_raw(&mut stderr, &mut stderr_truncated, &raw_err[seen_err..], cap);
+        append_raw(
+            &mut stderr,
+            &mut stderr_truncated,
+            &raw_err[seen_err..],
+            cap,
+        );
         Outcome {
             stdout,
             stderr,

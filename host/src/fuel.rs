@@ -63,7 +63,7 @@ pub fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -84,7 +84,16 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "_", "abc", "-2", "1e9", "1__", "_1", "99999999999999999999999"] {
+        for bad in [
+            "",
+            "_",
+            "abc",
+            "-2",
+            "1e9",
+            "1__",
+            "_1",
+            "99999999999999999999999",
+        ] {
             assert!(bad.parse::<Fuel>().is_err(), "{bad:?} should be rejected");
         }
     }

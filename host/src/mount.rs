@@ -75,7 +75,11 @@ mod tests {
     use super::*;
 
     fn tmp() -> String {
-        std::env::temp_dir().canonicalize().unwrap().to_string_lossy().into_owned()
+        std::env::temp_dir()
+            .canonicalize()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
     }
 
     #[test]

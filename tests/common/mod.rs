@@ -33,14 +33,23 @@ pub struct Run {
 }
 
 impl Run {
+    /// `pyeval ARGS...`: the evaluator path unless ARGS choose `--python`.
     pub fn new(args: &[&str]) -> Self {
         warm_compile_cache();
         let mut command = Command::new(env!("CARGO_BIN_EXE_pyeval"));
-        command.args(args).env_remove("INITIAL_FUEL");
+        command
+            .args(args)
+            .env_remove("INITIAL_FUEL")
+            .env_remove("PYEVAL_CPYTHON_DIR");
         Run {
             command,
             stdin: Vec::new(),
         }
+    }
+
+    /// `pyeval --python ARGS...`: the command path with the stock python.wasm.
+    pub fn command(args: &[&str]) -> Self {
+        Run::new(&[&["--python"], args].concat())
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
@@ -76,19 +85,28 @@ impl Run {
     }
 }
 
-/// Runs `pyeval ARGS…` with empty stdin.
+/// Runs `pyeval ARGS...` with empty stdin.
 pub fn pyeval(args: &[&str]) -> Output {
     Run::new(args).go()
 }
 
-/// Compiles python.wasm into the shared cache once per test binary, so parallel tests
-/// do not each compile it.
+/// Runs `pyeval --python ARGS...` with empty stdin.
+pub fn python(args: &[&str]) -> Output {
+    Run::command(args).go()
+}
+
+/// Compiles the evaluator and python.wasm (metered and not) into the shared cache once per
+/// test binary, so parallel tests do not each compile them.
 fn warm_compile_cache() {
     static WARM: Once = Once::new();
     WARM.call_once(|| {
-        for fuel in ["1000000000", "-1"] {
+        for args in [
+            &["-c", "pass"][..],
+            &["--python", "-c", "pass"],
+            &["--python", "--fuel", "-1", "-c", "pass"],
+        ] {
             let status = Command::new(env!("CARGO_BIN_EXE_pyeval"))
-                .args(["--fuel", fuel, "-c", "pass"])
+                .args(args)
                 .stdin(Stdio::null())
                 .status()
                 .expect("pyeval starts");

@@ -19,7 +19,11 @@ fn default_cpython_dir() -> PathBuf {
 pub fn run(cli: &Cli, python: PathBuf) -> Result<ExitCode> {
     let cpython = default_cpython_dir();
     let given = !python.as_os_str().is_empty();
-    let python = if given { python } else { cpython.join("python.wasm") };
+    let python = if given {
+        python
+    } else {
+        cpython.join("python.wasm")
+    };
     if !python.is_file() {
         if given {
             bail!("{} does not exist or is not a file", python.display());

@@ -11,8 +11,8 @@ use super::invocation::Invocation;
 use super::{print_fuel_stats, repl, status, Cli};
 
 pub fn run(cli: &Cli) -> Result<ExitCode> {
-    let invocation = Invocation::parse(&cli.args, std::io::stdin().is_terminal())
-        .map_err(anyhow::Error::msg)?;
+    let invocation =
+        Invocation::parse(&cli.args, std::io::stdin().is_terminal()).map_err(anyhow::Error::msg)?;
     let limits = cli.limits()?;
     let grants = cli.grants();
     let (program, argv, show_value) = match invocation {
@@ -28,7 +28,11 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         }
         Invocation::Module { name, argv } => {
             let name = serde_json::to_string(&name)?;
-            (format!("import runpy\nrunpy._run_module_as_main({name})\n"), argv, false)
+            (
+                format!("import runpy\nrunpy._run_module_as_main({name})\n"),
+                argv,
+                false,
+            )
         }
         Invocation::Stdin { argv } => {
             let mut source = String::new();
@@ -42,7 +46,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
     let evaluator = load()?;
     let mut session = evaluator.session_with(&limits, &grants)?;
     // sys.argv as python would set it; a statement with no output, charged like the rest.
-    let prologue = format!("import sys\nsys.argv = {}\ndel sys\n", serde_json::to_string(&argv)?);
+    let prologue = format!(
+        "import sys\nsys.argv = {}\ndel sys\n",
+        serde_json::to_string(&argv)?
+    );
     let result = session.eval(&prologue).and_then(|first| {
         session.eval(&program).map(|mut outcome| {
             outcome.fuel_used += first.fuel_used;
@@ -58,7 +65,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         };
         print_fuel_stats(cli.fuel, used);
         if let Ok(outcome) = &result {
-            eprintln!("pyeval: wall time: {:.3} ms", outcome.wall_time.as_secs_f64() * 1e3);
+            eprintln!(
+                "pyeval: wall time: {:.3} ms",
+                outcome.wall_time.as_secs_f64() * 1e3
+            );
         }
     }
     Ok(if cli.json {
@@ -89,7 +99,10 @@ pub fn print_text(result: &Result<Outcome, EvalError>, show_value: bool) -> Exit
             if let Some(error) = &outcome.error {
                 eprint!("{}", error.traceback);
             }
-            for (name, truncated) in [("stdout", outcome.stdout_truncated), ("stderr", outcome.stderr_truncated)] {
+            for (name, truncated) in [
+                ("stdout", outcome.stdout_truncated),
+                ("stderr", outcome.stderr_truncated),
+            ] {
                 if truncated {
                     eprintln!("pyeval: {name} was truncated at the output limit (--max-output)");
                 }
@@ -106,11 +119,15 @@ pub fn print_text(result: &Result<Outcome, EvalError>, show_value: bool) -> Exit
 fn print_json(result: &Result<Outcome, EvalError>) -> ExitCode {
     match result {
         Ok(outcome) => {
-            println!("{}", serde_json::to_string(outcome).expect("outcomes serialize"));
+            println!(
+                "{}",
+                serde_json::to_string(outcome).expect("outcomes serialize")
+            );
             outcome_status(outcome)
         }
         Err(error) => {
-            let failure = json!({ "failure": { "kind": error_kind(error), "message": error.to_string() } });
+            let failure =
+                json!({ "failure": { "kind": error_kind(error), "message": error.to_string() } });
             println!("{failure}");
             ExitCode::from(error_status(error))
         }

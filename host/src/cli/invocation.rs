@@ -23,8 +23,12 @@ impl Invocation {
         let rest = |from: usize| args.get(from..).unwrap_or_default().to_vec();
         match args.first().map(String::as_str) {
             None if stdin_is_terminal => Ok(Invocation::Interactive),
-            None => Ok(Invocation::Stdin { argv: vec![String::new()] }),
-            Some("-") => Ok(Invocation::Stdin { argv: args.to_vec() }),
+            None => Ok(Invocation::Stdin {
+                argv: vec![String::new()],
+            }),
+            Some("-") => Ok(Invocation::Stdin {
+                argv: args.to_vec(),
+            }),
             Some(flag @ ("-c" | "-m")) => {
                 let value = args
                     .get(1)
@@ -66,19 +70,38 @@ mod tests {
     fn every_form() {
         assert_eq!(
             parse(&["-c", "print(1)", "a"], false),
-            Ok(Invocation::Code { code: "print(1)".into(), argv: vec!["-c".into(), "a".into()] })
+            Ok(Invocation::Code {
+                code: "print(1)".into(),
+                argv: vec!["-c".into(), "a".into()]
+            })
         );
         assert_eq!(
             parse(&["-m", "json.tool", "x"], false),
-            Ok(Invocation::Module { name: "json.tool".into(), argv: vec!["json.tool".into(), "x".into()] })
+            Ok(Invocation::Module {
+                name: "json.tool".into(),
+                argv: vec!["json.tool".into(), "x".into()]
+            })
         );
         assert_eq!(
             parse(&["s.py", "-v"], false),
-            Ok(Invocation::Script { path: "s.py".into(), argv: vec!["s.py".into(), "-v".into()] })
+            Ok(Invocation::Script {
+                path: "s.py".into(),
+                argv: vec!["s.py".into(), "-v".into()]
+            })
         );
-        assert_eq!(parse(&["-", "x"], true), Ok(Invocation::Stdin { argv: vec!["-".into(), "x".into()] }));
+        assert_eq!(
+            parse(&["-", "x"], true),
+            Ok(Invocation::Stdin {
+                argv: vec!["-".into(), "x".into()]
+            })
+        );
         assert_eq!(parse(&[], true), Ok(Invocation::Interactive));
-        assert_eq!(parse(&[], false), Ok(Invocation::Stdin { argv: vec![String::new()] }));
+        assert_eq!(
+            parse(&[], false),
+            Ok(Invocation::Stdin {
+                argv: vec![String::new()]
+            })
+        );
     }
 
     #[test]

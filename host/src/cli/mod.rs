@@ -73,7 +73,11 @@ pub struct Cli {
     version: Option<bool>,
 
     /// Python's arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "PYTHON ARGS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PYTHON ARGS"
+    )]
     args: Vec<String>,
 }
 
@@ -91,7 +95,8 @@ impl Cli {
         }
         Ok(Limits {
             fuel: self.fuel,
-            memory_bytes: usize::try_from(self.memory.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+            memory_bytes: usize::try_from(self.memory.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
             wall_time: Duration::from_secs_f64(self.timeout),
             output_bytes: self.max_output,
         })
@@ -122,11 +127,20 @@ fn print_fuel_stats(fuel: Fuel, consumed: Option<u64>) {
             } else {
                 used as f64 * 100.0 / initial as f64
             };
-            eprintln!("pyeval: fuel remaining: {}", group_thousands(initial.saturating_sub(used)));
+            eprintln!(
+                "pyeval: fuel remaining: {}",
+                group_thousands(initial.saturating_sub(used))
+            );
             eprintln!("pyeval: initial fuel: {}", group_thousands(initial));
-            eprintln!("pyeval: fuel consumed: {} ({percent:.2}%)", group_thousands(used));
+            eprintln!(
+                "pyeval: fuel consumed: {} ({percent:.2}%)",
+                group_thousands(used)
+            );
         }
-        (_, Some(used)) => eprintln!("pyeval: fuel: unlimited ({} consumed)", group_thousands(used)),
+        (_, Some(used)) => eprintln!(
+            "pyeval: fuel: unlimited ({} consumed)",
+            group_thousands(used)
+        ),
         _ => eprintln!("pyeval: fuel: unlimited (metering off)"),
     }
 }

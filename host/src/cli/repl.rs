@@ -36,7 +36,9 @@ pub fn run(evaluator: &Evaluator, limits: &Limits, grants: &Grants) -> Result<Ex
     }
 }
 
-fn read_statement(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> Result<Option<String>> {
+fn read_statement(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+) -> Result<Option<String>> {
     prompt(">>> ")?;
     let Some(first) = lines.next().transpose()? else {
         return Ok(None);

@@ -52,7 +52,10 @@ fn main() -> Result<()> {
     );
     let component = wit_component::ComponentEncoder::default()
         .module(&snapshot)?
-        .adapter("wasi_snapshot_preview1", WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)?
+        .adapter(
+            "wasi_snapshot_preview1",
+            WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+        )?
         .validate(true)
         .encode()
         .context("building the component")?;
@@ -74,7 +77,9 @@ fn inputs_hash(module: &[u8], stdlib: &Path) -> Result<String> {
     let mut sha = Sha256::new();
     sha.update(module);
     let manifest = stdlib.join("../manifest.json");
-    sha.update(std::fs::read(&manifest).with_context(|| format!("reading {}", manifest.display()))?);
+    sha.update(
+        std::fs::read(&manifest).with_context(|| format!("reading {}", manifest.display()))?,
+    );
     sha.update(std::fs::read(std::env::current_exe()?)?);
     Ok(hex::encode(sha.finalize()))
 }
@@ -105,9 +110,7 @@ fn check_imports(module: &[u8]) -> Result<()> {
 
 /// Runs `pyeval_init` under wizer and returns the snapshotted module.
 async fn preinitialize(module: &[u8], stdlib: &Path) -> Result<Vec<u8>> {
-    let mut config = Config::new();
-    config.async_support(true);
-    let engine = Engine::new(&config)?;
+    let engine = Engine::new(&Config::new())?;
     let wasi = WasiCtxBuilder::new()
         .inherit_stdout()
         .inherit_stderr()
@@ -116,10 +119,30 @@ async fn preinitialize(module: &[u8], stdlib: &Path) -> Result<Vec<u8>> {
     let mut store = Store::new(&engine, wasi);
     let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |cx| cx)?;
-    Wizer::new()
+    let snapshot = Wizer::new()
         .init_func("pyeval_init")
         .run(&mut store, module, async |store, module| {
             linker.instantiate_async(store, module).await
         })
-        .await
+        .await?;
+    Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_imports;
+
+    #[test]
+    fn only_preview1_functions_may_be_imported() {
+        let clean = wat::parse_str(
+            r#"(module (import "wasi_snapshot_preview1" "fd_write"
+                 (func (param i32 i32 i32 i32) (result i32))))"#,
+        )
+        .unwrap();
+        check_imports(&clean).unwrap();
+
+        let stray = wat::parse_str(r#"(module (import "env" "PyMissing_Symbol" (func)))"#).unwrap();
+        let error = check_imports(&stray).unwrap_err().to_string();
+        assert!(error.contains("env::PyMissing_Symbol"), "{error}");
+    }
 }

@@ -1,0 +1,151 @@
+//! End-to-end tests of the `pyeval` binary on its default path, the evaluator component.
+
+mod common;
+
+use common::{pyeval, Run};
+
+#[test]
+fn code_prints_output_and_the_trailing_value() {
+    let run = pyeval(&["-c", "print('hello')"]);
+    run.assert_status(0);
+    assert_eq!(run.stdout, "hello\n");
+    assert_eq!(run.stderr, "");
+    let value = pyeval(&["-c", "1+1"]);
+    assert_eq!(value.stdout, "2\n");
+}
+
+#[test]
+fn errors_and_exit_statuses() {
+    let run = pyeval(&["-c", "print('a'); 1/0"]);
+    run.assert_status(1);
+    assert_eq!(run.stdout, "a\n");
+    assert!(
+        run.stderr
+            .ends_with("ZeroDivisionError: division by zero\n"),
+        "{}",
+        run.stderr
+    );
+    pyeval(&["-c", "import sys; sys.exit(3)"]).assert_status(3);
+    let bad = pyeval(&["-X", "dev"]);
+    bad.assert_status(2);
+    assert!(
+        bad.stderr.contains("unsupported Python option -X"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn json_gives_the_typed_outcome() {
+    let run = pyeval(&["--json", "-c", "print('a'); 1/0"]);
+    run.assert_status(1);
+    let outcome: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON object");
+    assert_eq!(outcome["stdout"], "a\n");
+    assert_eq!(outcome["value"], serde_json::Value::Null);
+    assert_eq!(outcome["error"]["type_name"], "ZeroDivisionError");
+    assert_eq!(outcome["error"]["message"], "division by zero");
+    assert!(outcome["fuel_used"].as_u64().unwrap() > 0);
+
+    let fuel = pyeval(&["--json", "--fuel", "1_000_000", "-c", "sum(range(10**7))"]);
+    fuel.assert_status(125);
+    let failure: serde_json::Value = serde_json::from_str(&fuel.stdout).unwrap();
+    assert_eq!(failure["failure"]["kind"], "fuel_exhausted");
+}
+
+#[test]
+fn fuel_limit_and_stats() {
+    let run = pyeval(&["--fuel", "5_000_000", "-c", "sum(range(10**7))"]);
+    run.assert_status(125);
+    assert!(run.stderr.contains("out of fuel"), "{}", run.stderr);
+    let unlimited = Run::new(&["-c", "sum(range(10**7))"])
+        .env("INITIAL_FUEL", "-1")
+        .go();
+    unlimited.assert_status(0);
+    assert_eq!(unlimited.stdout, "49999995000000\n");
+
+    let stats = pyeval(&["--stats", "-c", "print(1)"]);
+    stats.assert_status(0);
+    assert!(
+        stats.stderr.contains("initial fuel: 1,000,000,000"),
+        "{}",
+        stats.stderr
+    );
+    assert!(stats.stderr.contains("fuel consumed: "), "{}", stats.stderr);
+}
+
+#[test]
+fn script_module_and_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script.py");
+    std::fs::write(&script, "import sys\nprint(sys.argv)\n").unwrap();
+    let run = pyeval(&[script.to_str().unwrap(), "a", "-b"]);
+    run.assert_status(0);
+    assert_eq!(run.stdout, format!("['{}', 'a', '-b']\n", script.display()));
+
+    let module = pyeval(&["-m", "this"]);
+    module.assert_status(0);
+    assert!(
+        module
+            .stdout
+            .starts_with("The Zen of Python, by Tim Peters"),
+        "{}",
+        module.stdout
+    );
+
+    let piped = Run::new(&["-"]).stdin("x = 6\nprint(x * 7)\n").go();
+    piped.assert_status(0);
+    assert_eq!(piped.stdout, "42\n");
+
+    let missing = pyeval(&["/no/such/script.py"]);
+    missing.assert_status(2);
+    assert!(
+        missing.stderr.contains("/no/such/script.py"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn mounts_and_environment_are_granted_explicitly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "data").unwrap();
+    let mount = format!("{}:/data", dir.path().display());
+    let run = Run::new(&[
+        "--mount",
+        &mount,
+        "--env",
+        "K=v",
+        "-c",
+        "import os\nprint(open('/data/in.txt').read(), dict(os.environ))",
+    ])
+    .env("SECRET", "x")
+    .go();
+    run.assert_status(0);
+    assert_eq!(run.stdout, "data {'K': 'v'}\n");
+    let hidden = pyeval(&["-c", "open('/etc/passwd')"]);
+    hidden.assert_status(1);
+}
+
+#[test]
+fn the_component_runs_as_a_command() {
+    let component = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/pyeval.wasm");
+    let empty = tempfile::tempdir().unwrap();
+    let stdlib = empty.path().to_str().unwrap();
+    let run = pyeval(&[
+        "--python",
+        component,
+        "--stdlib",
+        stdlib,
+        "-c",
+        "import json, sys; print(json.dumps([1]), sys.argv)",
+    ]);
+    run.assert_status(0);
+    assert_eq!(run.stdout, "[1] ['-c']\n");
+    pyeval(&["--python", component, "-c", "import sys; sys.exit(4)"]).assert_status(4);
+    let module = pyeval(&["--python", component, "-m", "this"]);
+    assert!(
+        module.stdout.starts_with("The Zen of Python"),
+        "{}",
+        module.stdout
+    );
+}

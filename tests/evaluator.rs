@@ -1,0 +1,183 @@
+//! The evaluator's contract, field by field, through the library API.
+
+use std::sync::OnceLock;
+
+use pyeval::{EvalError, Evaluator, Limits, Outcome};
+
+fn evaluator() -> &'static Evaluator {
+    static EVALUATOR: OnceLock<Evaluator> = OnceLock::new();
+    EVALUATOR.get_or_init(|| Evaluator::new(|| {}).expect("the evaluator loads"))
+}
+
+fn eval(code: &str) -> Outcome {
+    evaluator()
+        .eval(code, &Limits::default())
+        .expect("evaluation succeeds")
+}
+
+#[test]
+fn trailing_expression_value() {
+    assert_eq!(eval("1 + 1").value.as_deref(), Some("2"));
+    assert_eq!(eval("'a' * 2").value.as_deref(), Some("'aa'"));
+    assert_eq!(eval("x = [1, 2]\nx").value.as_deref(), Some("[1, 2]"));
+    assert_eq!(eval("None").value, None);
+    assert_eq!(eval("x = 1").value, None);
+    assert_eq!(eval("").value, None);
+    let mixed = eval("print('out')\n{'k': (1,)}");
+    assert_eq!(mixed.stdout, "out\n");
+    assert_eq!(mixed.value.as_deref(), Some("{'k': (1,)}"));
+    assert!(mixed.error.is_none() && mixed.exit_code.is_none());
+}
+
+#[test]
+fn exceptions_carry_type_message_and_traceback() {
+    let outcome = eval("x = 1\n1 / 0");
+    let error = outcome.error.expect("an error");
+    assert_eq!(error.type_name, "ZeroDivisionError");
+    assert_eq!(error.message, "division by zero");
+    assert!(
+        error
+            .traceback
+            .starts_with("Traceback (most recent call last):\n"),
+        "{}",
+        error.traceback
+    );
+    assert!(
+        error.traceback.contains("File \"<string>\", line 2"),
+        "{}",
+        error.traceback
+    );
+    assert!(
+        error.traceback.contains("1 / 0"),
+        "source line shown: {}",
+        error.traceback
+    );
+    assert!(error
+        .traceback
+        .ends_with("ZeroDivisionError: division by zero\n"));
+    assert!(
+        !error.traceback.contains("<pyeval>"),
+        "guest frames hidden: {}",
+        error.traceback
+    );
+    assert_eq!(outcome.value, None);
+
+    let custom = eval("class Oops(Exception): pass\nraise Oops('custom')")
+        .error
+        .unwrap();
+    assert_eq!(
+        (custom.type_name.as_str(), custom.message.as_str()),
+        ("Oops", "custom")
+    );
+    let qualified = eval("import json\njson.loads('{')").error.unwrap();
+    assert_eq!(qualified.type_name, "json.decoder.JSONDecodeError");
+    let syntax = eval("def broken(:\n  pass").error.unwrap();
+    assert_eq!(syntax.type_name, "SyntaxError");
+    assert!(
+        syntax.traceback.contains("SyntaxError"),
+        "{}",
+        syntax.traceback
+    );
+}
+
+#[test]
+fn system_exit_gives_exit_code() {
+    assert_eq!(eval("import sys\nsys.exit(3)").exit_code, Some(3));
+    assert_eq!(eval("import sys\nsys.exit()").exit_code, Some(0));
+    let message = eval("raise SystemExit('bye')");
+    assert_eq!(message.exit_code, Some(1));
+    assert_eq!(message.stderr, "bye\n");
+    assert!(message.error.is_none());
+}
+
+#[test]
+fn output_is_unicode_and_capped() {
+    let outcome = eval("import sys\nprint('héllo ✓ 🐍')\nprint('warn', file=sys.stderr)");
+    assert_eq!(outcome.stdout, "héllo ✓ 🐍\n");
+    assert_eq!(outcome.stderr, "warn\n");
+    assert_eq!(eval("print('\\ud800')").stdout, "\\ud800\n");
+
+    let limits = Limits {
+        output_bytes: 1000,
+        ..Limits::default()
+    };
+    let big = evaluator()
+        .eval("print('x' * 5000)\nprint('é' * 5000)", &limits)
+        .unwrap();
+    assert_eq!(big.stdout.len(), 1000);
+    assert!(big.stdout_truncated && !big.stderr_truncated);
+    let small = evaluator().eval("print('x' * 10)", &limits).unwrap();
+    assert!(!small.stdout_truncated);
+
+    let raw = eval("import os\nos.write(1, b'raw\\n')\nos.write(2, b'err\\n')");
+    assert_eq!(raw.stdout, "raw\n");
+    assert_eq!(raw.stderr, "err\n");
+}
+
+#[test]
+fn session_keeps_state_and_fresh_evaluations_share_nothing() {
+    let mut session = evaluator().session(&Limits::default()).unwrap();
+    session
+        .eval("x = 41\nimport builtins\nbuiltins.marker = 'kept'")
+        .unwrap();
+    assert_eq!(session.eval("x + 1").unwrap().value.as_deref(), Some("42"));
+    assert_eq!(
+        session.eval("marker").unwrap().value.as_deref(),
+        Some("'kept'")
+    );
+    session.eval("raise ValueError('still usable')").unwrap();
+    assert_eq!(session.eval("x").unwrap().value.as_deref(), Some("41"));
+
+    eval("leak = 1\nimport builtins, sys\nbuiltins.len = None\nsys.modules['json'] = None");
+    assert_eq!(eval("'leak' in globals()").value.as_deref(), Some("False"));
+    assert_eq!(eval("len([1, 2])").value.as_deref(), Some("2"));
+    assert_eq!(
+        eval("import json\njson.dumps(1)").value.as_deref(),
+        Some("'1'")
+    );
+}
+
+#[test]
+fn fresh_instance_imports_the_stdlib() {
+    let code = "import json, re, decimal, sqlite3, email, zlib, lzma, bz2\n\
+        import xml.dom.minidom, email.mime.text, zipfile, tomllib\n\
+        db = sqlite3.connect(':memory:')\n\
+        (db.execute('select 40 + 2').fetchone()[0], str(decimal.Decimal(1) / 8),\n\
+         xml.dom.minidom.parseString('<a>t</a>').documentElement.tagName)";
+    let outcome = eval(code);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.value.as_deref(), Some("(42, '0.125', 'a')"));
+}
+
+#[test]
+fn every_instance_draws_its_own_random_numbers() {
+    let a = eval("import random\nrandom.random()").value;
+    let b = eval("import random\nrandom.random()").value;
+    assert_ne!(a, b);
+}
+
+#[test]
+fn print_costs_little_fuel() {
+    let outcome = eval("print(1)");
+    assert_eq!(outcome.stdout, "1\n");
+    assert!(
+        outcome.fuel_used < 1_000_000,
+        "print(1) used {} fuel",
+        outcome.fuel_used
+    );
+    assert!(outcome.fuel_used > 0);
+}
+
+#[test]
+fn fuel_exhaustion_ends_the_session() {
+    let limits = Limits {
+        fuel: pyeval::Fuel::Limited(5_000_000),
+        ..Limits::default()
+    };
+    let mut session = evaluator().session(&limits).unwrap();
+    let err = session.eval("sum(range(10**8))").unwrap_err();
+    assert_eq!(err, EvalError::FuelExhausted { budget: 5_000_000 });
+    assert!(matches!(session.eval("1"), Err(EvalError::SessionEnded(_))));
+    let mut next = evaluator().session(&limits).unwrap();
+    assert_eq!(next.eval("1 + 1").unwrap().value.as_deref(), Some("2"));
+}
