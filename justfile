@@ -7,7 +7,7 @@ guest := env("CARGO_TARGET_DIR", justfile_directory() / "guest-adapter/target") 
 
 # Build CPython 3.13 for wasm32-wasip1 from pinned sources (cached outside the tree).
 build-cpython:
-    python3 tools/build_cpython.py
+    python3 tools/cpython.py
 
 # Build target/pyeval.wasm: the guest module, pre-initialized and componentized.
 build-component: build-cpython
