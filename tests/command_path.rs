@@ -158,14 +158,17 @@ fn read_only_mount_refuses_writes_and_rw_allows_them() {
 fn host_outside_mounts_environment_and_escapes_are_invisible() {
     let dir = tempfile::tempdir().unwrap();
     let mount = format!("{}:/data", dir.path().display());
-    let code = "import os\n\
-        def visible(p):\n\
-            try:\n\
-                open(p).read(); return True\n\
-            except OSError:\n\
-                return False\n\
-        print(visible('/etc/passwd'), visible('/data/../etc/passwd'),\n\
-              visible('/data/../../../../etc/passwd'), dict(os.environ))";
+    let code = r#"
+import os
+def visible(path):
+    try:
+        open(path).read()
+        return True
+    except OSError:
+        return False
+print(visible('/etc/passwd'), visible('/data/../etc/passwd'),
+      visible('/data/../../../../etc/passwd'), dict(os.environ))
+"#;
     let run = Run::command(&["--mount", &mount, "-c", code])
         .env("SECRET_TOKEN", "leak")
         .go();

@@ -361,6 +361,9 @@ class Build:
         for tests in [*stdlib.rglob("tests"), *stdlib.rglob("idle_test")]:
             if tests.is_dir():
                 remove(tests)
+        # Only unoptimized bytecode is used (no -O here).
+        for pyc in [*stdlib.rglob("*.opt-1.pyc"), *stdlib.rglob("*.opt-2.pyc")]:
+            pyc.unlink()
         (stdlib / "lib-dynload").mkdir(exist_ok=True)
         (stdlib / "lib-dynload" / ".keep").touch()
         self.write_manifest(build)
@@ -391,11 +394,13 @@ def builtin_modules(config_c):
 
 
 def missing_modules(make_log):
-    """Modules make reported as not found or failed."""
+    """Modules make reported as not found or failed: the names listed under each notice."""
     missing = set()
-    for match in re.finditer(r"(?:were not found|failed to build|Failed to build)[^:\n]*:\n"
-                             r"((?:[ \t]*\S.*\n)+)", make_log):
-        missing.update(match.group(1).split())
+    for notice in re.finditer(r"(?:were not found|[Ff]ailed to build)[^\n]*:\n", make_log):
+        for line in make_log[notice.end():].splitlines():
+            if not line.strip() or line.startswith("To find"):
+                break
+            missing.update(line.split())
     return sorted(missing)
 
 

@@ -138,15 +138,18 @@ def _type_name(exc):
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _describe(exc):
-    """(type name, message, traceback) of an exception, hiding pyeval's own frames."""
-    tb = exc.__traceback__
+def _describe(exc, compiled=True):
+    """(type name, message, traceback) of an exception, hiding pyeval's own frames.
+
+    An error raised before the code was compiled (a SyntaxError) has no frames of the
+    user's, so it gets none, as when Python itself reports it."""
+    tb = exc.__traceback__ if compiled else None
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
     try:
         message = str(exc)
     except BaseException:
-        message = f"<exception str() failed>"
+        message = "<exception str() failed>"
     try:
         text = "".join(traceback.format_exception(type(exc), exc, tb))
     except BaseException:
@@ -161,16 +164,16 @@ class Session:
         self.output_limit = DEFAULT_OUTPUT_LIMIT
         self.namespace = sys.modules["__main__"].__dict__
         self._counter = 0
-        self._fresh = True
 
-    def _wake(self, environ):
-        """First call on this instance: state frozen into the snapshot is made its own."""
-        if not self._fresh:
-            return
-        self._fresh = False
+    def wake(self, environ, argv):
+        """First call on this instance: state frozen into the snapshot is made its own.
+
+        `environ` and `argv` are the instance's WASI environment and arguments; `sys.argv`
+        becomes the arguments after the program name, as `python -c` would set it."""
         random.seed()
         os.environ.clear()
         os.environ.update(environ)
+        sys.argv = list(argv[1:]) or [""]
 
     def _source_name(self, code):
         # A distinct name per evaluation keeps tracebacks showing the right source lines.
@@ -179,30 +182,34 @@ class Session:
         linecache.cache[name] = (len(code), None, code.splitlines(True), name)
         return name
 
-    def evaluate(self, code, environ):
+    def evaluate(self, code):
         """Runs `code` in `__main__`; returns the fields of the WIT `outcome`."""
-        self._wake(environ)
         out_sink, out = _capture(self.output_limit)
         err_sink, err = _capture(self.output_limit)
         saved = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = out, err
         value = error = exit_code = None
+        compiled = False
         try:
             filename = self._source_name(code)
             tree = ast.parse(code, filename, "exec")
             last = None
             if tree.body and isinstance(tree.body[-1], ast.Expr):
                 last = ast.Expression(tree.body.pop().value)
-            exec(compile(tree, filename, "exec"), self.namespace)
+            body = compile(tree, filename, "exec")
             if last is not None:
-                result = eval(compile(last, filename, "eval"), self.namespace)
+                last = compile(last, filename, "eval")
+            compiled = True
+            exec(body, self.namespace)
+            if last is not None:
+                result = eval(last, self.namespace)
                 if result is not None:
                     builtins._ = result
                     value = _utf8(repr(result))
         except SystemExit as exc:
             exit_code = _exit_status(exc, err)
         except BaseException as exc:
-            error = tuple(_utf8(part) for part in _describe(exc))
+            error = tuple(_utf8(part) for part in _describe(exc, compiled))
         finally:
             sys.stdout, sys.stderr = saved
             for stream in (out, err):
@@ -220,9 +227,8 @@ class Session:
             exit_code,
         )
 
-    def main(self, argv, environ):
+    def main(self, argv):
         """`python ARGS...` on this instance; returns the exit status."""
-        self._wake(environ)
         try:
             return self._main(argv[1:])
         except SystemExit as exc:
@@ -302,13 +308,12 @@ def prepare(preload):
         __import__(name)
     session = Session()
     # Compile and run once, so the first real evaluation finds every code path warm.
-    session.evaluate("_warm = [i * 2 for i in range(3)]\n_warm", [])
+    session.evaluate("_warm = [i * 2 for i in range(3)]\n_warm")
     for name in ("_warm", "_"):
         session.namespace.pop(name, None)
     builtins.__dict__.pop("_", None)
     linecache.cache.pop("<string>", None)
     session._counter = 0
-    session._fresh = True
     # Nothing is imported from the file system any more: the snapshot's directories are gone.
     sys.path[:] = []
     sys.path_importer_cache.clear()

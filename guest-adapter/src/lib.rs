@@ -125,16 +125,38 @@ unsafe fn expect(obj: *mut PyObject, what: &str) -> *mut PyObject {
     obj
 }
 
-/// The current environment as a list of `(key, value)` str pairs.
-unsafe fn environ() -> *mut PyObject {
+/// `SESSION.wake(environ, argv)` on the first call into this instance: the snapshot's
+/// environment, arguments and random state belong to the process that took it.
+unsafe fn wake() {
+    static mut AWAKE: bool = false;
+    if AWAKE {
+        return;
+    }
+    AWAKE = true;
     __wasilibc_deinitialize_environ();
-    let list = PyList_New(0);
+    let environ = PyList_New(0);
     for (key, value) in std::env::vars_os() {
         let pair = PyTuple_New(2);
         PyTuple_SetItem(pair, 0, str_object(&key.to_string_lossy()));
         PyTuple_SetItem(pair, 1, str_object(&value.to_string_lossy()));
-        PyList_Append(list, pair);
+        PyList_Append(environ, pair);
         Py_DecRef(pair);
+    }
+    let result = call_session(c"wake", &[environ, argv()]);
+    if result.is_null() {
+        PyErr_Print();
+    } else {
+        Py_DecRef(result);
+    }
+}
+
+/// This instance's arguments as a list of str.
+unsafe fn argv() -> *mut PyObject {
+    let list = PyList_New(0);
+    for arg in std::env::args_os() {
+        let arg = str_object(&arg.to_string_lossy());
+        PyList_Append(list, arg);
+        Py_DecRef(arg);
     }
     list
 }
@@ -143,18 +165,18 @@ unsafe fn str_object(text: &str) -> *mut PyObject {
     PyUnicode_FromStringAndSize(text.as_ptr() as *const c_char, text.len() as _)
 }
 
-/// Calls `SESSION.<method>(arg, environ)`; on failure prints Python's error and returns NULL.
-unsafe fn call_session(method: &CStr, arg: *mut PyObject) -> *mut PyObject {
-    let env = environ();
-    let result = PyObject_CallMethodObjArgs(
-        SESSION,
-        PyUnicode_FromString(method.as_ptr()),
-        arg,
-        env,
-        ptr::null_mut::<PyObject>(),
-    );
-    Py_DecRef(arg);
-    Py_DecRef(env);
+/// Calls `SESSION.<method>(*args)`, consuming `args`; NULL (with Python's error set) on
+/// failure.
+unsafe fn call_session(method: &CStr, args: &[*mut PyObject]) -> *mut PyObject {
+    let name = PyUnicode_FromString(method.as_ptr());
+    let mut vector: Vec<*mut PyObject> = Vec::with_capacity(args.len() + 1);
+    vector.push(SESSION);
+    vector.extend_from_slice(args);
+    let result = PyObject_VectorcallMethod(name, vector.as_ptr(), vector.len(), ptr::null_mut());
+    Py_DecRef(name);
+    for arg in args {
+        Py_DecRef(*arg);
+    }
     result
 }
 
@@ -237,6 +259,7 @@ struct Component;
 impl evaluator::Guest for Component {
     fn set_output_limit(bytes: u32) {
         unsafe {
+            wake();
             let limit = PyLong_FromUnsignedLong(bytes.into());
             PyObject_SetAttrString(SESSION, c"output_limit".as_ptr(), limit);
             Py_DecRef(limit);
@@ -245,7 +268,8 @@ impl evaluator::Guest for Component {
 
     fn eval(code: String) -> Outcome {
         unsafe {
-            let result = call_session(c"evaluate", str_object(&code));
+            wake();
+            let result = call_session(c"evaluate", &[str_object(&code)]);
             if result.is_null() {
                 return internal_failure();
             }
@@ -259,13 +283,8 @@ impl evaluator::Guest for Component {
 impl exports::wasi::cli::run::Guest for Component {
     fn run() -> Result<(), ()> {
         let status = unsafe {
-            let argv = PyList_New(0);
-            for arg in std::env::args_os() {
-                let arg = str_object(&arg.to_string_lossy());
-                PyList_Append(argv, arg);
-                Py_DecRef(arg);
-            }
-            let result = call_session(c"main", argv);
+            wake();
+            let result = call_session(c"main", &[argv()]);
             if result.is_null() {
                 PyErr_Print();
                 1
@@ -275,7 +294,11 @@ impl exports::wasi::cli::run::Guest for Component {
         };
         match status {
             0 => Ok(()),
-            code => std::process::exit(code),
+            // Statuses outside 0-255 wrap as they would in a POSIX shell.
+            code => {
+                wasi::cli::exit::exit_with_code(code as u8);
+                Err(())
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
-use wasmtime::Engine;
+use wasmtime::{Engine, Module};
 
 /// The directory pyeval caches into (created on demand).
 pub fn cache_dir() -> PathBuf {
@@ -45,44 +45,71 @@ impl CompileCache {
         Self::new(&cache_dir())
     }
 
-    /// Loads the component compiled from the input named by `source_key` (a hash of it), or
-    /// builds its bytes with `build`, compiles them and stores the result.
+    /// Loads the component or module (`T`) compiled from the input named by `source_key`
+    /// (a hash of it), or builds the input's bytes with `build`, compiles them and stores
+    /// the result.
     ///
     /// `on_compile` runs before a compilation starts, so callers can tell the user why
     /// this run is slow.
-    pub fn component(
+    pub fn load<T: Compiled>(
         &self,
         engine: &Engine,
         source_key: &str,
         build: impl FnOnce() -> Result<Vec<u8>>,
         on_compile: impl FnOnce(),
-    ) -> Result<Component> {
+    ) -> Result<T> {
         let path = self
             .dir
             .join(format!("{}.cwasm", artifact_key(engine, source_key)));
         if path.is_file() {
-            // SAFETY: the artifact was written by `Engine::precompile_component` of this
-            // same wasmtime version and engine settings (both are in its file name), into a
-            // directory only pyeval writes; wasmtime re-checks the header when loading.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok(component),
-                Err(_) => {
-                    // Stale or damaged: fall through and replace it.
-                }
+            // A stale or damaged artifact falls through and is replaced.
+            if let Ok(loaded) = T::load_file(engine, &path) {
+                return Ok(loaded);
             }
         }
         on_compile();
-        let bytes = build()?;
-        let compiled = engine
-            .precompile_component(&bytes)
-            .map_err(anyhow::Error::from)
-            .context("compiling the WebAssembly component")?;
+        let compiled = T::precompile(engine, &build()?).context("compiling the WebAssembly")?;
         // A cache that cannot be written only costs speed next time; do not fail the run.
         let _ = store_atomically(&path, &compiled);
-        // SAFETY: `compiled` was produced just now by this engine.
-        unsafe { Component::deserialize(engine, &compiled) }
-            .map_err(anyhow::Error::from)
-            .context("loading the freshly compiled component")
+        T::load_bytes(engine, &compiled).context("loading the freshly compiled code")
+    }
+}
+
+/// Compiled wasm that the cache can hold: a component or a core module.
+pub trait Compiled: Sized {
+    /// Compiles `wasm` to the engine's serialized form.
+    fn precompile(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>>;
+    /// Loads a serialized artifact from disk.
+    fn load_file(engine: &Engine, path: &Path) -> Result<Self>;
+    /// Loads a serialized artifact from memory.
+    fn load_bytes(engine: &Engine, bytes: &[u8]) -> Result<Self>;
+}
+
+// SAFETY (both impls): artifacts are written by this same wasmtime version with the same
+// engine settings (both are in the file name), into a directory only pyeval writes, or come
+// straight from the compiler; wasmtime re-checks the header when loading.
+
+impl Compiled for Component {
+    fn precompile(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>> {
+        Ok(engine.precompile_component(wasm)?)
+    }
+    fn load_file(engine: &Engine, path: &Path) -> Result<Self> {
+        Ok(unsafe { Component::deserialize_file(engine, path) }?)
+    }
+    fn load_bytes(engine: &Engine, bytes: &[u8]) -> Result<Self> {
+        Ok(unsafe { Component::deserialize(engine, bytes) }?)
+    }
+}
+
+impl Compiled for Module {
+    fn precompile(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>> {
+        Ok(engine.precompile_module(wasm)?)
+    }
+    fn load_file(engine: &Engine, path: &Path) -> Result<Self> {
+        Ok(unsafe { Module::deserialize_file(engine, path) }?)
+    }
+    fn load_bytes(engine: &Engine, bytes: &[u8]) -> Result<Self> {
+        Ok(unsafe { Module::deserialize(engine, bytes) }?)
     }
 }
 
@@ -106,7 +133,7 @@ fn artifact_key(engine: &Engine, source_key: &str) -> String {
 fn store_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("cache path has no parent")?;
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), rand_suffix()));
+    let tmp = tempfile_path(dir);
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
@@ -114,9 +141,11 @@ fn store_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
+/// A fresh file name in `dir` for this process.
+fn tempfile_path(dir: &Path) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    dir.join(format!(".tmp-{}-{nanos}", std::process::id()))
 }

@@ -1,31 +1,47 @@
 //! The command path: a stock CPython WASI build (`python.wasm`, a core module with
-//! `_start`) run like `python`, through the `wasi_snapshot_preview1` command adapter; or any
-//! component that exports `wasi:cli/run`, pyeval.wasm included.
+//! `_start`) run like `python`; or any component exporting `wasi:cli/run`, pyeval.wasm
+//! included.
+//!
+//! Core modules run on wasmtime-wasi's preview1 implementation, as `wasmtime run` runs
+//! them: wrapping them with the preview1 command adapter instead would lose the exit status
+//! (the adapter reports every non-zero `proc_exit` as plain failure, status 1).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER;
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::component::{self, Component};
+use wasmtime::{Engine, Module, Store, Trap};
+use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::cache::{source_key, CompileCache};
 use crate::error::RunError;
 use crate::fuel::Fuel;
-use crate::sandbox::{Grants, SandboxState};
+use crate::sandbox::{Grants, MemoryCap, SandboxState};
 
 /// Where the guest finds the standard library: CPython's compiled-in prefix is
 /// `/usr/local`, so no environment variable is needed to locate it.
 pub const GUEST_STDLIB: &str = "/usr/local/lib/python3.13";
 
-/// A loaded, compiled `python.wasm`, ready to run any number of times.
+/// A loaded, compiled program, ready to run any number of times.
 pub struct CommandRunner {
     engine: Engine,
-    linker: Linker<SandboxState>,
-    component: Component,
+    program: Program,
     stdlib: Option<PathBuf>,
+}
+
+enum Program {
+    /// A preview1 core module with `_start`.
+    Module(Module, wasmtime::Linker<P1State>),
+    /// A component exporting `wasi:cli/run`.
+    Component(Component, component::Linker<SandboxState>),
+}
+
+/// Store data of a core module: its preview1 context and memory cap.
+struct P1State {
+    wasi: WasiP1Ctx,
+    memory: MemoryCap,
 }
 
 /// One run of the command: Python's arguments and the limits and grants it runs under.
@@ -46,7 +62,7 @@ pub struct CommandRun {
 pub struct RunReport {
     /// The guest's exit status, or why it had none.
     pub status: Result<i32, RunError>,
-    /// Fuel budget and consumption (None when metering was off).
+    /// Fuel consumed (None when metering was off).
     pub fuel_consumed: Option<u64>,
 }
 
@@ -61,27 +77,34 @@ impl CommandRunner {
         cache: &CompileCache,
         on_compile: impl FnOnce(),
     ) -> Result<Self> {
-        let module = std::fs::read(python_wasm)
+        let bytes = std::fs::read(python_wasm)
             .with_context(|| format!("reading {}", python_wasm.display()))?;
         let engine = crate::engine::build(metered)?;
-        let what = python_wasm.display().to_string();
-        let component = cache
-            .component(
-                &engine,
-                &source_key(&module),
-                || wrap_command(&module),
-                on_compile,
-            )
-            .map_err(|e| RunError::Load {
-                what,
-                reason: format!("{e:#}"),
+        let load_error = |e: anyhow::Error| RunError::Load {
+            what: python_wasm.display().to_string(),
+            reason: format!("{e:#}"),
+        };
+        let key = source_key(&bytes);
+        let program = if wasmparser::Parser::is_component(&bytes) {
+            let component = cache
+                .load(&engine, &key, || Ok(bytes), on_compile)
+                .map_err(load_error)?;
+            let mut linker = component::Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+            Program::Component(component, linker)
+        } else {
+            let module = cache
+                .load(&engine, &key, || Ok(bytes), on_compile)
+                .map_err(load_error)?;
+            let mut linker = wasmtime::Linker::new(&engine);
+            wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut P1State| {
+                &mut state.wasi
             })?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+            Program::Module(module, linker)
+        };
         Ok(CommandRunner {
             engine,
-            linker,
-            component,
+            program,
             stdlib,
         })
     }
@@ -102,41 +125,75 @@ impl CommandRunner {
                 .with_context(|| format!("opening the stdlib directory {}", stdlib.display()))?;
         }
         run.grants.apply(&mut builder)?;
-        let state = SandboxState::with_memory_limit(builder.build(), run.memory_bytes);
+        let budget = match run.fuel {
+            Fuel::Limited(n) => Some(n),
+            Fuel::Unlimited => None,
+        };
+        let (status, remaining) = match &self.program {
+            Program::Module(module, linker) => {
+                let state = P1State {
+                    wasi: builder.build_p1(),
+                    memory: MemoryCap::new(run.memory_bytes),
+                };
+                let mut store = self.store(state, budget, |s| &mut s.memory)?;
+                let status = run_module(&mut store, module, linker).await;
+                (status, store.get_fuel().ok())
+            }
+            Program::Component(component, linker) => {
+                let state = SandboxState::with_memory_limit(builder.build(), run.memory_bytes);
+                let mut store = self.store(state, budget, |s| s.limiter())?;
+                let status = run_component(&mut store, component, linker).await;
+                (status, store.get_fuel().ok())
+            }
+        };
+        Ok(RunReport {
+            status: status.or_else(|e| classify_exit(e, budget)),
+            fuel_consumed: budget.zip(remaining).map(|(b, r)| b - r),
+        })
+    }
+
+    fn store<T: Send + 'static>(
+        &self,
+        state: T,
+        budget: Option<u64>,
+        limiter: impl (FnMut(&mut T) -> &mut dyn wasmtime::ResourceLimiter) + Send + Sync + 'static,
+    ) -> Result<Store<T>> {
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| state.limiter());
+        store.limiter(limiter);
         // The command path has no wall-clock limit of its own.
         store.epoch_deadline_trap();
         store.set_epoch_deadline(u64::MAX / 2);
-        let budget = match run.fuel {
-            Fuel::Limited(n) => {
-                store.set_fuel(n)?;
-                Some(n)
-            }
-            Fuel::Unlimited => None,
-        };
-
-        let status =
-            match Command::instantiate_async(&mut store, &self.component, &self.linker).await {
-                Ok(command) => match command.wasi_cli_run().call_run(&mut store).await {
-                    Ok(Ok(())) => Ok(0),
-                    Ok(Err(())) => Ok(1),
-                    Err(e) => classify_exit(e, budget),
-                },
-                Err(e) => Err(RunError::Load {
-                    what: "python.wasm".into(),
-                    reason: format!("{e:#}"),
-                }),
-            };
-        let fuel_consumed = budget.map(|b| b - store.get_fuel().unwrap_or(0));
-        Ok(RunReport {
-            status,
-            fuel_consumed,
-        })
+        if let Some(fuel) = budget {
+            store.set_fuel(fuel)?;
+        }
+        Ok(store)
     }
 }
 
-/// Turns a run's error into an exit status (for `proc_exit`) or a typed failure.
+async fn run_module(
+    store: &mut Store<P1State>,
+    module: &Module,
+    linker: &wasmtime::Linker<P1State>,
+) -> wasmtime::Result<i32> {
+    let instance = linker.instantiate_async(&mut *store, module).await?;
+    let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+    start.call_async(&mut *store, ()).await?;
+    Ok(0)
+}
+
+async fn run_component(
+    store: &mut Store<SandboxState>,
+    component: &Component,
+    linker: &component::Linker<SandboxState>,
+) -> wasmtime::Result<i32> {
+    let command = Command::instantiate_async(&mut *store, component, linker).await?;
+    Ok(match command.wasi_cli_run().call_run(&mut *store).await? {
+        Ok(()) => 0,
+        Err(()) => 1,
+    })
+}
+
+/// Turns a run's error into an exit status (`proc_exit`, `exit`) or a typed failure.
 fn classify_exit(error: wasmtime::Error, budget: Option<u64>) -> Result<i32, RunError> {
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
         return Ok(exit.0);
@@ -148,23 +205,4 @@ fn classify_exit(error: wasmtime::Error, budget: Option<u64>) -> Result<i32, Run
         Some(trap) => Err(RunError::Trap(trap.to_string())),
         None => Err(RunError::Trap(format!("{error:#}"))),
     }
-}
-
-/// Wraps a core module that exports `_start` into a component exporting `wasi:cli/run`;
-/// a component (such as pyeval.wasm) is taken as it is.
-fn wrap_command(module: &[u8]) -> Result<Vec<u8>> {
-    if wasmparser::Parser::is_component(module) {
-        return Ok(module.to_vec());
-    }
-    wit_component::ComponentEncoder::default()
-        .module(module)
-        .context("not a WASI command module")?
-        .adapter(
-            "wasi_snapshot_preview1",
-            WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
-        )
-        .context("loading the wasi_snapshot_preview1 command adapter")?
-        .validate(true)
-        .encode()
-        .context("adapting the module to the component model")
 }

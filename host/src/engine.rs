@@ -68,7 +68,7 @@ pub fn block_on<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
                 .expect("building a tokio runtime")
         });
         runtime
-            .block_on(tokio::time::timeout(limit + BLOCKED_GRACE, future))
+            .block_on(async { tokio::time::timeout(limit + BLOCKED_GRACE, future).await })
             .ok()
     })
 }

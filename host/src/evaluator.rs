@@ -120,7 +120,7 @@ impl Evaluator {
         let setup = |e: wasmtime::Error| EvalError::Setup(format!("{e:#}"));
         let engine = crate::engine::build(true).map_err(|e| EvalError::Setup(format!("{e:#}")))?;
         let component: Component = CompileCache::default_location()
-            .component(
+            .load(
                 &engine,
                 COMPONENT_SHA256,
                 || Ok(COMPONENT.to_vec()),
@@ -185,7 +185,8 @@ impl Session {
         builder
             .stdout(stdout.clone())
             .stderr(stderr.clone())
-            .arg("python");
+            .arg("python")
+            .args(&grants.argv);
         grants
             .apply(&mut builder)
             .map_err(|e| EvalError::Setup(format!("{e:#}")))?;

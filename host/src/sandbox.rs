@@ -22,10 +22,7 @@ impl SandboxState {
         SandboxState {
             wasi,
             table: ResourceTable::new(),
-            memory: MemoryCap {
-                max_bytes,
-                refused: false,
-            },
+            memory: MemoryCap::new(max_bytes),
         }
     }
 
@@ -41,9 +38,19 @@ impl SandboxState {
 }
 
 /// Refuses memory growth past a cap, remembering that it did.
-struct MemoryCap {
+pub(crate) struct MemoryCap {
     max_bytes: usize,
     refused: bool,
+}
+
+impl MemoryCap {
+    /// A cap of `max_bytes` per linear memory.
+    pub(crate) fn new(max_bytes: usize) -> Self {
+        MemoryCap {
+            max_bytes,
+            refused: false,
+        }
+    }
 }
 
 /// Most table elements a guest may have (CPython needs a few thousand).
@@ -80,13 +87,17 @@ impl WasiView for SandboxState {
     }
 }
 
-/// Capabilities a run is granted beyond computing.
+/// What a run is given beyond computing: host directories, environment variables and, on
+/// the evaluator path, the arguments that become `sys.argv`.
 #[derive(Debug, Clone, Default)]
 pub struct Grants {
     /// Host directories visible to the guest.
     pub mounts: Vec<Mount>,
     /// Environment variables the guest sees (and no others).
     pub env: Vec<(String, String)>,
+    /// `sys.argv` of evaluated code (empty gives `['']`); the command path takes its
+    /// arguments from [`crate::CommandRun`] instead.
+    pub argv: Vec<String>,
 }
 
 impl Grants {

@@ -6,6 +6,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Once;
 
+/// The stock interpreter that `just build-cpython` made.
+pub const PYTHON_WASM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/cpython/python.wasm");
+
 /// What a finished run printed and returned.
 pub struct Output {
     pub status: Option<i32>,
@@ -47,9 +50,9 @@ impl Run {
         }
     }
 
-    /// `pyeval --python ARGS...`: the command path with the stock python.wasm.
+    /// `pyeval --python PYTHON_WASM ARGS...`: the command path with the stock python.wasm.
     pub fn command(args: &[&str]) -> Self {
-        Run::new(&[&["--python"], args].concat())
+        Run::new(&[&["--python", PYTHON_WASM], args].concat())
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
@@ -102,15 +105,15 @@ fn warm_compile_cache() {
     WARM.call_once(|| {
         for args in [
             &["-c", "pass"][..],
-            &["--python", "-c", "pass"],
-            &["--python", "--fuel", "-1", "-c", "pass"],
+            &["--python", PYTHON_WASM, "-c", "pass"],
+            &["--python", PYTHON_WASM, "--fuel", "-1", "-c", "pass"],
         ] {
             let status = Command::new(env!("CARGO_BIN_EXE_pyeval"))
                 .args(args)
                 .stdin(Stdio::null())
                 .status()
                 .expect("pyeval starts");
-            assert!(status.success(), "warm-up run failed");
+            assert!(status.success(), "warm-up run {args:?} failed");
         }
     });
 }

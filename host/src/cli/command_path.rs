@@ -17,26 +17,17 @@ fn default_cpython_dir() -> PathBuf {
 }
 
 pub fn run(cli: &Cli, python: PathBuf) -> Result<ExitCode> {
-    let cpython = default_cpython_dir();
-    let given = !python.as_os_str().is_empty();
-    let python = if given {
-        python
-    } else {
-        cpython.join("python.wasm")
-    };
     if !python.is_file() {
-        if given {
-            bail!("{} does not exist or is not a file", python.display());
-        }
-        bail!(
-            "no python.wasm at {}: run `just build-cpython`, or pass --python FILE.wasm",
-            python.display()
-        );
+        bail!("{} does not exist or is not a file", python.display());
     }
+    let beside = python.parent().map(|dir| dir.join("stdlib"));
     let stdlib = match &cli.stdlib {
         Some(dir) if dir.is_dir() => Some(dir.clone()),
         Some(dir) => bail!("--stdlib {} is not a directory", dir.display()),
-        None => Some(cpython.join("stdlib")).filter(|d| d.is_dir()),
+        None => [beside, Some(default_cpython_dir().join("stdlib"))]
+            .into_iter()
+            .flatten()
+            .find(|dir| dir.is_dir()),
     };
 
     let runner = CommandRunner::load(

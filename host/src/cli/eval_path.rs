@@ -14,7 +14,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
     let invocation =
         Invocation::parse(&cli.args, std::io::stdin().is_terminal()).map_err(anyhow::Error::msg)?;
     let limits = cli.limits()?;
-    let grants = cli.grants();
+    let mut grants = cli.grants();
     let (program, argv, show_value) = match invocation {
         Invocation::Interactive => {
             let evaluator = load()?;
@@ -43,20 +43,8 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         }
     };
 
-    let evaluator = load()?;
-    let mut session = evaluator.session_with(&limits, &grants)?;
-    // sys.argv as python would set it; a statement with no output, charged like the rest.
-    let prologue = format!(
-        "import sys\nsys.argv = {}\ndel sys\n",
-        serde_json::to_string(&argv)?
-    );
-    let result = session.eval(&prologue).and_then(|first| {
-        session.eval(&program).map(|mut outcome| {
-            outcome.fuel_used += first.fuel_used;
-            outcome.wall_time += first.wall_time;
-            outcome
-        })
-    });
+    grants.argv = argv;
+    let result = load()?.eval_with(&program, &limits, &grants);
     if cli.stats {
         let used = match &result {
             Ok(outcome) => Some(outcome.fuel_used),

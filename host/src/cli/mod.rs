@@ -21,12 +21,14 @@ use pyeval::{Fuel, Limits, Mount};
 #[derive(Parser, Debug)]
 #[command(name = "pyeval", version, disable_version_flag = true)]
 pub struct Cli {
-    /// Run a stock CPython WASI build (a core module with `_start`) instead of the
-    /// evaluator; without FILE, the python.wasm that `just build-cpython` made.
-    #[arg(long, value_name = "FILE.wasm", num_args = 0..=1, default_missing_value = "")]
+    /// Run a stock CPython WASI build (a core module with `_start`, such as
+    /// target/cpython/python.wasm) or a component exporting wasi:cli/run, instead of the
+    /// evaluator.
+    #[arg(long, value_name = "FILE.wasm")]
     python: Option<PathBuf>,
 
-    /// Standard library of that build, mounted read-only at /usr/local/lib/python3.13.
+    /// Standard library of that build, mounted read-only at /usr/local/lib/python3.13
+    /// [default: the `stdlib` directory beside FILE.wasm, else that of `just build-cpython`].
     #[arg(long, value_name = "DIR", requires = "python")]
     stdlib: Option<PathBuf>,
 
@@ -106,6 +108,7 @@ impl Cli {
         Grants {
             mounts: self.mounts.clone(),
             env: self.env.clone(),
+            argv: Vec::new(),
         }
     }
 }

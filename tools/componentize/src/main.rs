@@ -2,7 +2,7 @@
 //! `just build-component`.
 //!
 //! 1. Check that the guest module imports nothing but `wasi_snapshot_preview1` functions
-//!    (rustc links wasm with `--allow-undefined`, so a missing C symbol would otherwise
+//!    and the world's own WASI imports (rustc links wasm with `--allow-undefined`, so a missing C symbol would otherwise
 //!    become an import that no host provides).
 //! 2. Pre-initialize it with wasmtime-wizer: run `pyeval_init` (Python starts, the common
 //!    stdlib is imported) with the stdlib mounted read-only, and snapshot the result.
@@ -84,7 +84,11 @@ fn inputs_hash(module: &[u8], stdlib: &Path) -> Result<String> {
     Ok(hex::encode(sha.finalize()))
 }
 
-/// Fails unless every import is a function of `wasi_snapshot_preview1`.
+/// Where the guest's imports may come from: preview1 (through the adapter), and the one
+/// interface the `python` world imports itself.
+const ALLOWED_IMPORTS: &[&str] = &["wasi_snapshot_preview1", "wasi:cli/exit@0.2.12"];
+
+/// Fails unless every import is a function of [`ALLOWED_IMPORTS`].
 fn check_imports(module: &[u8]) -> Result<()> {
     let mut strays = Vec::new();
     for payload in wasmparser::Parser::new(0).parse_all(module) {
@@ -92,7 +96,7 @@ fn check_imports(module: &[u8]) -> Result<()> {
             for import in reader.into_imports() {
                 let import = import?;
                 let is_func = matches!(import.ty, wasmparser::TypeRef::Func(_));
-                if import.module != "wasi_snapshot_preview1" || !is_func {
+                if !ALLOWED_IMPORTS.contains(&import.module) || !is_func {
                     strays.push(format!("{}::{}", import.module, import.name));
                 }
             }
@@ -119,6 +123,14 @@ async fn preinitialize(module: &[u8], stdlib: &Path) -> Result<Vec<u8>> {
     let mut store = Store::new(&engine, wasi);
     let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |cx| cx)?;
+    // The world's own import; initialization never exits.
+    linker.func_wrap(
+        "wasi:cli/exit@0.2.12",
+        "exit-with-code",
+        |_: i32| -> wasmtime::Result<()> {
+            wasmtime::bail!("the guest exited while it was being pre-initialized")
+        },
+    )?;
     let snapshot = Wizer::new()
         .init_func("pyeval_init")
         .run(&mut store, module, async |store, module| {
