@@ -23,3 +23,7 @@ test: build-component
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace
+
+# Measure latency and throughput; prints a table and writes bench/results.json.
+bench: build-component
+    cargo run --release --quiet -p pyeval-bench -- bench/results.json
