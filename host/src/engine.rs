@@ -12,6 +12,9 @@ use wasmtime::{Config, Engine};
 /// recursion limit can raise `RecursionError`.
 pub const MAX_WASM_STACK: usize = 4 << 20;
 
+/// Most table elements an instance may have (CPython needs a few thousand).
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 16;
+
 /// How often the epoch advances; wall-clock deadlines are checked at this granularity.
 pub const TICK: Duration = Duration::from_millis(5);
 
@@ -27,6 +30,9 @@ pub fn build(metered: bool) -> Result<Engine> {
         .wasm_component_model(true)
         .consume_fuel(metered)
         .epoch_interruption(true)
+        // The snapshot's heap is tens of MB: let it always become a copy-on-write image
+        // instead of being copied into every instance.
+        .memory_guaranteed_dense_image_size(256 << 20)
         .max_wasm_stack(MAX_WASM_STACK)
         // The fiber that runs the guest must hold the whole wasm stack plus host frames.
         .async_stack_size(MAX_WASM_STACK + (1 << 20));

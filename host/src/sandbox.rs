@@ -53,9 +53,6 @@ impl MemoryCap {
     }
 }
 
-/// Most table elements a guest may have (CPython needs a few thousand).
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
-
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
@@ -74,7 +71,7 @@ impl ResourceLimiter for MemoryCap {
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        Ok(desired <= crate::engine::MAX_TABLE_ELEMENTS)
     }
 }
 

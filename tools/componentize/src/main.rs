@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER;
 use wasmtime::{Config, Engine, Linker, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi::{Deterministic, FsPerms, HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 use wasmtime_wizer::Wizer;
 
 /// Where the guest expects its stdlib while initializing (CPython's prefix is /usr/local).
@@ -115,9 +115,17 @@ fn check_imports(module: &[u8]) -> Result<()> {
 /// Runs `pyeval_init` under wizer and returns the snapshotted module.
 async fn preinitialize(module: &[u8], stdlib: &Path) -> Result<Vec<u8>> {
     let engine = Engine::new(&Config::new())?;
+    // Random bytes and clocks are fixed while the snapshot is taken, so the same inputs
+    // give the same component; every instance reseeds what it needs on its first call.
+    let seed = Sha256::digest(b"pyeval snapshot").to_vec();
     let wasi = WasiCtxBuilder::new()
         .inherit_stdout()
         .inherit_stderr()
+        .secure_random(Deterministic::new(seed.clone()))
+        .insecure_random(Deterministic::new(seed))
+        .insecure_random_seed(0)
+        .wall_clock(FrozenClock)
+        .monotonic_clock(FrozenClock)
         .preopened_dir(stdlib, GUEST_STDLIB, FsPerms::ReadOnly)?
         .build_p1();
     let mut store = Store::new(&engine, wasi);
@@ -138,6 +146,27 @@ async fn preinitialize(module: &[u8], stdlib: &Path) -> Result<Vec<u8>> {
         })
         .await?;
     Ok(snapshot)
+}
+
+/// A clock that always reads the same time (the epoch).
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(1)
+    }
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        0
+    }
 }
 
 #[cfg(test)]
