@@ -149,3 +149,25 @@ fn the_component_runs_as_a_command() {
         module.stdout
     );
 }
+
+#[test]
+fn repl_on_a_terminal_keeps_one_session() {
+    // `script` gives pyeval a terminal for stdin, which is what starts the REPL.
+    let command = format!("{} --fuel 100_000_000", env!("CARGO_BIN_EXE_pyeval"));
+    let run = common::Run::program("script", &["-qec", &command, "/dev/null"])
+        .stdin("print(6 * 7)\nx = 5\nx + 1\nfor i in range(2):\n    print('loop', i)\n\nimport sys; sys.exit(7)\n")
+        .go();
+    run.assert_status(7);
+    assert!(
+        run.stdout.contains("pyeval: Python 3.13 in a sandbox"),
+        "{}",
+        run.stdout
+    );
+    for expected in ["42\r\n", ">>> 6\r\n", "loop 0\r\nloop 1\r\n"] {
+        assert!(
+            run.stdout.contains(expected),
+            "{expected:?} missing from {:?}",
+            run.stdout
+        );
+    }
+}

@@ -50,6 +50,17 @@ impl Run {
         }
     }
 
+    /// Any program with ARGS (for wrappers such as `script`).
+    pub fn program(program: &str, args: &[&str]) -> Self {
+        warm_compile_cache();
+        let mut command = Command::new(program);
+        command.args(args);
+        Run {
+            command,
+            stdin: Vec::new(),
+        }
+    }
+
     /// `pyeval --python PYTHON_WASM ARGS...`: the command path with the stock python.wasm.
     pub fn command(args: &[&str]) -> Self {
         Run::new(&[&["--python", PYTHON_WASM], args].concat())
