@@ -171,3 +171,19 @@ fn repl_on_a_terminal_keeps_one_session() {
         );
     }
 }
+
+#[test]
+fn control_characters_are_escaped_only_on_a_terminal() {
+    let code = r"print('\x1b[31mred\x1b[0m')";
+    let command = format!("{} -c \"{code}\"", env!("CARGO_BIN_EXE_pyeval"));
+    let tty = common::Run::program("script", &["-qec", &command, "/dev/null"]).go();
+    tty.assert_status(0);
+    assert!(
+        tty.stdout.contains("\\x1b[31mred\\x1b[0m"),
+        "{:?}",
+        tty.stdout
+    );
+    assert!(!tty.stdout.contains('\x1b'), "{:?}", tty.stdout);
+    let piped = pyeval(&["-c", code]);
+    assert_eq!(piped.stdout, "\x1b[31mred\x1b[0m\n");
+}

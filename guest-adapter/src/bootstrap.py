@@ -205,11 +205,13 @@ class Session:
                 result = eval(last, self.namespace)
                 if result is not None:
                     builtins._ = result
-                    value = _utf8(repr(result))
+                    value = _cut(_utf8(repr(result)), self.output_limit)
         except SystemExit as exc:
             exit_code = _exit_status(exc, err)
         except BaseException as exc:
-            error = tuple(_utf8(part) for part in _describe(exc, compiled))
+            type_name, message, text = (_utf8(p) for p in _describe(exc, compiled))
+            limit = self.output_limit
+            error = (_cut(type_name, limit), _cut(message, limit), _cut(text, limit))
         finally:
             sys.stdout, sys.stderr = saved
             for stream in (out, err):
@@ -293,6 +295,16 @@ def _has_cwd():
         return True
     except OSError:
         return False
+
+
+def _cut(data, limit):
+    """`data` (UTF-8 bytes) cut to at most `limit` bytes on a character boundary, ending
+    with "..." where text was dropped."""
+    if len(data) <= limit:
+        return data
+    marker = b"..."[: limit]
+    kept = data[: limit - len(marker)].decode("utf-8", "ignore").encode()
+    return kept + marker
 
 
 def _utf8(text):

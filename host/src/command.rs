@@ -13,7 +13,7 @@ use wasmtime::component::{self, Component};
 use wasmtime::{Engine, Module, Store, Trap};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::Command;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, I32Exit};
 
 use crate::cache::{source_key, CompileCache};
 use crate::error::RunError;
@@ -111,7 +111,7 @@ impl CommandRunner {
 
     /// Runs the program once with the host's stdin, stdout and stderr.
     pub async fn run(&self, run: &CommandRun) -> Result<RunReport> {
-        let mut builder = WasiCtxBuilder::new();
+        let mut builder = run.grants.builder()?;
         builder
             .inherit_stdin()
             .inherit_stdout()
@@ -124,7 +124,6 @@ impl CommandRunner {
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("opening the stdlib directory {}", stdlib.display()))?;
         }
-        run.grants.apply(&mut builder)?;
         let budget = match run.fuel {
             Fuel::Limited(n) => Some(n),
             Fuel::Unlimited => None,

@@ -8,7 +8,6 @@ use serde::Serialize;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::cache::CompileCache;
 use crate::fuel::Fuel;
@@ -97,6 +96,10 @@ pub enum EvalError {
     /// The session was ended by an earlier failure and cannot evaluate any more.
     #[error("this session has ended ({0}); start a new one")]
     SessionEnded(Box<EvalError>),
+    /// The code was refused before it ran (too large, or contains a NUL byte); a session
+    /// stays usable.
+    #[error("code refused: {0}")]
+    InvalidCode(String),
     /// The evaluator could not be set up.
     #[error("cannot start the evaluator: {0}")]
     Setup(String),
@@ -181,15 +184,14 @@ impl Session {
     fn start(evaluator: Evaluator, limits: Limits, grants: &Grants) -> Result<Self, EvalError> {
         let stdout = MemoryOutputPipe::new(limits.output_bytes as usize);
         let stderr = MemoryOutputPipe::new(limits.output_bytes as usize);
-        let mut builder = WasiCtxBuilder::new();
+        let mut builder = grants
+            .builder()
+            .map_err(|e| EvalError::Setup(format!("{e:#}")))?;
         builder
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .arg("python")
             .args(&grants.argv);
-        grants
-            .apply(&mut builder)
-            .map_err(|e| EvalError::Setup(format!("{e:#}")))?;
         let state = SandboxState::with_memory_limit(builder.build(), limits.memory_bytes);
         let mut store = Store::new(&evaluator.inner.engine, state);
         store.limiter(|state| state.limiter());
@@ -214,6 +216,7 @@ impl Session {
         if let Some(reason) = &self.ended {
             return Err(EvalError::SessionEnded(Box::new(reason.clone())));
         }
+        check_code(code, self.limits.code_bytes)?;
         let started = Instant::now();
         let budget = match self.limits.fuel {
             Fuel::Limited(n) => n,
@@ -303,6 +306,23 @@ impl Session {
             wall_time,
         }
     }
+}
+
+/// Refuses code the guest must never see: oversized, or holding a NUL byte (which CPython's
+/// compiler rejects anyway, after the host has carried it across).
+fn check_code(code: &str, limit: usize) -> Result<(), EvalError> {
+    if code.len() > limit {
+        return Err(EvalError::InvalidCode(format!(
+            "the code is {} bytes, over the limit of {limit} bytes",
+            code.len()
+        )));
+    }
+    if let Some(at) = code.find('\0') {
+        return Err(EvalError::InvalidCode(format!(
+            "the code contains a NUL byte (at byte {at})"
+        )));
+    }
+    Ok(())
 }
 
 async fn run_eval(

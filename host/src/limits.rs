@@ -10,6 +10,8 @@ pub const DEFAULT_MEMORY_BYTES: usize = 256 << 20;
 pub const DEFAULT_WALL_TIME: Duration = Duration::from_secs(10);
 /// Default cap on each of stdout and stderr.
 pub const DEFAULT_OUTPUT_BYTES: u32 = 1 << 20;
+/// Default cap on the size of the code of one evaluation.
+pub const DEFAULT_CODE_BYTES: usize = 1 << 20;
 
 /// Hard limits of an evaluation; `Limits::default()` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +22,11 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Wall-clock deadline per evaluation, including time blocked in host calls.
     pub wall_time: Duration,
-    /// Bytes of stdout and of stderr kept per evaluation; the rest is dropped.
+    /// Bytes of stdout and of stderr kept per evaluation; the rest is dropped. Also caps
+    /// the value, the exception message and the traceback.
     pub output_bytes: u32,
+    /// Largest code accepted, in UTF-8 bytes; larger code is refused before it runs.
+    pub code_bytes: usize,
 }
 
 impl Default for Limits {
@@ -31,6 +36,7 @@ impl Default for Limits {
             memory_bytes: DEFAULT_MEMORY_BYTES,
             wall_time: DEFAULT_WALL_TIME,
             output_bytes: DEFAULT_OUTPUT_BYTES,
+            code_bytes: DEFAULT_CODE_BYTES,
         }
     }
 }

@@ -19,9 +19,11 @@ pub struct SandboxState {
 impl SandboxState {
     /// A state whose linear memories may not grow past `max_bytes`.
     pub fn with_memory_limit(wasi: WasiCtx, max_bytes: usize) -> Self {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         SandboxState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             memory: MemoryCap::new(max_bytes),
         }
     }
@@ -97,9 +99,22 @@ pub struct Grants {
     pub argv: Vec<String>,
 }
 
+/// Most bytes of randomness one guest call may ask the host for.
+const MAX_RANDOM_BYTES: u64 = 1 << 20;
+/// Most WASI resources (open files, streams) a guest may hold at once.
+const MAX_RESOURCES: usize = 10_000;
+
 impl Grants {
-    /// Adds these grants to a WASI context under construction.
-    pub fn apply(&self, builder: &mut WasiCtxBuilder) -> Result<()> {
+    /// A WASI context builder that grants only these: no environment, files or network
+    /// beyond them, and bounds on what the guest can make the host allocate.
+    pub fn builder(&self) -> Result<WasiCtxBuilder> {
+        let mut builder = WasiCtxBuilder::new();
+        builder.max_random_size(MAX_RANDOM_BYTES);
+        self.apply(&mut builder)?;
+        Ok(builder)
+    }
+
+    fn apply(&self, builder: &mut WasiCtxBuilder) -> Result<()> {
         for mount in &self.mounts {
             let perms = if mount.writable {
                 FsPerms::ReadWrite

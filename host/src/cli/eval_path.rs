@@ -8,6 +8,7 @@ use pyeval::{EvalError, Evaluator, Outcome};
 use serde_json::json;
 
 use super::invocation::Invocation;
+use super::terminal::escape_controls;
 use super::{print_fuel_stats, repl, status, Cli};
 
 pub fn run(cli: &Cli) -> Result<ExitCode> {
@@ -22,9 +23,9 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         }
         Invocation::Code { code, argv } => (code, argv, true),
         Invocation::Script { path, argv } => {
-            let source = std::fs::read_to_string(&path)
+            let bytes = std::fs::read(&path)
                 .with_context(|| format!("cannot read the script {}", path.display()))?;
-            (source, argv, false)
+            (utf8(bytes, &path.display().to_string())?, argv, false)
         }
         Invocation::Module { name, argv } => {
             let name = serde_json::to_string(&name)?;
@@ -35,11 +36,11 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             )
         }
         Invocation::Stdin { argv } => {
-            let mut source = String::new();
+            let mut bytes = Vec::new();
             std::io::stdin()
-                .read_to_string(&mut source)
+                .read_to_end(&mut bytes)
                 .context("reading the program from stdin")?;
-            (source, argv, false)
+            (utf8(bytes, "the program on stdin")?, argv, false)
         }
     };
 
@@ -66,6 +67,16 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
     })
 }
 
+/// Program text as a string, refusing bytes that are not UTF-8.
+fn utf8(bytes: Vec<u8>, what: &str) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{what} is not valid UTF-8 (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
 /// The evaluator, telling the user when it compiles.
 pub fn load() -> Result<Evaluator> {
     Ok(Evaluator::new(|| {
@@ -73,19 +84,29 @@ pub fn load() -> Result<Evaluator> {
     })?)
 }
 
-/// Prints an outcome like python would, and returns the matching exit status.
+/// Prints an outcome like python would, and returns the matching exit status. Text bound
+/// for a terminal has its control characters escaped.
 pub fn print_text(result: &Result<Outcome, EvalError>, show_value: bool) -> ExitCode {
+    let out_tty = std::io::stdout().is_terminal();
+    let err_tty = std::io::stderr().is_terminal();
+    let shown = |text: &str, tty: bool| {
+        if tty {
+            escape_controls(text).into_owned()
+        } else {
+            text.to_owned()
+        }
+    };
     match result {
         Ok(outcome) => {
-            print!("{}", outcome.stdout);
+            print!("{}", shown(&outcome.stdout, out_tty));
             if show_value {
                 if let Some(value) = &outcome.value {
-                    println!("{value}");
+                    println!("{}", shown(value, out_tty));
                 }
             }
-            eprint!("{}", outcome.stderr);
+            eprint!("{}", shown(&outcome.stderr, err_tty));
             if let Some(error) = &outcome.error {
-                eprint!("{}", error.traceback);
+                eprint!("{}", shown(&error.traceback, err_tty));
             }
             for (name, truncated) in [
                 ("stdout", outcome.stdout_truncated),
@@ -137,7 +158,7 @@ pub fn error_status(error: &EvalError) -> u8 {
         EvalError::Timeout { .. } => status::TIMEOUT,
         EvalError::MemoryLimit { .. } => status::MEMORY_LIMIT,
         EvalError::Trap(_) | EvalError::SessionEnded(_) => status::TRAP,
-        EvalError::Setup(_) => status::PYEVAL_ERROR,
+        EvalError::Setup(_) | EvalError::InvalidCode(_) => status::PYEVAL_ERROR,
     }
 }
 
@@ -148,6 +169,7 @@ fn error_kind(error: &EvalError) -> &'static str {
         EvalError::MemoryLimit { .. } => "memory_limit",
         EvalError::Trap(_) => "trap",
         EvalError::SessionEnded(_) => "session_ended",
+        EvalError::InvalidCode(_) => "invalid_code",
         EvalError::Setup(_) => "setup",
     }
 }

@@ -5,6 +5,7 @@ mod eval_path;
 mod invocation;
 mod repl;
 pub mod status;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,6 +102,7 @@ impl Cli {
                 .unwrap_or(usize::MAX),
             wall_time: Duration::from_secs_f64(self.timeout),
             output_bytes: self.max_output,
+            code_bytes: pyeval::limits::DEFAULT_CODE_BYTES,
         })
     }
 
