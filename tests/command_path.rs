@@ -221,3 +221,85 @@ fn compiled_code_is_cached_on_disk() {
     second.assert_status(0);
     assert_eq!(second.stderr, "");
 }
+
+/// The hostile cases that apply to a stock interpreter: each must end with the documented
+/// status and leave nothing of the host reachable.
+#[test]
+fn hostile_code_is_contained_on_the_command_path() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/etc", dir.path().join("etc-link")).unwrap();
+    let mount = format!("{}:/data", dir.path().display());
+    let cases: &[(&[&str], &str, i32, &str)] = &[
+        (
+            &["--fuel", "100_000_000"],
+            "while True: pass",
+            125,
+            "out of fuel",
+        ),
+        (
+            &["--fuel", "-1", "--timeout", "1"],
+            "while True: pass",
+            124,
+            "time limit",
+        ),
+        (
+            &["--timeout", "1"],
+            "import time; time.sleep(10**6)",
+            124,
+            "time limit",
+        ),
+        (&[], "[0] * 10**9", 1, "MemoryError"),
+        (
+            &["--memory", "64"],
+            "bytearray(200 * 2**20)",
+            1,
+            "MemoryError",
+        ),
+        (&[], "def f(): f()\nf()", 1, "RecursionError"),
+        (
+            &[],
+            "import json; json.loads('[' * 100000)",
+            1,
+            "RecursionError",
+        ),
+        (&[], "open('/etc/passwd')", 1, "FileNotFoundError"),
+        (
+            &["--mount", &mount],
+            "open('/data/../etc/passwd')",
+            1,
+            "PermissionError",
+        ),
+        (
+            &["--mount", &mount],
+            "open('/data/etc-link/passwd')",
+            1,
+            "PermissionError",
+        ),
+        (
+            &["--mount", &mount],
+            "open('/data/x', 'w')",
+            1,
+            "PermissionError",
+        ),
+        (&[], "import socket; socket.socket()", 1, "OSError"),
+        (
+            &[],
+            "import subprocess; subprocess.run(['ls'])",
+            1,
+            "OSError",
+        ),
+        (
+            &[],
+            "import threading; threading.Thread(target=print).start()",
+            1,
+            "RuntimeError",
+        ),
+        (&[], "import os; assert not os.environ, os.environ", 0, ""),
+    ];
+    for (flags, code, status, stderr) in cases {
+        let args: Vec<&str> = flags.iter().copied().chain(["-c", code]).collect();
+        let run = Run::command(&args).env("HOST_SECRET", "x").go();
+        assert_eq!(run.status, Some(*status), "{code}: {}", run.stderr);
+        assert!(run.stderr.contains(stderr), "{code}: {}", run.stderr);
+    }
+}

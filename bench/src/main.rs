@@ -156,6 +156,7 @@ fn command_path() -> Result<(Duration, u64)> {
         args: vec!["-c".into(), "pass".into()],
         fuel: Fuel::Limited(10_000_000_000),
         memory_bytes: pyeval::limits::DEFAULT_MEMORY_BYTES,
+        wall_time: pyeval::limits::DEFAULT_WALL_TIME,
         grants: Grants::default(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

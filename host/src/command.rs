@@ -7,6 +7,7 @@
 //! (the adapter reports every non-zero `proc_exit` as plain failure, status 1).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use wasmtime::component::{self, Component};
@@ -53,6 +54,8 @@ pub struct CommandRun {
     pub fuel: Fuel,
     /// Cap on the guest's linear memory, in bytes.
     pub memory_bytes: usize,
+    /// Wall-clock limit of the whole run, including time blocked in host calls.
+    pub wall_time: Duration,
     /// Mounts and environment.
     pub grants: Grants,
 }
@@ -128,25 +131,36 @@ impl CommandRunner {
             Fuel::Limited(n) => Some(n),
             Fuel::Unlimited => None,
         };
+        let limit = run.wall_time;
         let (status, remaining) = match &self.program {
             Program::Module(module, linker) => {
                 let state = P1State {
                     wasi: builder.build_p1(),
                     memory: MemoryCap::new(run.memory_bytes),
                 };
-                let mut store = self.store(state, budget, |s| &mut s.memory)?;
-                let status = run_module(&mut store, module, linker).await;
+                let mut store = self.store(state, budget, limit, |s| &mut s.memory)?;
+                let status =
+                    crate::engine::with_deadline(limit, run_module(&mut store, module, linker))
+                        .await;
                 (status, store.get_fuel().ok())
             }
             Program::Component(component, linker) => {
                 let state = SandboxState::with_memory_limit(builder.build(), run.memory_bytes);
-                let mut store = self.store(state, budget, |s| s.limiter())?;
-                let status = run_component(&mut store, component, linker).await;
+                let mut store = self.store(state, budget, limit, |s| s.limiter())?;
+                let status = crate::engine::with_deadline(
+                    limit,
+                    run_component(&mut store, component, linker),
+                )
+                .await;
                 (status, store.get_fuel().ok())
             }
         };
+        let status = match status {
+            Some(status) => status.or_else(|e| classify_exit(e, budget, limit)),
+            None => Err(RunError::Timeout { limit }),
+        };
         Ok(RunReport {
-            status: status.or_else(|e| classify_exit(e, budget)),
+            status,
             fuel_consumed: budget.zip(remaining).map(|(b, r)| b - r),
         })
     }
@@ -155,13 +169,13 @@ impl CommandRunner {
         &self,
         state: T,
         budget: Option<u64>,
+        limit: Duration,
         limiter: impl (FnMut(&mut T) -> &mut dyn wasmtime::ResourceLimiter) + Send + Sync + 'static,
     ) -> Result<Store<T>> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(limiter);
-        // The command path has no wall-clock limit of its own.
         store.epoch_deadline_trap();
-        store.set_epoch_deadline(u64::MAX / 2);
+        store.set_epoch_deadline(crate::engine::ticks_for(limit));
         if let Some(fuel) = budget {
             store.set_fuel(fuel)?;
         }
@@ -193,7 +207,11 @@ async fn run_component(
 }
 
 /// Turns a run's error into an exit status (`proc_exit`, `exit`) or a typed failure.
-fn classify_exit(error: wasmtime::Error, budget: Option<u64>) -> Result<i32, RunError> {
+fn classify_exit(
+    error: wasmtime::Error,
+    budget: Option<u64>,
+    limit: Duration,
+) -> Result<i32, RunError> {
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
         return Ok(exit.0);
     }
@@ -201,6 +219,7 @@ fn classify_exit(error: wasmtime::Error, budget: Option<u64>) -> Result<i32, Run
         Some(Trap::OutOfFuel) => Err(RunError::FuelExhausted {
             budget: budget.unwrap_or(0),
         }),
+        Some(Trap::Interrupt) => Err(RunError::Timeout { limit }),
         Some(trap) => Err(RunError::Trap(trap.to_string())),
         None => Err(RunError::Trap(format!("{error:#}"))),
     }

@@ -22,8 +22,8 @@ pub const TICK: Duration = Duration::from_millis(5);
 /// call before the evaluation is abandoned.
 const BLOCKED_GRACE: Duration = Duration::from_millis(20);
 
-/// Builds an engine for async execution with epoch interruption; `metered` turns fuel
-/// accounting on.
+/// Builds an engine for async execution with epoch interruption (its epoch advanced by a
+/// ticker thread); `metered` turns fuel accounting on.
 pub fn build(metered: bool) -> Result<Engine> {
     let mut config = Config::new();
     config
@@ -36,12 +36,14 @@ pub fn build(metered: bool) -> Result<Engine> {
         .max_wasm_stack(MAX_WASM_STACK)
         // The fiber that runs the guest must hold the whole wasm stack plus host frames.
         .async_stack_size(MAX_WASM_STACK + (1 << 20));
-    Ok(Engine::new(&config)?)
+    let engine = Engine::new(&config)?;
+    start_ticker(&engine);
+    Ok(engine)
 }
 
-/// Starts (once per engine) a thread that advances the engine's epoch every [`TICK`]; it
-/// stops when the engine is dropped.
-pub fn start_ticker(engine: &Engine) {
+/// Starts a thread that advances the engine's epoch every [`TICK`]; it stops when the
+/// engine is dropped.
+fn start_ticker(engine: &Engine) {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("pyeval-epoch".into())
@@ -73,8 +75,14 @@ pub fn block_on<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
                 .build()
                 .expect("building a tokio runtime")
         });
-        runtime
-            .block_on(async { tokio::time::timeout(limit + BLOCKED_GRACE, future).await })
-            .ok()
+        runtime.block_on(with_deadline(limit, future))
     })
+}
+
+/// `future`'s output, or `None` if it has not finished `limit` (plus a grace period for the
+/// epoch to fire first) after starting; must run inside a tokio runtime with timers.
+pub async fn with_deadline<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+    tokio::time::timeout(limit + BLOCKED_GRACE, future)
+        .await
+        .ok()
 }

@@ -15,6 +15,12 @@ pub enum RunError {
         /// The budget that was used up.
         budget: u64,
     },
+    /// The guest ran past its wall-clock limit.
+    #[error("time limit exceeded: the program ran for more than {limit:?}; raise it with --timeout SECONDS")]
+    Timeout {
+        /// The limit.
+        limit: std::time::Duration,
+    },
     /// The guest crashed (a WebAssembly trap other than running out of fuel).
     #[error("the program crashed inside the sandbox: {0}")]
     Trap(String),

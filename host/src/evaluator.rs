@@ -134,7 +134,6 @@ impl Evaluator {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup)?;
         let pre = linker.instantiate_pre(&component).map_err(setup)?;
         let pre = PythonPre::new(pre).map_err(setup)?;
-        crate::engine::start_ticker(&engine);
         Ok(Evaluator {
             inner: Arc::new(Inner { engine, pre }),
         })

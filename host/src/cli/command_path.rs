@@ -42,10 +42,12 @@ pub fn run(cli: &Cli, python: PathBuf) -> Result<ExitCode> {
             )
         },
     )?;
+    let limits = cli.limits()?;
     let request = CommandRun {
         args: cli.args.clone(),
         fuel: cli.fuel,
-        memory_bytes: cli.limits()?.memory_bytes,
+        memory_bytes: limits.memory_bytes,
+        wall_time: limits.wall_time,
         grants: cli.grants(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -63,6 +65,7 @@ pub fn run(cli: &Cli, python: PathBuf) -> Result<ExitCode> {
             eprintln!("pyeval: {err}");
             ExitCode::from(match err {
                 RunError::FuelExhausted { .. } => status::FUEL_EXHAUSTED,
+                RunError::Timeout { .. } => status::TIMEOUT,
                 RunError::Trap(_) => status::TRAP,
                 RunError::Load { .. } => status::PYEVAL_ERROR,
             })

@@ -47,7 +47,7 @@ pub struct Cli {
     #[arg(long, value_name = "MIB", default_value_t = (pyeval::limits::DEFAULT_MEMORY_BYTES >> 20) as u64)]
     memory: u64,
 
-    /// Wall-clock limit of an evaluation, in seconds (evaluator only).
+    /// Wall-clock limit of a run, in seconds, including time blocked in host calls.
     #[arg(long, value_name = "SECONDS", default_value_t = pyeval::limits::DEFAULT_WALL_TIME.as_secs_f64())]
     timeout: f64,
 

@@ -1,0 +1,930 @@
+//! The hostile suite: code written to escape or exhaust the sandbox, each case with the exact
+//! outcome it must produce. After every case the same evaluator must serve a normal
+//! evaluation, so a case that damaged the host would also fail the next one.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use pyeval::sandbox::Grants;
+use pyeval::{EvalError, Evaluator, Fuel, Limits, Mount, Outcome};
+
+fn evaluator() -> &'static Evaluator {
+    static EVALUATOR: OnceLock<Evaluator> = OnceLock::new();
+    EVALUATOR.get_or_init(|| Evaluator::new(|| {}).expect("the evaluator loads"))
+}
+
+/// What a case must end with.
+enum Expect {
+    /// The evaluation ran; `check` holds for its outcome.
+    Outcome(fn(&Outcome) -> bool),
+    /// An exception of this type escaped the code.
+    Raises(&'static str),
+    /// The value of the trailing expression.
+    Value(&'static str),
+    /// The evaluation was stopped with this typed error.
+    Stopped(fn(&EvalError) -> bool),
+}
+
+/// Limits a case runs under.
+#[derive(Clone, Copy)]
+enum Budget {
+    /// The defaults.
+    Default,
+    /// 50 M fuel.
+    LowFuel,
+    /// No fuel limit, 1 s of wall time.
+    ShortTime,
+    /// 64 MiB of memory, no fuel limit.
+    SmallMemory,
+}
+
+impl Budget {
+    fn limits(self) -> Limits {
+        let defaults = Limits::default();
+        match self {
+            Budget::Default => defaults,
+            Budget::LowFuel => Limits {
+                fuel: Fuel::Limited(50_000_000),
+                ..defaults
+            },
+            Budget::ShortTime => Limits {
+                fuel: Fuel::Unlimited,
+                wall_time: Duration::from_secs(1),
+                ..defaults
+            },
+            Budget::SmallMemory => Limits {
+                fuel: Fuel::Unlimited,
+                memory_bytes: 64 << 20,
+                ..defaults
+            },
+        }
+    }
+}
+
+struct Case {
+    name: &'static str,
+    code: &'static str,
+    budget: Budget,
+    expect: Expect,
+}
+
+const fn case(name: &'static str, code: &'static str, budget: Budget, expect: Expect) -> Case {
+    Case {
+        name,
+        code,
+        budget,
+        expect,
+    }
+}
+
+fn fuel(e: &EvalError) -> bool {
+    matches!(e, EvalError::FuelExhausted { .. })
+}
+
+fn timeout(e: &EvalError) -> bool {
+    matches!(e, EvalError::Timeout { .. })
+}
+
+fn refused(e: &EvalError) -> bool {
+    matches!(e, EvalError::InvalidCode(_))
+}
+
+/// Runs every case with `grants`, then checks the host still evaluates normally; panics
+/// listing every case that failed.
+fn run_all(cases: &[Case], grants: &Grants) {
+    let mut failures = Vec::new();
+    for case in cases {
+        let started = std::time::Instant::now();
+        let limits = case.budget.limits();
+        let result = evaluator().eval_with(case.code, &limits, grants);
+        let elapsed = started.elapsed();
+        let ok = match (&case.expect, &result) {
+            (Expect::Outcome(check), Ok(outcome)) => check(outcome),
+            (Expect::Raises(name), Ok(outcome)) => {
+                outcome.error.as_ref().map(|e| e.type_name.as_str()) == Some(*name)
+            }
+            (Expect::Value(value), Ok(outcome)) => {
+                outcome.error.is_none() && outcome.value.as_deref() == Some(*value)
+            }
+            (Expect::Stopped(check), Err(error)) => check(error),
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!("{}: got {:?}", case.name, summarize(&result)));
+        }
+        if elapsed > limits.wall_time + Duration::from_millis(100) {
+            failures.push(format!(
+                "{}: took {elapsed:?}, past its deadline",
+                case.name
+            ));
+        }
+        let after = evaluator().eval("1 + 1", &Limits::default());
+        if after.as_ref().ok().and_then(|o| o.value.as_deref()) != Some("2") {
+            failures.push(format!(
+                "{}: the next evaluation failed: {after:?}",
+                case.name
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn summarize(result: &Result<Outcome, EvalError>) -> String {
+    match result {
+        Ok(o) => format!(
+            "value={:?} error={:?} exit={:?} stdout={}B{} stderr={}B{}",
+            o.value
+                .as_ref()
+                .map(|v| v.chars().take(60).collect::<String>()),
+            o.error
+                .as_ref()
+                .map(|e| (&e.type_name, e.message.chars().take(80).collect::<String>())),
+            o.exit_code,
+            o.stdout.len(),
+            if o.stdout_truncated {
+                " (truncated)"
+            } else {
+                ""
+            },
+            o.stderr.len(),
+            if o.stderr_truncated {
+                " (truncated)"
+            } else {
+                ""
+            },
+        ),
+        Err(e) => format!("Err({e})"),
+    }
+}
+
+const ONE_MIB: usize = 1 << 20;
+
+#[test]
+fn cpu() {
+    run_all(
+        &[
+            case(
+                "busy loop, fuel",
+                "while True: pass",
+                Budget::LowFuel,
+                Expect::Stopped(fuel),
+            ),
+            case(
+                "busy loop, time",
+                "while True: pass",
+                Budget::ShortTime,
+                Expect::Stopped(timeout),
+            ),
+            case(
+                "huge sum",
+                "sum(range(10**10))",
+                Budget::LowFuel,
+                Expect::Stopped(fuel),
+            ),
+            case(
+                "huge power",
+                "2 ** (10 ** 9)",
+                Budget::LowFuel,
+                Expect::Stopped(fuel),
+            ),
+            case(
+                "catastrophic regex",
+                "import re\nre.match('(a*)*b', 'a' * 40)",
+                Budget::LowFuel,
+                Expect::Stopped(fuel),
+            ),
+            case(
+                "endless generator",
+                "import itertools\nfor _ in itertools.count(): pass",
+                Budget::LowFuel,
+                Expect::Stopped(fuel),
+            ),
+            case(
+                "finally that never ends",
+                "while True:\n    try:\n        pass\n    finally:\n        continue",
+                Budget::LowFuel,
+                Expect::Stopped(fuel),
+            ),
+            case(
+                "clock in a loop",
+                "import time\nwhile True: time.time()",
+                Budget::ShortTime,
+                Expect::Stopped(timeout),
+            ),
+        ],
+        &Grants::default(),
+    );
+}
+
+#[test]
+fn memory() {
+    run_all(
+        &[
+            case(
+                "billion-element list",
+                "[0] * 10**9",
+                Budget::Default,
+                Expect::Raises("MemoryError"),
+            ),
+            case(
+                "2 GiB bytearray",
+                "bytearray(2**31)",
+                Budget::Default,
+                Expect::Raises("OverflowError"),
+            ),
+            case(
+                "8 GiB string",
+                "'x' * 2**33",
+                Budget::Default,
+                Expect::Raises("OverflowError"),
+            ),
+            case(
+                "300 MiB bytes",
+                "b'x' * (300 * 2**20)",
+                Budget::Default,
+                Expect::Raises("MemoryError"),
+            ),
+            case(
+                "appending forever",
+                "a = []\nwhile True: a.append(' ' * 10**6)",
+                Budget::SmallMemory,
+                Expect::Raises("MemoryError"),
+            ),
+            case(
+                "bytearray over a small cap",
+                "bytearray(200 * 2**20)",
+                Budget::SmallMemory,
+                Expect::Raises("MemoryError"),
+            ),
+            case(
+                "huge array",
+                "import array\narray.array('d', [0]) * 10**9",
+                Budget::Default,
+                Expect::Raises("MemoryError"),
+            ),
+            case(
+                "dict growth",
+                "d = {}\nfor i in range(10**8): d[i] = i",
+                Budget::SmallMemory,
+                Expect::Raises("MemoryError"),
+            ),
+        ],
+        &Grants::default(),
+    );
+}
+
+#[test]
+fn host_memory_through_output() {
+    run_all(
+        &[
+            case(
+                "10 MB print",
+                "print('x' * 10**7)",
+                Budget::Default,
+                Expect::Outcome(|o| o.stdout_truncated && o.stdout.len() <= ONE_MIB),
+            ),
+            case(
+                "printing forever",
+                "while True: print('x' * 10**6)",
+                Budget::LowFuel,
+                Expect::Stopped(fuel),
+            ),
+            case(
+                "raw writes forever",
+                "import os\nwhile True: os.write(1, b'x' * 65536)",
+                Budget::Default,
+                Expect::Raises("OSError"),
+            ),
+            case(
+                "5 MiB to stderr",
+                "import sys\nsys.stderr.write('e' * (5 * 2**20))",
+                Budget::Default,
+                Expect::Outcome(|o| o.stderr_truncated && o.stderr.len() <= ONE_MIB),
+            ),
+            case(
+                "raw 3 MiB to fd 2",
+                "import os\nos.write(2, b'y' * (3 * 2**20))",
+                Budget::Default,
+                Expect::Raises("OSError"),
+            ),
+            case(
+                "10 MB value",
+                "'v' * 10**7",
+                Budget::Default,
+                Expect::Outcome(|o| {
+                    o.value
+                        .as_ref()
+                        .is_some_and(|v| v.len() <= ONE_MIB && v.ends_with("..."))
+                }),
+            ),
+            case(
+                "10 MB exception message",
+                "raise ValueError('m' * 10**7)",
+                Budget::Default,
+                Expect::Outcome(|o| {
+                    o.error.as_ref().is_some_and(|e| {
+                        e.type_name == "ValueError"
+                            && e.message.len() <= ONE_MIB
+                            && e.traceback.len() <= ONE_MIB
+                    })
+                }),
+            ),
+            case(
+                "unicode cut on a character boundary",
+                "print('é' * 10**6)",
+                Budget::Default,
+                Expect::Outcome(|o| o.stdout_truncated && o.stdout.chars().all(|c| c == 'é')),
+            ),
+        ],
+        &Grants::default(),
+    );
+}
+
+#[test]
+fn recursion() {
+    run_all(
+        &[
+            case(
+                "python recursion",
+                "def f(): f()\nf()",
+                Budget::Default,
+                Expect::Raises("RecursionError"),
+            ),
+            case(
+                "nested json",
+                "import json\njson.loads('[' * 100000)",
+                Budget::Default,
+                Expect::Raises("RecursionError"),
+            ),
+            case(
+                "nested repr",
+                "a = []\nfor i in range(100000): a = [a]\nrepr(a)",
+                Budget::Default,
+                Expect::Raises("RecursionError"),
+            ),
+            case(
+                "raised recursion limit",
+                "import sys\nsys.setrecursionlimit(10**6)\ndef f(n): return f(n + 1)\nf(0)",
+                Budget::LowFuel,
+                Expect::Stopped(fuel),
+            ),
+            case(
+                "nested parentheses",
+                "eval('(' * 10000 + ')' * 10000)",
+                Budget::Default,
+                Expect::Raises("MemoryError"),
+            ),
+            case(
+                "nested literal_eval",
+                "import ast\nast.literal_eval('[' * 100000 + ']' * 100000)",
+                Budget::Default,
+                Expect::Raises("MemoryError"),
+            ),
+            case(
+                "deep pickle",
+                "import pickle\npickle.loads(b'(' * 100000 + b'l' * 100000 + b'.')",
+                Budget::Default,
+                Expect::Outcome(|o| o.error.is_some()),
+            ),
+        ],
+        &Grants::default(),
+    );
+}
+
+#[test]
+fn blocking_calls() {
+    run_all(
+        &[
+            case(
+                "sleep a million seconds",
+                "import time\ntime.sleep(10**6)",
+                Budget::ShortTime,
+                Expect::Stopped(timeout),
+            ),
+            case(
+                "input with no stdin",
+                "input()",
+                Budget::Default,
+                Expect::Raises("EOFError"),
+            ),
+            case(
+                "read stdin",
+                "import sys\nsys.stdin.read()",
+                Budget::Default,
+                Expect::Value("''"),
+            ),
+            case(
+                "select on stdin",
+                "import select\nselect.select([0], [], [], 100)",
+                Budget::ShortTime,
+                Expect::Outcome(|o| o.error.is_none()),
+            ),
+            case(
+                "wait on an event",
+                "import threading\nthreading.Event().wait(100)",
+                Budget::ShortTime,
+                Expect::Stopped(timeout),
+            ),
+        ],
+        &Grants::default(),
+    );
+}
+
+#[test]
+fn files_and_path_escapes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file.txt"), "inside").unwrap();
+    std::os::unix::fs::symlink("/etc", dir.path().join("etc-link")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", dir.path().join("passwd-link")).unwrap();
+    let grants = Grants {
+        mounts: vec![format!("{}:/data", dir.path().display())
+            .parse::<Mount>()
+            .unwrap()],
+        ..Grants::default()
+    };
+    run_all(
+        &[
+            case(
+                "read the mount",
+                "open('/data/file.txt').read()",
+                Budget::Default,
+                Expect::Value("'inside'"),
+            ),
+            case(
+                "host file",
+                "open('/etc/passwd')",
+                Budget::Default,
+                Expect::Raises("FileNotFoundError"),
+            ),
+            case(
+                "stdlib source on disk",
+                "open('/usr/local/lib/python3.13/os.py')",
+                Budget::Default,
+                Expect::Raises("FileNotFoundError"),
+            ),
+            case(
+                "dot-dot",
+                "open('/data/../etc/passwd')",
+                Budget::Default,
+                Expect::Raises("PermissionError"),
+            ),
+            case(
+                "many dot-dots",
+                "open('/data/../../../../etc/passwd')",
+                Budget::Default,
+                Expect::Raises("PermissionError"),
+            ),
+            case(
+                "directory symlink",
+                "open('/data/etc-link/passwd')",
+                Budget::Default,
+                Expect::Raises("PermissionError"),
+            ),
+            case(
+                "file symlink",
+                "open('/data/passwd-link')",
+                Budget::Default,
+                Expect::Raises("PermissionError"),
+            ),
+            case(
+                "write to a read-only mount",
+                "open('/data/new.txt', 'w')",
+                Budget::Default,
+                Expect::Raises("PermissionError"),
+            ),
+            case(
+                "delete from a read-only mount",
+                "import os\nos.remove('/data/file.txt')",
+                Budget::Default,
+                Expect::Raises("PermissionError"),
+            ),
+            case(
+                "relative escape after chdir",
+                "import os\nos.chdir('/data')\nopen('../../etc/passwd')",
+                Budget::Default,
+                Expect::Outcome(|o| {
+                    o.error
+                        .as_ref()
+                        .is_some_and(|e| e.type_name.ends_with("Error"))
+                }),
+            ),
+            case(
+                "mkdir at the root",
+                "import os\nos.mkdir('/newdir')",
+                Budget::Default,
+                Expect::Raises("FileNotFoundError"),
+            ),
+            case(
+                "proc",
+                "open('/proc/self/environ')",
+                Budget::Default,
+                Expect::Raises("FileNotFoundError"),
+            ),
+        ],
+        &grants,
+    );
+    assert!(dir.path().join("file.txt").exists());
+    assert!(!dir.path().join("new.txt").exists());
+}
+
+#[test]
+fn environment() {
+    std::env::set_var("PYEVAL_HOSTILE_SECRET", "host-only");
+    run_all(
+        &[
+            case(
+                "no host environment",
+                "import os\ndict(os.environ)",
+                Budget::Default,
+                Expect::Value("{}"),
+            ),
+            case(
+                "getenv of a host variable",
+                "import os\nos.getenv('PYEVAL_HOSTILE_SECRET')",
+                Budget::Default,
+                Expect::Outcome(|o| o.value.is_none() && o.error.is_none()),
+            ),
+            case(
+                "set a variable",
+                "import os\nos.environ['X'] = '1'",
+                Budget::Default,
+                Expect::Outcome(|o| o.error.is_none()),
+            ),
+            case(
+                "and it is gone",
+                "import os\n'X' in os.environ",
+                Budget::Default,
+                Expect::Value("False"),
+            ),
+        ],
+        &Grants::default(),
+    );
+    let granted = Grants {
+        env: vec![("ONLY".into(), "this".into())],
+        ..Grants::default()
+    };
+    run_all(
+        &[case(
+            "granted variable",
+            "import os\ndict(os.environ)",
+            Budget::Default,
+            Expect::Value("{'ONLY': 'this'}"),
+        )],
+        &granted,
+    );
+}
+
+#[test]
+fn network() {
+    run_all(
+        &[
+            case(
+                "socket",
+                "import socket\nsocket.socket()",
+                Budget::Default,
+                Expect::Raises("OSError"),
+            ),
+            case(
+                "connect",
+                "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=1)",
+                Budget::Default,
+                Expect::Outcome(|o| o.error.is_some()),
+            ),
+            case(
+                "name lookup",
+                "import socket\nsocket.getaddrinfo('example.com', 80)",
+                Budget::Default,
+                Expect::Outcome(|o| o.error.is_some()),
+            ),
+            case(
+                "http",
+                "import urllib.request\nurllib.request.urlopen('http://example.com', timeout=1)",
+                Budget::Default,
+                Expect::Outcome(|o| o.error.is_some()),
+            ),
+            case(
+                "ssl",
+                "import ssl",
+                Budget::Default,
+                Expect::Raises("ModuleNotFoundError"),
+            ),
+        ],
+        &Grants::default(),
+    );
+}
+
+#[test]
+fn processes_threads_and_signals() {
+    run_all(
+        &[
+            case(
+                "subprocess",
+                "import subprocess\nsubprocess.run(['ls'])",
+                Budget::Default,
+                Expect::Raises("OSError"),
+            ),
+            case(
+                "system",
+                "import os\nos.system('ls')",
+                Budget::Default,
+                Expect::Raises("AttributeError"),
+            ),
+            case(
+                "fork",
+                "import os\nos.fork()",
+                Budget::Default,
+                Expect::Raises("AttributeError"),
+            ),
+            case(
+                "thread",
+                "import threading\nthreading.Thread(target=print).start()",
+                Budget::Default,
+                Expect::Raises("RuntimeError"),
+            ),
+            case(
+                "kill",
+                "import os\nos.kill(1, 9)",
+                Budget::Default,
+                Expect::Raises("AttributeError"),
+            ),
+            case(
+                "alarm",
+                "import signal\nsignal.alarm(1)",
+                Budget::Default,
+                Expect::Raises("AttributeError"),
+            ),
+            case(
+                "ctypes",
+                "import ctypes",
+                Budget::Default,
+                Expect::Raises("ModuleNotFoundError"),
+            ),
+            case(
+                "multiprocessing",
+                "import multiprocessing\nmultiprocessing.Process(target=print).start()",
+                Budget::Default,
+                Expect::Outcome(|o| o.error.is_some()),
+            ),
+        ],
+        &Grants::default(),
+    );
+}
+
+#[test]
+fn tampering_does_not_outlive_an_evaluation() {
+    run_all(
+        &[
+            case(
+                "replace print",
+                "import builtins\nbuiltins.print = None",
+                Budget::Default,
+                Expect::Outcome(|o| o.error.is_none()),
+            ),
+            case(
+                "print still works",
+                "print('ok')",
+                Budget::Default,
+                Expect::Outcome(|o| o.stdout == "ok\n"),
+            ),
+            case(
+                "poison sys.modules",
+                "import sys\nsys.modules['json'] = 'x'",
+                Budget::Default,
+                Expect::Outcome(|o| o.error.is_none()),
+            ),
+            case(
+                "json still imports",
+                "import json\njson.dumps([1])",
+                Budget::Default,
+                Expect::Value("'[1]'"),
+            ),
+            case(
+                "clear the import system",
+                "import sys\nsys.meta_path.clear()\nsys.path_hooks.clear()",
+                Budget::Default,
+                Expect::Outcome(|o| o.error.is_none()),
+            ),
+            case(
+                "imports still work",
+                "import zipfile, email.mime.text\nzipfile.__name__",
+                Budget::Default,
+                Expect::Value("'zipfile'"),
+            ),
+            case(
+                "empty the stdlib importer",
+                "import sys\nsys.meta_path[0]._index.clear()",
+                Budget::Default,
+                Expect::Outcome(|o| o.error.is_none()),
+            ),
+            case(
+                "a module not yet imported",
+                "import tomllib\ntomllib.loads('a = 1')",
+                Budget::Default,
+                Expect::Value("{'a': 1}"),
+            ),
+            case(
+                "tiny recursion limit",
+                "import sys\nsys.setrecursionlimit(50)",
+                Budget::Default,
+                Expect::Outcome(|o| o.error.is_none()),
+            ),
+            case(
+                "recursion limit restored",
+                "def f(n): return 0 if n == 0 else f(n - 1)\nf(500)",
+                Budget::Default,
+                Expect::Value("0"),
+            ),
+            case(
+                "fill memory",
+                "x = bytearray(200 * 2**20)",
+                Budget::Default,
+                Expect::Outcome(|o| o.error.is_none()),
+            ),
+            case(
+                "memory is back",
+                "len(bytearray(200 * 2**20))",
+                Budget::Default,
+                Expect::Value("209715200"),
+            ),
+        ],
+        &Grants::default(),
+    );
+}
+
+#[test]
+fn malformed_input() {
+    let big: &'static str = Box::leak(format!("x = 1\n{}", "#".repeat(2 << 20)).into_boxed_str());
+    run_all(
+        &[
+            case(
+                "NUL byte",
+                "print(1)\0print(2)",
+                Budget::Default,
+                Expect::Stopped(refused),
+            ),
+            case(
+                "over the size limit",
+                big,
+                Budget::Default,
+                Expect::Stopped(refused),
+            ),
+            case(
+                "syntax error",
+                "def (",
+                Budget::Default,
+                Expect::Raises("SyntaxError"),
+            ),
+            case(
+                "bad indentation",
+                "if True:\nprint(1)",
+                Budget::Default,
+                Expect::Raises("IndentationError"),
+            ),
+            case(
+                "empty",
+                "",
+                Budget::Default,
+                Expect::Outcome(|o| o.value.is_none() && o.error.is_none()),
+            ),
+            case(
+                "byte order mark",
+                "\u{feff}1 + 1",
+                Budget::Default,
+                Expect::Outcome(|o| o.value.as_deref() == Some("2") || o.error.is_some()),
+            ),
+            case(
+                "long line",
+                "x = 0\nx += 1;",
+                Budget::Default,
+                Expect::Outcome(|o| o.error.is_none()),
+            ),
+        ],
+        &Grants::default(),
+    );
+}
+
+#[test]
+fn odd_values_crossing_the_boundary() {
+    run_all(
+        &[
+            case(
+                "repr raises",
+                "class A:\n    def __repr__(self): raise ValueError('no')\nA()",
+                Budget::Default,
+                Expect::Raises("ValueError"),
+            ),
+            case(
+                "repr returns a non-str",
+                "class A:\n    def __repr__(self): return 1\nA()",
+                Budget::Default,
+                Expect::Raises("TypeError"),
+            ),
+            case(
+                "str of the exception raises",
+                "class E(Exception):\n    def __str__(self): raise RuntimeError\nraise E()",
+                Budget::Default,
+                Expect::Outcome(|o| o.error.as_ref().is_some_and(|e| e.type_name == "E")),
+            ),
+            case(
+                "huge exit status",
+                "raise SystemExit(2**100)",
+                Budget::Default,
+                Expect::Outcome(|o| o.exit_code == Some(i32::MAX)),
+            ),
+            case(
+                "negative exit status",
+                "raise SystemExit(-1)",
+                Budget::Default,
+                Expect::Outcome(|o| o.exit_code == Some(-1)),
+            ),
+            case(
+                "object exit status",
+                "raise SystemExit(object())",
+                Budget::Default,
+                Expect::Outcome(|o| {
+                    o.exit_code == Some(1) && o.stderr.starts_with("<object object")
+                }),
+            ),
+            case(
+                "NUL in output",
+                "print('a\\0b')",
+                Budget::Default,
+                Expect::Outcome(|o| o.stdout == "a\0b\n"),
+            ),
+            case(
+                "lone surrogate",
+                "'\\ud800'",
+                Budget::Default,
+                Expect::Value("'\\ud800'"),
+            ),
+            case(
+                "surrogate printed",
+                "print('\\udcff')",
+                Budget::Default,
+                Expect::Outcome(|o| o.stdout == "\\udcff\n"),
+            ),
+            case(
+                "KeyboardInterrupt",
+                "raise KeyboardInterrupt",
+                Budget::Default,
+                Expect::Raises("KeyboardInterrupt"),
+            ),
+            case(
+                "BaseException subclass",
+                "class Out(BaseException): pass\nraise Out('x')",
+                Budget::Default,
+                Expect::Raises("Out"),
+            ),
+        ],
+        &Grants::default(),
+    );
+}
+
+#[test]
+fn parallel_fresh_evaluations_do_not_cross_talk() {
+    std::thread::scope(|scope| {
+        for thread in 0..8 {
+            scope.spawn(move || {
+                for i in 0..250 {
+                    let code = format!("x = {thread} * 1000 + {i}\nprint(x)\nx * 2");
+                    let outcome = evaluator().eval(&code, &Limits::default()).unwrap();
+                    let x = thread * 1000 + i;
+                    assert_eq!(outcome.stdout, format!("{x}\n"));
+                    assert_eq!(outcome.value, Some((x * 2).to_string()));
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn a_session_that_traps_ends_and_a_new_one_works() {
+    for (budget, code) in [
+        (Budget::LowFuel, "while True: pass"),
+        (Budget::ShortTime, "import time\ntime.sleep(100)"),
+    ] {
+        let mut session = evaluator().session(&budget.limits()).unwrap();
+        session.eval("kept = 1").unwrap();
+        let error = session.eval(code).unwrap_err();
+        assert!(
+            matches!(session.eval("kept"), Err(EvalError::SessionEnded(ref why)) if **why == error)
+        );
+        let mut next = evaluator().session(&budget.limits()).unwrap();
+        assert_eq!(
+            next.eval("'kept' in globals()").unwrap().value.as_deref(),
+            Some("False")
+        );
+    }
+    let mut session = evaluator().session(&Limits::default()).unwrap();
+    assert!(matches!(session.eval("\0"), Err(EvalError::InvalidCode(_))));
+    assert_eq!(
+        session.eval("1").unwrap().value.as_deref(),
+        Some("1"),
+        "a refused input does not end a session"
+    );
+}
