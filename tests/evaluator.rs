@@ -109,7 +109,8 @@ fn output_is_unicode_and_capped() {
     let small = evaluator().eval("print('x' * 10)", &limits).unwrap();
     assert!(!small.stdout_truncated);
 
-    let mixed = eval("import sys\nsys.stdout.write('a')\nsys.stdout.buffer.write(b'b')\nprint('c')");
+    let mixed =
+        eval("import sys\nsys.stdout.write('a')\nsys.stdout.buffer.write(b'b')\nprint('c')");
     assert_eq!(mixed.stdout, "abc\n");
 
     let raw = eval("import os\nos.write(1, b'raw\\n')\nos.write(2, b'err\\n')");
