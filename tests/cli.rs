@@ -187,3 +187,28 @@ fn control_characters_are_escaped_only_on_a_terminal() {
     let piped = pyeval(&["-c", code]);
     assert_eq!(piped.stdout, "\x1b[31mred\x1b[0m\n");
 }
+
+#[test]
+fn malformed_programs_are_refused_before_they_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "latin1.py",
+            b"print('caf\xe9')\n".to_vec(),
+            "not valid UTF-8",
+        ),
+        ("nul.py", b"print(1)\0\n".to_vec(), "NUL byte"),
+        (
+            "huge.py",
+            [b"x = 1\n".as_slice(), &vec![b'#'; 2 << 20]].concat(),
+            "over the limit",
+        ),
+    ];
+    for (name, bytes, message) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let run = pyeval(&[path.to_str().unwrap()]);
+        run.assert_status(2);
+        assert!(run.stderr.contains(message), "{name}: {}", run.stderr);
+    }
+}
