@@ -26,4 +26,5 @@ test: build-component
 
 # Measure latency and throughput; prints a table and writes bench/results.json.
 bench: build-component
+    cargo build --release --quiet -p pyeval -p pyeval-bench
     cargo run --release --quiet -p pyeval-bench -- bench/results.json

@@ -185,3 +185,17 @@ fn fuel_exhaustion_ends_the_session() {
     let mut next = evaluator().session(&limits).unwrap();
     assert_eq!(next.eval("1 + 1").unwrap().value.as_deref(), Some("2"));
 }
+
+#[test]
+fn an_unmetered_evaluator_takes_only_unlimited_budgets() {
+    let unmetered = Evaluator::with_metering(false, || {}).unwrap();
+    let limited = unmetered.eval("1", &Limits::default());
+    assert!(matches!(limited, Err(EvalError::Setup(_))), "{limited:?}");
+    let limits = Limits {
+        fuel: pyeval::Fuel::Unlimited,
+        ..Limits::default()
+    };
+    let outcome = unmetered.eval("sum(range(10**6))", &limits).unwrap();
+    assert_eq!(outcome.value.as_deref(), Some("499999500000"));
+    assert_eq!(outcome.fuel_used, 0);
+}

@@ -18,6 +18,14 @@ const SESSION_RUNS: usize = 5000;
 const THROUGHPUT_WINDOW: Duration = Duration::from_secs(3);
 /// Runs of the stock interpreter (each starts CPython).
 const COMMAND_RUNS: usize = 20;
+/// Runs of the whole `pyeval` process.
+const PROCESS_RUNS: usize = 30;
+/// Instances kept alive to measure resident memory per instance.
+const LIVE_INSTANCES: usize = 100;
+/// A pure-Python CPU-bound loop of 10^6 iterations.
+const CPU_LOOP: &str = "total = 0\nfor i in range(10**6):\n    total += i\n";
+/// Runs of each CPU-bound measurement.
+const CPU_RUNS: usize = 7;
 
 fn main() -> Result<()> {
     let out = std::env::args_os()
@@ -55,7 +63,34 @@ fn main() -> Result<()> {
 
     let throughput_1 = throughput(&evaluator, 1);
     let throughput_2 = throughput(&evaluator, 2);
-    let command = command_path()?;
+    let command = command_path("pass", COMMAND_RUNS)?;
+    let (process_warm, process_first) = whole_process()?;
+    let rss_per_instance = resident_per_instance(&evaluator)?;
+
+    let unlimited = Limits {
+        fuel: Fuel::Unlimited,
+        ..Limits::default()
+    };
+    let unmetered = Evaluator::with_metering(false, || eprintln!("compiling (fuel off)..."))?;
+    let cpu_metered = median_of(CPU_RUNS, || time(|| evaluator.eval(CPU_LOOP, &unlimited)))?;
+    let cpu_unmetered = median_of(CPU_RUNS, || time(|| unmetered.eval(CPU_LOOP, &unlimited)))?;
+    let cpu_command = command_path(CPU_LOOP, CPU_RUNS)?
+        .0
+        .saturating_sub(command.0);
+    let cpu_native = median_of(CPU_RUNS, || {
+        let started = Instant::now();
+        let status = std::process::Command::new("python3")
+            .args(["-c", CPU_LOOP])
+            .status()?;
+        anyhow::ensure!(status.success(), "native python3 failed");
+        let total = started.elapsed();
+        let started = Instant::now();
+        std::process::Command::new("python3")
+            .args(["-c", "pass"])
+            .status()?;
+        Ok(total.saturating_sub(started.elapsed()))
+    })?;
+    let metering_overhead = cpu_metered.as_secs_f64() / cpu_unmetered.as_secs_f64() - 1.0;
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let results = json!({
@@ -74,6 +109,15 @@ fn main() -> Result<()> {
             "fuel": command.1,
         },
         "ratio_command_over_fresh_p50": command.0.as_secs_f64() / percentile(&fresh, 50.0).as_secs_f64(),
+        "process_print_1": { "warm_p50_ms": ms(process_warm), "first_run_ms": ms(process_first) },
+        "resident_bytes_per_live_instance": rss_per_instance,
+        "cpu_loop_1e6": {
+            "evaluator_ms": ms(cpu_metered),
+            "evaluator_fuel_off_ms": ms(cpu_unmetered),
+            "command_path_ms": ms(cpu_command),
+            "native_python3_ms": ms(cpu_native),
+            "fuel_metering_overhead": metering_overhead,
+        },
     });
     println!("| measurement | value |");
     println!("| --- | --- |");
@@ -103,6 +147,31 @@ fn main() -> Result<()> {
         results["ratio_command_over_fresh_p50"]
             .as_f64()
             .unwrap_or(0.0)
+    );
+    println!(
+        "| `pyeval -c 'print(1)'` process, warm p50 ({PROCESS_RUNS} runs) / first run | {:.1} ms / {:.0} ms |",
+        ms(process_warm),
+        ms(process_first)
+    );
+    println!(
+        "| resident memory per live instance ({LIVE_INSTANCES} alive) | {:.2} MiB |",
+        rss_per_instance as f64 / (1 << 20) as f64
+    );
+    println!(
+        "| 10^6-iteration loop: evaluator / fuel off / command path / native python3 | {:.0} / {:.0} / {:.0} / {:.0} ms |",
+        ms(cpu_metered),
+        ms(cpu_unmetered),
+        ms(cpu_command),
+        ms(cpu_native)
+    );
+    println!(
+        "| loop vs native: evaluator / command path | {:.1}x / {:.1}x |",
+        cpu_metered.as_secs_f64() / cpu_native.as_secs_f64(),
+        cpu_command.as_secs_f64() / cpu_native.as_secs_f64()
+    );
+    println!(
+        "| fuel metering overhead on the loop | {:.1}% |",
+        metering_overhead * 100.0
     );
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
@@ -141,9 +210,9 @@ fn throughput(evaluator: &Evaluator, threads: usize) -> f64 {
     counts.iter().sum::<usize>() as f64 / started.elapsed().as_secs_f64()
 }
 
-/// p50 wall time and fuel of `print(1)` on the stock python.wasm (interpreter start-up
+/// p50 wall time and fuel of `-c CODE` on the stock python.wasm (interpreter start-up
 /// included), with its compiled code cached.
-fn command_path() -> Result<(Duration, u64)> {
+fn command_path(code: &str, runs: usize) -> Result<(Duration, u64)> {
     let cpython = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/cpython"));
     let runner = CommandRunner::load(
         &cpython.join("python.wasm"),
@@ -153,10 +222,10 @@ fn command_path() -> Result<(Duration, u64)> {
         || eprintln!("compiling python.wasm..."),
     )?;
     let request = CommandRun {
-        args: vec!["-c".into(), "pass".into()],
-        fuel: Fuel::Limited(10_000_000_000),
+        args: vec!["-c".into(), code.into()],
+        fuel: Fuel::Limited(100_000_000_000),
         memory_bytes: pyeval::limits::DEFAULT_MEMORY_BYTES,
-        wall_time: pyeval::limits::DEFAULT_WALL_TIME,
+        wall_time: Duration::from_secs(60),
         grants: Grants::default(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -164,12 +233,78 @@ fn command_path() -> Result<(Duration, u64)> {
         .build()?;
     let mut times = Vec::new();
     let mut fuel = 0;
-    for _ in 0..COMMAND_RUNS {
+    for _ in 0..runs {
         let started = Instant::now();
         let report = runtime.block_on(runner.run(&request))?;
         times.push(started.elapsed());
+        anyhow::ensure!(
+            matches!(report.status, Ok(0)),
+            "python.wasm failed: {:?}",
+            report.status
+        );
         fuel = report.fuel_consumed.unwrap_or(0);
     }
     times.sort();
     Ok((percentile(&times, 50.0), fuel))
+}
+
+/// The whole `pyeval -c 'print(1)'` process: p50 with a warm cache, and one first run
+/// with an empty cache (which compiles the component).
+fn whole_process() -> Result<(Duration, Duration)> {
+    let pyeval = std::env::current_exe()?.with_file_name("pyeval");
+    let run = |cache: Option<&std::path::Path>| -> Result<Duration> {
+        let mut command = std::process::Command::new(&pyeval);
+        command
+            .args(["-c", "print(1)"])
+            .stdout(std::process::Stdio::null());
+        command.stderr(std::process::Stdio::null());
+        if let Some(dir) = cache {
+            command.env("PYEVAL_CACHE_DIR", dir);
+        }
+        let started = Instant::now();
+        let status = command
+            .status()
+            .with_context(|| format!("running {}", pyeval.display()))?;
+        anyhow::ensure!(status.success(), "pyeval failed");
+        Ok(started.elapsed())
+    };
+    run(None)?;
+    let warm = median_of(PROCESS_RUNS, || run(None))?;
+    let empty = std::env::temp_dir().join(format!("pyeval-bench-{}", std::process::id()));
+    let first = run(Some(&empty));
+    let _ = std::fs::remove_dir_all(&empty);
+    Ok((warm, first?))
+}
+
+/// Resident memory added per live instance, with [`LIVE_INSTANCES`] sessions alive.
+fn resident_per_instance(evaluator: &Evaluator) -> Result<u64> {
+    let before = resident_bytes()?;
+    let mut sessions = Vec::with_capacity(LIVE_INSTANCES);
+    for i in 0..LIVE_INSTANCES {
+        let mut session = evaluator.session(&Limits::default())?;
+        session.eval(&format!("x = {i}"))?;
+        sessions.push(session);
+    }
+    let after = resident_bytes()?;
+    drop(sessions);
+    Ok(after.saturating_sub(before) / LIVE_INSTANCES as u64)
+}
+
+fn resident_bytes() -> Result<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm")?;
+    let pages: u64 = statm.split_whitespace().nth(1).context("statm")?.parse()?;
+    Ok(pages * 4096)
+}
+
+fn time(f: impl FnOnce() -> Result<pyeval::Outcome, pyeval::EvalError>) -> Result<Duration> {
+    let started = Instant::now();
+    let outcome = f()?;
+    anyhow::ensure!(outcome.error.is_none(), "{:?}", outcome.error);
+    Ok(started.elapsed())
+}
+
+fn median_of(runs: usize, mut f: impl FnMut() -> Result<Duration>) -> Result<Duration> {
+    let mut times = (0..runs).map(|_| f()).collect::<Result<Vec<_>>>()?;
+    times.sort();
+    Ok(percentile(&times, 50.0))
 }

@@ -36,9 +36,29 @@ pub fn build(metered: bool) -> Result<Engine> {
         .max_wasm_stack(MAX_WASM_STACK)
         // The fiber that runs the guest must hold the whole wasm stack plus host frames.
         .async_stack_size(MAX_WASM_STACK + (1 << 20));
+    portable_code(&mut config)?;
     let engine = Engine::new(&config)?;
     start_ticker(&engine);
     Ok(engine)
+}
+
+/// Compiles for x86-64-v2 (SSE4.2, POPCNT: every x86-64 server of the last decade) instead
+/// of the widest features of the machine that compiles, so precompiled code can be shared
+/// between machines; wasmtime refuses code the host cannot run, and the cache recompiles.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn portable_code(config: &mut Config) -> Result<()> {
+    config.target("x86_64-unknown-linux-gnu")?;
+    // SAFETY: a named ISA level; wasmtime checks the host supports it before running code.
+    unsafe {
+        config.cranelift_flag_enable("x86-64-v2");
+    }
+    Ok(())
+}
+
+/// Other platforms compile for the host.
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+fn portable_code(_config: &mut Config) -> Result<()> {
+    Ok(())
 }
 
 /// Starts a thread that advances the engine's epoch every [`TICK`]; it stops when the

@@ -58,7 +58,7 @@ pub struct Outcome {
     pub error: Option<PyException>,
     /// The SystemExit status, if the code exited.
     pub exit_code: Option<i32>,
-    /// Fuel this evaluation consumed.
+    /// Fuel this evaluation consumed (0 from an evaluator that does not meter).
     pub fuel_used: u64,
     /// Wall-clock time of the evaluation, instantiation included.
     #[serde(serialize_with = "serialize_micros", rename = "wall_time_us")]
@@ -114,14 +114,22 @@ pub struct Evaluator {
 struct Inner {
     engine: Engine,
     pre: PythonPre<SandboxState>,
+    metered: bool,
 }
 
 impl Evaluator {
     /// Loads the embedded component, compiling it on the first use on this machine (the
     /// compiled form is cached on disk). `on_compile` runs before a compilation starts.
     pub fn new(on_compile: impl FnOnce()) -> Result<Self, EvalError> {
+        Self::with_metering(true, on_compile)
+    }
+
+    /// Like [`Evaluator::new`]; with `metered` false the engine counts no fuel (a little
+    /// faster), and only [`Fuel::Unlimited`] budgets are accepted.
+    pub fn with_metering(metered: bool, on_compile: impl FnOnce()) -> Result<Self, EvalError> {
         let setup = |e: wasmtime::Error| EvalError::Setup(format!("{e:#}"));
-        let engine = crate::engine::build(true).map_err(|e| EvalError::Setup(format!("{e:#}")))?;
+        let engine =
+            crate::engine::build(metered).map_err(|e| EvalError::Setup(format!("{e:#}")))?;
         let component: Component = CompileCache::default_location()
             .load(
                 &engine,
@@ -135,7 +143,11 @@ impl Evaluator {
         let pre = linker.instantiate_pre(&component).map_err(setup)?;
         let pre = PythonPre::new(pre).map_err(setup)?;
         Ok(Evaluator {
-            inner: Arc::new(Inner { engine, pre }),
+            inner: Arc::new(Inner {
+                engine,
+                pre,
+                metered,
+            }),
         })
     }
 
@@ -181,6 +193,11 @@ pub struct Session {
 
 impl Session {
     fn start(evaluator: Evaluator, limits: Limits, grants: &Grants) -> Result<Self, EvalError> {
+        if !evaluator.inner.metered && limits.fuel != Fuel::Unlimited {
+            return Err(EvalError::Setup(
+                "this evaluator does not meter fuel: give it Fuel::Unlimited".into(),
+            ));
+        }
         let stdout = MemoryOutputPipe::new(limits.output_bytes as usize);
         let stderr = MemoryOutputPipe::new(limits.output_bytes as usize);
         let mut builder = grants
@@ -221,9 +238,12 @@ impl Session {
             Fuel::Limited(n) => n,
             Fuel::Unlimited => u64::MAX,
         };
-        self.store
-            .set_fuel(budget)
-            .map_err(|e| EvalError::Trap(e.to_string()))?;
+        let metered = self.evaluator.inner.metered;
+        if metered {
+            self.store
+                .set_fuel(budget)
+                .map_err(|e| EvalError::Trap(e.to_string()))?;
+        }
         self.store
             .set_epoch_deadline(crate::engine::ticks_for(self.limits.wall_time));
         let result = crate::engine::block_on(
@@ -236,7 +256,11 @@ impl Session {
                 self.limits.output_bytes,
             ),
         );
-        let fuel_used = budget - self.store.get_fuel().unwrap_or(0);
+        let fuel_used = if metered {
+            budget - self.store.get_fuel().unwrap_or(0)
+        } else {
+            0
+        };
         let outcome = match result {
             Some(Ok(outcome)) => Ok(outcome),
             Some(Err(error)) => Err(self.classify(error, budget)),
