@@ -1,13 +1,9 @@
 //! The evaluator's contract, field by field, through the library API.
 
-use std::sync::OnceLock;
+mod common;
 
+use common::evaluator;
 use pyeval::{EvalError, Evaluator, Limits, Outcome};
-
-fn evaluator() -> &'static Evaluator {
-    static EVALUATOR: OnceLock<Evaluator> = OnceLock::new();
-    EVALUATOR.get_or_init(|| Evaluator::new(|| {}).expect("the evaluator loads"))
-}
 
 fn eval(code: &str) -> Outcome {
     evaluator()

@@ -2,16 +2,13 @@
 //! outcome it must produce. After every case the same evaluator must serve a normal
 //! evaluation, so a case that damaged the host would also fail the next one.
 
-use std::sync::OnceLock;
+mod common;
+
+use common::evaluator;
 use std::time::Duration;
 
 use pyeval::sandbox::Grants;
-use pyeval::{EvalError, Evaluator, Fuel, Limits, Mount, Outcome};
-
-fn evaluator() -> &'static Evaluator {
-    static EVALUATOR: OnceLock<Evaluator> = OnceLock::new();
-    EVALUATOR.get_or_init(|| Evaluator::new(|| {}).expect("the evaluator loads"))
-}
+use pyeval::{EvalError, Fuel, Limits, Mount, Outcome};
 
 /// What a case must end with.
 enum Expect {
@@ -883,23 +880,6 @@ fn odd_values_crossing_the_boundary() {
         ],
         &Grants::default(),
     );
-}
-
-#[test]
-fn parallel_fresh_evaluations_do_not_cross_talk() {
-    std::thread::scope(|scope| {
-        for thread in 0..8 {
-            scope.spawn(move || {
-                for i in 0..250 {
-                    let code = format!("x = {thread} * 1000 + {i}\nprint(x)\nx * 2");
-                    let outcome = evaluator().eval(&code, &Limits::default()).unwrap();
-                    let x = thread * 1000 + i;
-                    assert_eq!(outcome.stdout, format!("{x}\n"));
-                    assert_eq!(outcome.value, Some((x * 2).to_string()));
-                }
-            });
-        }
-    });
 }
 
 #[test]

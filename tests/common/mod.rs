@@ -1,10 +1,12 @@
-//! Running the `pyeval` binary from tests.
+//! Running the `pyeval` binary, or one shared evaluator, from tests.
 
 #![allow(dead_code)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
+
+use pyeval::Evaluator;
 
 /// The stock interpreter that `just build-cpython` made.
 pub const PYTHON_WASM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/cpython/python.wasm");
@@ -127,4 +129,10 @@ fn warm_compile_cache() {
             assert!(status.success(), "warm-up run {args:?} failed");
         }
     });
+}
+
+/// One evaluator per test binary (compiling it is the slow part).
+pub fn evaluator() -> &'static Evaluator {
+    static EVALUATOR: OnceLock<Evaluator> = OnceLock::new();
+    EVALUATOR.get_or_init(|| Evaluator::new(|| {}).expect("the evaluator loads"))
 }
