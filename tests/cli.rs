@@ -63,6 +63,16 @@ fn fuel_limit_and_stats() {
     unlimited.assert_status(0);
     assert_eq!(unlimited.stdout, "49999995000000\n");
 
+    let memory = pyeval(&["--memory", "1", "-c", "1"]);
+    memory.assert_status(122);
+    assert!(
+        memory.stderr.contains("memory limit exceeded"),
+        "{}",
+        memory.stderr
+    );
+    let time = pyeval(&["--timeout", "0.5", "-c", "import time; time.sleep(60)"]);
+    time.assert_status(124);
+
     let stats = pyeval(&["--stats", "-c", "print(1)"]);
     stats.assert_status(0);
     assert!(

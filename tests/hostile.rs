@@ -908,3 +908,21 @@ fn a_session_that_traps_ends_and_a_new_one_works() {
         "a refused input does not end a session"
     );
 }
+
+#[test]
+fn a_memory_cap_below_the_interpreter_is_a_typed_error() {
+    let limits = Limits {
+        memory_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let error = evaluator().eval("1", &limits).unwrap_err();
+    assert_eq!(error, EvalError::MemoryLimit { limit: 1 << 20 });
+    assert_eq!(
+        evaluator()
+            .eval("1", &Limits::default())
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("1")
+    );
+}
