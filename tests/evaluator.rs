@@ -195,3 +195,25 @@ fn an_unmetered_evaluator_takes_only_unlimited_budgets() {
     assert_eq!(outcome.value.as_deref(), Some("499999500000"));
     assert_eq!(outcome.fuel_used, 0);
 }
+
+#[test]
+fn async_callers_await_evaluations_on_their_own_runtime() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let grants = pyeval::sandbox::Grants::default();
+        let outcome = evaluator()
+            .eval_async("6 * 7", &Limits::default(), &grants)
+            .await
+            .unwrap();
+        assert_eq!(outcome.value.as_deref(), Some("42"));
+        let mut session = evaluator().session(&Limits::default()).unwrap();
+        session.eval_async("x = 1").await.unwrap();
+        assert_eq!(
+            session.eval_async("x + 1").await.unwrap().value.as_deref(),
+            Some("2")
+        );
+    });
+}

@@ -82,9 +82,8 @@ pub fn ticks_for(limit: Duration) -> u64 {
     (limit.as_nanos() / TICK.as_nanos()).max(1) as u64 + 1
 }
 
-/// Runs `future` on this thread's runtime; `None` if it is still blocked (in a host call
-/// that epochs cannot interrupt) once `limit` has passed.
-pub fn block_on<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+/// Runs `future` to completion on this thread's own runtime.
+pub fn block_on<F: Future>(future: F) -> F::Output {
     thread_local! {
         static RUNTIME: OnceLock<tokio::runtime::Runtime> = const { OnceLock::new() };
     }
@@ -95,12 +94,13 @@ pub fn block_on<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
                 .build()
                 .expect("building a tokio runtime")
         });
-        runtime.block_on(with_deadline(limit, future))
+        runtime.block_on(future)
     })
 }
 
-/// `future`'s output, or `None` if it has not finished `limit` (plus a grace period for the
-/// epoch to fire first) after starting; must run inside a tokio runtime with timers.
+/// `future`'s output, or `None` if it is still blocked (in a host call that epochs cannot
+/// interrupt) `limit` after starting, plus a grace period for the epoch to fire first; must
+/// run inside a tokio runtime with timers.
 pub async fn with_deadline<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
     tokio::time::timeout(limit + BLOCKED_GRACE, future)
         .await

@@ -167,6 +167,18 @@ impl Evaluator {
         session.eval(code)
     }
 
+    /// [`Evaluator::eval_with`] for async callers: await it on a tokio runtime with timers
+    /// enabled (the sync methods run their own runtime and cannot be called from one).
+    pub async fn eval_async(
+        &self,
+        code: &str,
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<Outcome, EvalError> {
+        let mut session = self.session_with(limits, grants)?;
+        session.eval_async(code).await
+    }
+
     /// A session: one interpreter whose state persists across its evaluations.
     pub fn session(&self, limits: &Limits) -> Result<Session, EvalError> {
         self.session_with(limits, &Grants::default())
@@ -229,6 +241,11 @@ impl Session {
     /// After a trap (fuel, time, memory) the instance is not trusted again: this and every
     /// later call returns [`EvalError::SessionEnded`].
     pub fn eval(&mut self, code: &str) -> Result<Outcome, EvalError> {
+        crate::engine::block_on(self.eval_async(code))
+    }
+
+    /// [`Session::eval`] for async callers, on a tokio runtime with timers enabled.
+    pub async fn eval_async(&mut self, code: &str) -> Result<Outcome, EvalError> {
         if let Some(reason) = &self.ended {
             return Err(EvalError::SessionEnded(Box::new(reason.clone())));
         }
@@ -246,7 +263,7 @@ impl Session {
         }
         self.store
             .set_epoch_deadline(crate::engine::ticks_for(self.limits.wall_time));
-        let result = crate::engine::block_on(
+        let result = crate::engine::with_deadline(
             self.limits.wall_time,
             run_eval(
                 &self.evaluator,
@@ -255,7 +272,8 @@ impl Session {
                 code,
                 self.limits.output_bytes,
             ),
-        );
+        )
+        .await;
         let fuel_used = if metered {
             budget - self.store.get_fuel().unwrap_or(0)
         } else {
