@@ -4,6 +4,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 set positional-arguments := true
 
 guest := env("CARGO_TARGET_DIR", justfile_directory() / "guest-adapter/target") / "wasm32-wasip1/release/pyeval_guest.wasm"
+calculator := env("CARGO_TARGET_DIR", justfile_directory() / "examples/calculator/target") / "wasm32-wasip1/release/pyeval_calculator.wasm"
+tools := env("PYEVAL_CACHE_DIR", env("XDG_CACHE_HOME", env("HOME") / ".cache") / "pyeval") / "tools"
+wasmtime := tools / "wasmtime-48.0.8/bin/wasmtime"
 
 # Build CPython 3.13 for wasm32-wasip1 from pinned sources (cached outside the tree).
 build-cpython:
@@ -12,17 +15,25 @@ build-cpython:
 # Build target/pyeval.wasm: the guest module, pre-initialized and componentized.
 build-component: build-cpython
     cd guest-adapter && cargo build --release --quiet
-    cargo run --quiet -p pyeval-componentize -- "{{guest}}" target/cpython/stdlib target/pyeval.wasm
+    cargo run --quiet -p pyeval-componentize --bin pyeval-componentize -- "{{guest}}" target/cpython/stdlib target/pyeval.wasm
 
 # Run pyeval with python's arguments, e.g. `just run -c "print('hello')"`.
 run *args: build-component
-    cargo run --quiet -p pyeval -- "$@"
+    cargo run --quiet -p pyeval --bin pyeval -- "$@"
+
+# What the tests of other hosts need: the wasmtime CLI at our wasmtime version (installed
+# once into the cache), the Node example transpiled with jco, the composed calculator.
+other-hosts: build-component
+    [ -x "{{wasmtime}}" ] || cargo install wasmtime-cli --version 48.0.8 --locked --quiet --no-default-features --features run,cranelift,component-model,cache,parallel-compilation --root "{{tools}}/wasmtime-48.0.8"
+    cd examples/node && npm install --no-audit --no-fund --silent && npm run --silent transpile > /dev/null
+    cd examples/calculator && cargo build --release --quiet
+    cargo run --quiet -p pyeval-componentize --bin pyeval-compose -- "{{calculator}}" target/pyeval.wasm target/calculator.wasm
 
 # Lints and every test.
-test: build-component
+test: build-component other-hosts
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    cargo test --workspace
+    PYEVAL_WASMTIME="{{wasmtime}}" cargo test --workspace
 
 # Measure latency and throughput; prints a table and writes bench/results.json.
 bench: build-component

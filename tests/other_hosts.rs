@@ -1,0 +1,194 @@
+//! The same component in other hosts: one corpus of snippets gives the same stdout, value
+//! and error kind through pyeval, the wasmtime CLI and Node (jco); the wasmtime CLI runs
+//! it as a command; and a component composed with it (examples/calculator) works.
+//!
+//! `just test` prepares what these need: the wasmtime CLI (its path in `PYEVAL_WASMTIME`),
+//! `examples/node/generated`, and `target/calculator.wasm`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::evaluator;
+use pyeval::Limits;
+
+/// What hosts are compared on.
+#[derive(Debug, PartialEq, Eq, serde::Deserialize)]
+struct Summary {
+    stdout: String,
+    value: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Snippet {
+    code: String,
+    #[serde(flatten)]
+    expected: Summary,
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn corpus() -> Vec<Snippet> {
+    let text = std::fs::read_to_string(repo().join("tests/corpus.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn wasmtime() -> Command {
+    let path = std::env::var_os("PYEVAL_WASMTIME")
+        .expect("PYEVAL_WASMTIME names the wasmtime CLI (`just test` installs it)");
+    let mut command = Command::new(path);
+    command.current_dir(repo());
+    command
+}
+
+#[test]
+fn corpus_through_pyeval() {
+    for snippet in corpus() {
+        let outcome = evaluator().eval(&snippet.code, &Limits::default()).unwrap();
+        let got = Summary {
+            stdout: outcome.stdout,
+            value: outcome.value,
+            error: outcome.error.map(|e| e.type_name),
+        };
+        assert_eq!(got, snippet.expected, "{:?}", snippet.code);
+    }
+}
+
+#[test]
+fn corpus_through_the_wasmtime_cli() {
+    for snippet in corpus() {
+        let call = format!("eval({})", wave_string(&snippet.code));
+        let out = wasmtime()
+            .args(["run", "--invoke", &call, "target/pyeval.wasm"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let wave = String::from_utf8(out.stdout).unwrap();
+        let got = Summary {
+            stdout: wave_field(&wave, "stdout: ").unwrap_or_default(),
+            value: wave_field(&wave, "value: some("),
+            error: wave_field(&wave, "type-name: "),
+        };
+        assert_eq!(got, snippet.expected, "{:?} gave {wave}", snippet.code);
+    }
+}
+
+#[test]
+fn corpus_through_node() {
+    let out = Command::new("node")
+        .current_dir(repo().join("examples/node"))
+        .args(["eval.mjs", "--corpus", "../../tests/corpus.json"])
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<Summary> = serde_json::from_slice(&out.stdout).unwrap();
+    let expected: Vec<Summary> = corpus().into_iter().map(|s| s.expected).collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn the_wasmtime_cli_runs_the_component_as_a_command() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.py"),
+        "import sys\nprint('script', sys.argv)\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| wasmtime().arg("run").args(args).output().unwrap();
+
+    let code = run(&[
+        "target/pyeval.wasm",
+        "-c",
+        "import json; print(json.dumps([1]))",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&code.stdout), "[1]\n");
+    let exit = run(&["target/pyeval.wasm", "-c", "import sys; sys.exit(3)"]);
+    assert_eq!(exit.status.code(), Some(3));
+    let dir_arg = format!("{}::/work", dir.path().display());
+    let script = run(&["--dir", &dir_arg, "target/pyeval.wasm", "/work/s.py", "a"]);
+    assert_eq!(
+        String::from_utf8_lossy(&script.stdout),
+        "script ['/work/s.py', 'a']\n"
+    );
+    let module = run(&["target/pyeval.wasm", "-m", "this"]);
+    assert!(String::from_utf8_lossy(&module.stdout).starts_with("The Zen of Python"));
+}
+
+#[test]
+fn a_composed_component_uses_the_evaluator() {
+    let calc = |expression: &str| {
+        let call = format!("calc({})", wave_string(expression));
+        let out = wasmtime()
+            .args(["run", "--invoke", &call, "target/calculator.wasm"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    assert_eq!(calc("2 + 3 * 4"), "ok(\"14\")");
+    assert_eq!(calc("2 ** 70"), "ok(\"1180591620717411303424\")");
+    assert_eq!(
+        calc("1 / 0"),
+        "err(\"ZeroDivisionError: division by zero\")"
+    );
+    assert!(calc("__import__('os')").starts_with("err(\"not an arithmetic expression"));
+}
+
+/// `text` as a WAVE string literal.
+fn wave_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\'' => out.push_str("\\'"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The string literal that follows `label` in WAVE text, unescaped.
+fn wave_field(wave: &str, label: &str) -> Option<String> {
+    let start = wave.find(label)? + label.len();
+    let mut chars = wave[start..].chars();
+    if chars.next()? != '"' {
+        return None;
+    }
+    let mut out = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                'u' => {
+                    let hex: String = chars.by_ref().skip(1).take_while(|c| *c != '}').collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
