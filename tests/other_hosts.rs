@@ -61,17 +61,7 @@ fn corpus_through_pyeval() {
 #[test]
 fn corpus_through_the_wasmtime_cli() {
     for snippet in corpus() {
-        let call = format!("eval({})", wave_string(&snippet.code));
-        let out = wasmtime()
-            .args(["run", "--invoke", &call, "target/pyeval.wasm"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let wave = String::from_utf8(out.stdout).unwrap();
+        let wave = invoke("target/pyeval.wasm", "eval", &snippet.code);
         let got = Summary {
             stdout: wave_field(&wave, "stdout: ").unwrap_or_default(),
             value: wave_field(&wave, "value: some("),
@@ -129,17 +119,9 @@ fn the_wasmtime_cli_runs_the_component_as_a_command() {
 #[test]
 fn a_composed_component_uses_the_evaluator() {
     let calc = |expression: &str| {
-        let call = format!("calc({})", wave_string(expression));
-        let out = wasmtime()
-            .args(["run", "--invoke", &call, "target/calculator.wasm"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        invoke("target/calculator.wasm", "calc", expression)
+            .trim()
+            .to_owned()
     };
     assert_eq!(calc("2 + 3 * 4"), "ok(\"14\")");
     assert_eq!(calc("2 ** 70"), "ok(\"1180591620717411303424\")");
@@ -148,6 +130,21 @@ fn a_composed_component_uses_the_evaluator() {
         "err(\"ZeroDivisionError: division by zero\")"
     );
     assert!(calc("__import__('os')").starts_with("err(\"not an arithmetic expression"));
+}
+
+/// What `wasmtime run --invoke 'FUNCTION("ARGUMENT")' COMPONENT` prints (WAVE text).
+fn invoke(component: &str, function: &str, argument: &str) -> String {
+    let call = format!("{function}({})", wave_string(argument));
+    let out = wasmtime()
+        .args(["run", "--invoke", &call, component])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// `text` as a WAVE string literal.

@@ -315,22 +315,10 @@ impl Session {
         let (raw_out, raw_err) = (self.stdout.contents(), self.stderr.contents());
         let (seen_out, seen_err) =
             std::mem::replace(&mut self.raw_seen, (raw_out.len(), raw_err.len()));
-        let mut stdout = wit.stdout;
-        let mut stdout_truncated = wit.stdout_truncated;
-        append_raw(
-            &mut stdout,
-            &mut stdout_truncated,
-            &raw_out[seen_out..],
-            cap,
-        );
-        let mut stderr = wit.stderr;
-        let mut stderr_truncated = wit.stderr_truncated;
-        append_raw(
-            &mut stderr,
-            &mut stderr_truncated,
-            &raw_err[seen_err..],
-            cap,
-        );
+        let (stdout, stdout_truncated) =
+            with_raw(wit.stdout, wit.stdout_truncated, &raw_out[seen_out..], cap);
+        let (stderr, stderr_truncated) =
+            with_raw(wit.stderr, wit.stderr_truncated, &raw_err[seen_err..], cap);
         Outcome {
             stdout,
             stderr,
@@ -390,16 +378,16 @@ async fn run_eval(
         .await
 }
 
-/// Appends raw fd output (already capped by its pipe) within the cap shared with the text
-/// the guest captured.
-fn append_raw(text: &mut String, truncated: &mut bool, raw: &[u8], cap: usize) {
+/// `text` followed by raw fd output (already capped by its pipe), within the cap the two
+/// share; the truncated flag is set when raw output had to be cut.
+fn with_raw(mut text: String, mut truncated: bool, raw: &[u8], cap: usize) -> (String, bool) {
     if raw.is_empty() {
-        return;
+        return (text, truncated);
     }
     let raw = String::from_utf8_lossy(raw);
     let room = cap.saturating_sub(text.len());
     if raw.len() > room {
-        *truncated = true;
+        truncated = true;
         let mut end = room;
         while !raw.is_char_boundary(end) {
             end -= 1;
@@ -408,4 +396,5 @@ fn append_raw(text: &mut String, truncated: &mut bool, raw: &[u8], cap: usize) {
     } else {
         text.push_str(&raw);
     }
+    (text, truncated)
 }
