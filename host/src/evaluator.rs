@@ -163,8 +163,7 @@ impl Evaluator {
         limits: &Limits,
         grants: &Grants,
     ) -> Result<Outcome, EvalError> {
-        let mut session = self.session_with(limits, grants)?;
-        session.eval(code)
+        crate::engine::block_on(self.eval_async(code, limits, grants))
     }
 
     /// [`Evaluator::eval_with`] for async callers: await it on a tokio runtime with timers
