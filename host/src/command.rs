@@ -132,7 +132,7 @@ impl CommandRunner {
             Fuel::Unlimited => None,
         };
         let limit = run.wall_time;
-        let (status, remaining) = match &self.program {
+        let (status, remaining, memory_refused) = match &self.program {
             Program::Module(module, linker) => {
                 let state = P1State {
                     wasi: builder.build_p1(),
@@ -142,7 +142,7 @@ impl CommandRunner {
                 let status =
                     crate::engine::with_deadline(limit, run_module(&mut store, module, linker))
                         .await;
-                (status, store.get_fuel().ok())
+                (status, store.get_fuel().ok(), store.data().memory.refused())
             }
             Program::Component(component, linker) => {
                 let state = SandboxState::with_memory_limit(builder.build(), run.memory_bytes);
@@ -152,11 +152,17 @@ impl CommandRunner {
                     run_component(&mut store, component, linker),
                 )
                 .await;
-                (status, store.get_fuel().ok())
+                (
+                    status,
+                    store.get_fuel().ok(),
+                    store.data().memory_limit_hit(),
+                )
             }
         };
         let status = match status {
-            Some(status) => status.or_else(|e| classify_exit(e, budget, limit)),
+            Some(status) => status.or_else(|e| {
+                classify_exit(e, budget, limit, memory_refused.then_some(run.memory_bytes))
+            }),
             None => Err(RunError::Timeout { limit }),
         };
         Ok(RunReport {
@@ -206,11 +212,13 @@ async fn run_component(
     })
 }
 
-/// Turns a run's error into an exit status (`proc_exit`, `exit`) or a typed failure.
+/// Turns a run's error into an exit status (`proc_exit`, `exit`) or a typed failure;
+/// `memory_cap` is the cap when the limiter refused the guest memory.
 fn classify_exit(
     error: wasmtime::Error,
     budget: Option<u64>,
     limit: Duration,
+    memory_cap: Option<usize>,
 ) -> Result<i32, RunError> {
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
         return Ok(exit.0);
@@ -220,6 +228,9 @@ fn classify_exit(
             budget: budget.unwrap_or(0),
         }),
         Some(Trap::Interrupt) => Err(RunError::Timeout { limit }),
+        _ if memory_cap.is_some() => Err(RunError::MemoryLimit {
+            limit: memory_cap.unwrap_or_default(),
+        }),
         Some(trap) => Err(RunError::Trap(trap.to_string())),
         None => Err(RunError::Trap(format!("{error:#}"))),
     }

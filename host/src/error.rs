@@ -21,6 +21,12 @@ pub enum RunError {
         /// The limit.
         limit: std::time::Duration,
     },
+    /// The interpreter needed more memory than allowed and could not recover.
+    #[error("memory limit exceeded: the program needed more than {} MiB; raise it with --memory MIB", limit >> 20)]
+    MemoryLimit {
+        /// The cap on linear memory, in bytes.
+        limit: usize,
+    },
     /// The guest crashed (a WebAssembly trap other than running out of fuel).
     #[error("the program crashed inside the sandbox: {0}")]
     Trap(String),

@@ -35,7 +35,7 @@ impl SandboxState {
 
     /// Whether the guest asked for more memory than its cap allows.
     pub fn memory_limit_hit(&self) -> bool {
-        self.memory.refused
+        self.memory.refused()
     }
 }
 
@@ -52,6 +52,11 @@ impl MemoryCap {
             max_bytes,
             refused: false,
         }
+    }
+
+    /// Whether a growth past the cap was refused.
+    pub(crate) fn refused(&self) -> bool {
+        self.refused
     }
 }
 

@@ -66,6 +66,7 @@ pub fn run(cli: &Cli, python: PathBuf) -> Result<ExitCode> {
             ExitCode::from(match err {
                 RunError::FuelExhausted { .. } => status::FUEL_EXHAUSTED,
                 RunError::Timeout { .. } => status::TIMEOUT,
+                RunError::MemoryLimit { .. } => status::MEMORY_LIMIT,
                 RunError::Trap(_) => status::TRAP,
                 RunError::Load { .. } => status::PYEVAL_ERROR,
             })
