@@ -33,6 +33,7 @@ other-hosts: build-component
 test: build-component other-hosts
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cd guest-adapter && cargo fmt -- --check && cargo clippy --release --quiet --target wasm32-wasip1 -- -D warnings
     PYEVAL_WASMTIME="{{wasmtime}}" cargo test --workspace
 
 # Measure latency and throughput; prints a table and writes bench/results.json.

@@ -37,9 +37,15 @@ fn main() {
         )
     });
     println!("cargo:rerun-if-env-changed=PYEVAL_CPYTHON_DIR");
-    println!("cargo:rerun-if-changed={}", cpython.join("manifest.json").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        cpython.join("manifest.json").display()
+    );
 
-    println!("cargo:rustc-link-search=native={}", cpython.join("lib").display());
+    println!(
+        "cargo:rustc-link-search=native={}",
+        cpython.join("lib").display()
+    );
     println!(
         "cargo:rustc-link-search=native={}",
         cpython.join("sysroot/lib/wasm32-wasip1").display()
@@ -67,7 +73,11 @@ fn pack_stdlib(stdlib: &Path) -> Vec<u8> {
     collect(stdlib, stdlib, &mut modules);
     modules.sort();
 
-    let index_len: usize = 12 + modules.iter().map(|(n, _, _)| 2 + n.len() + 9).sum::<usize>();
+    let index_len: usize = 12
+        + modules
+            .iter()
+            .map(|(n, _, _)| 2 + n.len() + 9)
+            .sum::<usize>();
     let mut index = Vec::with_capacity(index_len);
     let mut data = Vec::new();
     index.extend_from_slice(b"PYEVSTD1");
@@ -89,7 +99,10 @@ fn pack_stdlib(stdlib: &Path) -> Vec<u8> {
 
 /// Finds `(module name, is package, .pyc path)` for every `.py` under `dir`.
 fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, bool, PathBuf)>) {
-    let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for path in entries {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -100,13 +113,20 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, bool, PathBuf)>) {
             }
             continue;
         }
-        let Some(stem) = name.strip_suffix(".py") else { continue };
-        let pyc = dir.join("__pycache__").join(format!("{stem}.cpython-313.pyc"));
+        let Some(stem) = name.strip_suffix(".py") else {
+            continue;
+        };
+        let pyc = dir
+            .join("__pycache__")
+            .join(format!("{stem}.cpython-313.pyc"));
         if !pyc.is_file() {
             continue;
         }
         let rel = path.parent().unwrap().strip_prefix(root).unwrap();
-        let mut parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let mut parts: Vec<String> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
         let is_package = stem == "__init__";
         if !is_package {
             parts.push(stem.to_owned());

@@ -3,7 +3,7 @@
 mod common;
 
 use common::evaluator;
-use pyeval::{EvalError, Evaluator, Limits, Outcome};
+use pyeval::{EvalError, Evaluator, EvaluatorConfig, Limits, Outcome};
 
 fn eval(code: &str) -> Outcome {
     evaluator()
@@ -180,6 +180,47 @@ fn fuel_exhaustion_ends_the_session() {
     assert!(matches!(session.eval("1"), Err(EvalError::SessionEnded(_))));
     let mut next = evaluator().session(&limits).unwrap();
     assert_eq!(next.eval("1 + 1").unwrap().value.as_deref(), Some("2"));
+}
+
+#[test]
+fn a_full_pool_refuses_new_instances_until_one_ends() {
+    let config = EvaluatorConfig {
+        max_instances: 2,
+        ..EvaluatorConfig::default()
+    };
+    let small = Evaluator::with_config(config, || {}).unwrap();
+    let limits = Limits::default();
+    let mut first = small.session(&limits).unwrap();
+    let mut second = small.session(&limits).unwrap();
+    first.eval("a = 1").unwrap();
+    second.eval("b = 2").unwrap();
+    let mut third = small.session(&limits).unwrap();
+    let refused = third.eval("c = 3");
+    assert!(
+        matches!(refused, Err(EvalError::TooManyInstances { limit: 2 })),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        small.eval("1", &limits),
+        Err(EvalError::TooManyInstances { .. })
+    ));
+    // The open sessions are untouched, and a refused session is not ended: it runs once a
+    // slot is free, in a fresh interpreter.
+    assert_eq!(first.eval("a").unwrap().value.as_deref(), Some("1"));
+    drop(second);
+    assert_eq!(third.eval("c = 3\nc").unwrap().value.as_deref(), Some("3"));
+    let undefined = third.eval("b").unwrap().error.unwrap();
+    assert_eq!(undefined.type_name, "NameError");
+    assert!(matches!(
+        Evaluator::with_config(
+            EvaluatorConfig {
+                max_instances: 0,
+                ..EvaluatorConfig::default()
+            },
+            || {}
+        ),
+        Err(EvalError::Setup(_))
+    ));
 }
 
 #[test]

@@ -171,8 +171,12 @@ class Session:
         `environ` and `argv` are the instance's WASI environment and arguments; `sys.argv`
         becomes the arguments after the program name, as `python -c` would set it."""
         random.seed()
-        os.environ.clear()
-        os.environ.update(environ)
+        # Item by item: `clear` and `update` go through the Mapping ABCs, whose isinstance
+        # checks cost more than everything else here.
+        for key in list(os.environ):
+            del os.environ[key]
+        for key, value in environ:
+            os.environ[key] = value
         sys.argv = list(argv[1:]) or [""]
 
     def _source_name(self, code):
@@ -319,6 +323,10 @@ def prepare(preload):
     for name in preload:
         __import__(name)
     session = Session()
+    # Wake once with a variable set and once with none, so both paths are warm and the
+    # snapshot's environment is empty.
+    session.wake([("PYEVAL_WARM", "1")], ["python"])
+    session.wake([], ["python"])
     # Compile and run once, so the first real evaluation finds every code path warm.
     session.evaluate("_warm = [i * 2 for i in range(3)]\n_warm")
     for name in ("_warm", "_"):

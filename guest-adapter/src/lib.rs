@@ -9,6 +9,8 @@ use std::ptr;
 
 use pyo3_ffi::*;
 
+mod heap;
+
 wit_bindgen::generate!({
     world: "python",
     path: "../wit",
@@ -28,10 +30,39 @@ static BOOTSTRAP: &str = include_str!("bootstrap.py");
 /// instance without them: asyncio 131 M, argparse 26 M, xml.etree 20 M, sqlite3 5 M, csv 3 M
 /// (the others, and the many modules they pull in, about 1 M or less).
 static PRELOAD: &[&str] = &[
-    "abc", "argparse", "ast", "asyncio", "base64", "bisect", "collections", "contextlib", "copy",
-    "csv", "dataclasses", "datetime", "decimal", "enum", "fractions", "functools", "hashlib",
-    "heapq", "itertools", "json", "math", "operator", "random", "re", "sqlite3", "statistics",
-    "string", "textwrap", "time", "traceback", "types", "typing", "unicodedata",
+    "abc",
+    "argparse",
+    "ast",
+    "asyncio",
+    "base64",
+    "bisect",
+    "collections",
+    "contextlib",
+    "copy",
+    "csv",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "enum",
+    "fractions",
+    "functools",
+    "hashlib",
+    "heapq",
+    "itertools",
+    "json",
+    "math",
+    "operator",
+    "random",
+    "re",
+    "sqlite3",
+    "statistics",
+    "string",
+    "textwrap",
+    "time",
+    "traceback",
+    "types",
+    "typing",
+    "unicodedata",
     "xml.etree.ElementTree",
 ];
 
@@ -56,6 +87,7 @@ pub extern "C" fn pyeval_init() {
         start_interpreter();
         let session = run_bootstrap();
         SESSION = session;
+        heap::seal();
         // The snapshot must not remember the snapshotting host's directories.
         __wasilibc_reset_preopens();
     }
@@ -100,8 +132,16 @@ unsafe fn check(status: PyStatus, what: &str) {
 unsafe fn run_bootstrap() -> *mut PyObject {
     let module = PyImport_AddModule(c"_pyeval".as_ptr());
     let globals = PyModule_GetDict(module);
-    let blob = PyMemoryView_FromMemory(STDLIB.as_ptr() as *mut c_char, STDLIB.len() as _, PyBUF_READ);
-    PyDict_SetItemString(globals, c"STDLIB_BLOB".as_ptr(), expect(blob, "wrapping the stdlib"));
+    let blob = PyMemoryView_FromMemory(
+        STDLIB.as_ptr() as *mut c_char,
+        STDLIB.len() as _,
+        PyBUF_READ,
+    );
+    PyDict_SetItemString(
+        globals,
+        c"STDLIB_BLOB".as_ptr(),
+        expect(blob, "wrapping the stdlib"),
+    );
     let file = PyUnicode_FromString(c"<pyeval>".as_ptr());
     PyDict_SetItemString(globals, c"__file__".as_ptr(), file);
     let source = CString::new(BOOTSTRAP).unwrap();
@@ -109,7 +149,10 @@ unsafe fn run_bootstrap() -> *mut PyObject {
         Py_CompileString(source.as_ptr(), c"<pyeval>".as_ptr(), Py_file_input),
         "compiling the bootstrap",
     );
-    expect(PyEval_EvalCode(code, globals, globals), "running the bootstrap");
+    expect(
+        PyEval_EvalCode(code, globals, globals),
+        "running the bootstrap",
+    );
 
     let preload = PyList_New(0);
     for name in PRELOAD {
@@ -117,7 +160,10 @@ unsafe fn run_bootstrap() -> *mut PyObject {
         PyList_Append(preload, PyUnicode_FromString(name.as_ptr()));
     }
     let prepare = PyDict_GetItemString(globals, c"prepare".as_ptr());
-    expect(PyObject_CallOneArg(prepare, preload), "preparing the session")
+    expect(
+        PyObject_CallOneArg(prepare, preload),
+        "preparing the session",
+    )
 }
 
 /// Returns `obj`, or panics with Python's error when it is NULL.
@@ -240,20 +286,24 @@ unsafe fn take_error() -> (String, String) {
     if exc.is_null() {
         return ("SystemError".into(), "the evaluation failed".into());
     }
-    let type_name = CStr::from_ptr((*Py_TYPE(exc)).tp_name).to_string_lossy().into_owned();
+    let type_name = CStr::from_ptr((*Py_TYPE(exc)).tp_name)
+        .to_string_lossy()
+        .into_owned();
     let message = PyObject_Str(exc);
     let message = if message.is_null() {
         PyErr_Clear();
         String::new()
     } else {
         let utf8 = PyUnicode_AsUTF8String(message);
-        let m = if utf8.is_null() {
+        Py_DecRef(message);
+        if utf8.is_null() {
             PyErr_Clear();
             String::new()
         } else {
-            text(utf8)
-        };
-        m
+            let message = text(utf8);
+            Py_DecRef(utf8);
+            message
+        }
     };
     (type_name, message)
 }
@@ -264,7 +314,7 @@ impl evaluator::Guest for Component {
     fn set_output_limit(bytes: u32) {
         unsafe {
             wake();
-            let limit = PyLong_FromUnsignedLong(bytes.into());
+            let limit = PyLong_FromUnsignedLong(bytes);
             PyObject_SetAttrString(SESSION, c"output_limit".as_ptr(), limit);
             Py_DecRef(limit);
         }

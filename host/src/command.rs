@@ -82,7 +82,7 @@ impl CommandRunner {
     ) -> Result<Self> {
         let bytes = std::fs::read(python_wasm)
             .with_context(|| format!("reading {}", python_wasm.display()))?;
-        let engine = crate::engine::build(metered)?;
+        let engine = crate::engine::build(metered, crate::engine::Allocation::OnDemand)?;
         let load_error = |e: anyhow::Error| RunError::Load {
             what: python_wasm.display().to_string(),
             reason: format!("{e:#}"),

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Result;
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Deepest wasm call stack a guest may use. CPython recurses deeply in C (the JSON decoder,
 /// `repr` of nested containers); wasmtime's 512 KiB default traps before Python's own
@@ -22,9 +22,36 @@ pub const TICK: Duration = Duration::from_millis(5);
 /// call before the evaluation is abandoned.
 const BLOCKED_GRACE: Duration = Duration::from_millis(20);
 
+/// Largest linear memory a pooled slot holds: all of wasm32's address space, so that any
+/// memory limit fits (the slot is address space reserved, not memory used).
+const SLOT_MEMORY_BYTES: usize = 4 << 30;
+
+/// Bytes of written memory a slot restores by copying when its instance ends, instead of
+/// unmapping them; the next instance in the slot then takes no page faults on them. A
+/// fresh evaluation writes a few hundred KiB; a larger working set is unmapped beyond this.
+const SLOT_KEEP_RESIDENT: usize = 32 << 20;
+
+/// Core instances, and tables, in one instance of the evaluator component (the module, the
+/// preview1 adapter and the shims that link them), with room to spare.
+const CORE_INSTANCES_PER_SLOT: u32 = 8;
+
+/// How an engine finds memory and stacks for its instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// Mapped anew for every instance: for one-off runs.
+    OnDemand,
+    /// Reusable slots for at most this many live instances: for many short-lived instances
+    /// of one component. A slot keeps the component's memory image mapped between
+    /// instances; on Linux 6.7 and later only the pages an instance wrote are restored.
+    Pooled {
+        /// Instances alive at once, at most.
+        slots: u32,
+    },
+}
+
 /// Builds an engine for async execution with epoch interruption (its epoch advanced by a
 /// ticker thread); `metered` turns fuel accounting on.
-pub fn build(metered: bool) -> Result<Engine> {
+pub fn build(metered: bool, allocation: Allocation) -> Result<Engine> {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
@@ -37,9 +64,42 @@ pub fn build(metered: bool) -> Result<Engine> {
         // The fiber that runs the guest must hold the whole wasm stack plus host frames.
         .async_stack_size(MAX_WASM_STACK + (1 << 20));
     portable_code(&mut config)?;
-    let engine = Engine::new(&config)?;
+    let engine = match allocation {
+        Allocation::OnDemand => Engine::new(&config)?,
+        Allocation::Pooled { slots } => {
+            // Restoring only written pages needs the PAGEMAP_SCAN ioctl; without it, keeping
+            // memory resident would copy the whole region back every time.
+            config.allocation_strategy(pool(slots, true));
+            match Engine::new(&config) {
+                Ok(engine) => engine,
+                Err(_) => {
+                    config.allocation_strategy(pool(slots, false));
+                    Engine::new(&config)?
+                }
+            }
+        }
+    };
     start_ticker(&engine);
     Ok(engine)
+}
+
+/// A pooling allocator with `slots` of each resource; `scan` keeps written memory
+/// resident and restores it page by page (the engine fails to build without kernel support).
+fn pool(slots: u32, scan: bool) -> InstanceAllocationStrategy {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * CORE_INSTANCES_PER_SLOT)
+        .total_tables(slots * CORE_INSTANCES_PER_SLOT)
+        .total_memories(slots)
+        .total_stacks(slots)
+        .max_memory_size(SLOT_MEMORY_BYTES)
+        .table_elements(MAX_TABLE_ELEMENTS);
+    if scan {
+        pool.linear_memory_keep_resident(SLOT_KEEP_RESIDENT)
+            .table_keep_resident(MAX_TABLE_ELEMENTS * std::mem::size_of::<usize>())
+            .pagemap_scan(Enabled::Yes);
+    }
+    InstanceAllocationStrategy::Pooling(pool)
 }
 
 /// Compiles for x86-64-v2 (SSE4.2, POPCNT: every x86-64 server of the last decade) instead

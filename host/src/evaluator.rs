@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::cache::CompileCache;
@@ -100,9 +100,41 @@ pub enum EvalError {
     /// stays usable.
     #[error("code refused: {0}")]
     InvalidCode(String),
+    /// As many instances as the evaluator's pool holds are alive; nothing was run, and the
+    /// same call can succeed once an evaluation ends or a session is dropped.
+    #[error("too many live instances: this evaluator holds at most {limit} at once (evaluations in flight plus open sessions)")]
+    TooManyInstances {
+        /// [`EvaluatorConfig::max_instances`] of the evaluator.
+        limit: u32,
+    },
     /// The evaluator could not be set up.
     #[error("cannot start the evaluator: {0}")]
     Setup(String),
+}
+
+/// Instances an evaluator holds at once by default.
+pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+
+/// How an [`Evaluator`] is built; `EvaluatorConfig::default()` meters fuel and holds
+/// [`DEFAULT_MAX_INSTANCES`] instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvaluatorConfig {
+    /// Whether the engine counts fuel; without it (a little faster) only
+    /// [`Fuel::Unlimited`] budgets are accepted.
+    pub metered: bool,
+    /// Instances alive at once, at most: evaluations in flight plus open sessions. Each
+    /// takes a slot of 4 GiB of reserved address space (not memory) in a pool that is
+    /// reused, which is what makes fresh instances cheap.
+    pub max_instances: u32,
+}
+
+impl Default for EvaluatorConfig {
+    fn default() -> Self {
+        EvaluatorConfig {
+            metered: true,
+            max_instances: DEFAULT_MAX_INSTANCES,
+        }
+    }
 }
 
 /// Compiles and holds the evaluator component; cheap to clone, shareable across threads.
@@ -114,22 +146,40 @@ pub struct Evaluator {
 struct Inner {
     engine: Engine,
     pre: PythonPre<SandboxState>,
-    metered: bool,
+    config: EvaluatorConfig,
 }
 
 impl Evaluator {
     /// Loads the embedded component, compiling it on the first use on this machine (the
     /// compiled form is cached on disk). `on_compile` runs before a compilation starts.
     pub fn new(on_compile: impl FnOnce()) -> Result<Self, EvalError> {
-        Self::with_metering(true, on_compile)
+        Self::with_config(EvaluatorConfig::default(), on_compile)
     }
 
     /// Like [`Evaluator::new`]; with `metered` false the engine counts no fuel (a little
     /// faster), and only [`Fuel::Unlimited`] budgets are accepted.
     pub fn with_metering(metered: bool, on_compile: impl FnOnce()) -> Result<Self, EvalError> {
+        let config = EvaluatorConfig {
+            metered,
+            ..EvaluatorConfig::default()
+        };
+        Self::with_config(config, on_compile)
+    }
+
+    /// Like [`Evaluator::new`], built as `config` says.
+    pub fn with_config(
+        config: EvaluatorConfig,
+        on_compile: impl FnOnce(),
+    ) -> Result<Self, EvalError> {
         let setup = |e: wasmtime::Error| EvalError::Setup(format!("{e:#}"));
-        let engine =
-            crate::engine::build(metered).map_err(|e| EvalError::Setup(format!("{e:#}")))?;
+        if config.max_instances == 0 {
+            return Err(EvalError::Setup("max_instances must be at least 1".into()));
+        }
+        let allocation = crate::engine::Allocation::Pooled {
+            slots: config.max_instances,
+        };
+        let engine = crate::engine::build(config.metered, allocation)
+            .map_err(|e| EvalError::Setup(format!("{e:#}")))?;
         let component: Component = CompileCache::default_location()
             .load(
                 &engine,
@@ -146,7 +196,7 @@ impl Evaluator {
             inner: Arc::new(Inner {
                 engine,
                 pre,
-                metered,
+                config,
             }),
         })
     }
@@ -204,7 +254,7 @@ pub struct Session {
 
 impl Session {
     fn start(evaluator: Evaluator, limits: Limits, grants: &Grants) -> Result<Self, EvalError> {
-        if !evaluator.inner.metered && limits.fuel != Fuel::Unlimited {
+        if !evaluator.inner.config.metered && limits.fuel != Fuel::Unlimited {
             return Err(EvalError::Setup(
                 "this evaluator does not meter fuel: give it Fuel::Unlimited".into(),
             ));
@@ -254,7 +304,7 @@ impl Session {
             Fuel::Limited(n) => n,
             Fuel::Unlimited => u64::MAX,
         };
-        let metered = self.evaluator.inner.metered;
+        let metered = self.evaluator.inner.config.metered;
         if metered {
             self.store
                 .set_fuel(budget)
@@ -287,6 +337,8 @@ impl Session {
         };
         match outcome {
             Ok(wit) => Ok(self.finish(wit, fuel_used, started.elapsed())),
+            // No instance was made: the session can try again.
+            Err(error @ EvalError::TooManyInstances { .. }) => Err(error),
             Err(error) => {
                 self.ended = Some(error.clone());
                 Err(error)
@@ -295,6 +347,11 @@ impl Session {
     }
 
     fn classify(&self, error: wasmtime::Error, budget: u64) -> EvalError {
+        if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+            return EvalError::TooManyInstances {
+                limit: self.evaluator.inner.config.max_instances,
+            };
+        }
         match error.downcast_ref::<Trap>() {
             Some(Trap::OutOfFuel) => EvalError::FuelExhausted { budget },
             Some(Trap::Interrupt) => EvalError::Timeout {

@@ -19,7 +19,7 @@ pub mod sandbox;
 
 pub use command::{CommandRun, CommandRunner, RunReport};
 pub use error::RunError;
-pub use evaluator::{EvalError, Evaluator, Outcome, PyException, Session};
+pub use evaluator::{EvalError, Evaluator, EvaluatorConfig, Outcome, PyException, Session};
 pub use fuel::Fuel;
 pub use limits::Limits;
 pub use mount::Mount;

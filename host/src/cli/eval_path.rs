@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use pyeval::{EvalError, Evaluator, Outcome};
+use pyeval::{EvalError, Evaluator, EvaluatorConfig, Outcome};
 use serde_json::json;
 
 use super::invocation::Invocation;
@@ -79,7 +79,12 @@ fn utf8(bytes: Vec<u8>, what: &str) -> Result<String> {
 
 /// The evaluator, telling the user when it compiles.
 pub fn load() -> Result<Evaluator> {
-    Ok(Evaluator::new(|| {
+    // One evaluation, or one session at a time (the REPL replaces an ended one).
+    let config = EvaluatorConfig {
+        max_instances: 2,
+        ..EvaluatorConfig::default()
+    };
+    Ok(Evaluator::with_config(config, || {
         eprintln!("pyeval: compiling the evaluator for this machine (once; cached for later runs)")
     })?)
 }
@@ -158,7 +163,9 @@ pub fn error_status(error: &EvalError) -> u8 {
         EvalError::Timeout { .. } => status::TIMEOUT,
         EvalError::MemoryLimit { .. } => status::MEMORY_LIMIT,
         EvalError::Trap(_) | EvalError::SessionEnded(_) => status::TRAP,
-        EvalError::Setup(_) | EvalError::InvalidCode(_) => status::PYEVAL_ERROR,
+        EvalError::Setup(_) | EvalError::InvalidCode(_) | EvalError::TooManyInstances { .. } => {
+            status::PYEVAL_ERROR
+        }
     }
 }
 
@@ -171,5 +178,6 @@ fn error_kind(error: &EvalError) -> &'static str {
         EvalError::SessionEnded(_) => "session_ended",
         EvalError::InvalidCode(_) => "invalid_code",
         EvalError::Setup(_) => "setup",
+        EvalError::TooManyInstances { .. } => "too_many_instances",
     }
 }
