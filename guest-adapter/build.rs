@@ -59,9 +59,28 @@ fn main() {
     // CPython's C stack lives in linear memory; deep recursion needs more than Rust's 1 MiB.
     println!("cargo:rustc-link-arg=-zstack-size=8388608");
 
+    compile_c(&cpython);
+
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let blob = pack_stdlib(&cpython.join("stdlib"));
     fs::write(out.join("stdlib.bin"), blob).unwrap();
+}
+
+/// Builds src/compile_split.c against CPython's headers, internal ones included.
+fn compile_c(cpython: &Path) {
+    println!("cargo:rerun-if-changed=src/compile_split.c");
+    let include = cpython.join("include/python3.13");
+    cc::Build::new()
+        .compiler(cpython.join("toolchain/bin/clang"))
+        .archiver(cpython.join("toolchain/bin/llvm-ar"))
+        .file("src/compile_split.c")
+        .include(&include)
+        .include(include.join("internal"))
+        .opt_level(2)
+        .define("NDEBUG", None)
+        .warnings(true)
+        .extra_warnings(false)
+        .compile("pyeval_c");
 }
 
 /// Packs every compiled module of `stdlib` as

@@ -23,6 +23,71 @@ fn trailing_expression_value() {
     assert_eq!(mixed.stdout, "out\n");
     assert_eq!(mixed.value.as_deref(), Some("{'k': (1,)}"));
     assert!(mixed.error.is_none() && mixed.exit_code.is_none());
+    // Only a top-level expression statement at the very end gives a value.
+    let both = eval("print('first'); 'second'");
+    assert_eq!(both.stdout, "first\n");
+    assert_eq!(both.value.as_deref(), Some("'second'"));
+    assert_eq!(eval("if True:\n    7").value, None);
+    assert_eq!(
+        eval("'a docstring'").value.as_deref(),
+        Some("'a docstring'")
+    );
+    // The code is text already: a coding declaration in it changes nothing.
+    assert_eq!(
+        eval("# -*- coding: latin-1 -*-\n'é'").value.as_deref(),
+        Some("'é'")
+    );
+}
+
+#[test]
+fn nothing_runs_when_any_statement_fails_to_compile() {
+    for (code, message) in [
+        ("print('ran')\n(yield)", "'yield' outside function"),
+        ("print('ran')\nreturn 1", "'return' outside function"),
+        (
+            "print('ran')\nnonlocal x\n1",
+            "nonlocal declaration not allowed at module level",
+        ),
+        ("print('ran')\n1 +", "invalid syntax"),
+    ] {
+        let outcome = eval(code);
+        assert_eq!(outcome.stdout, "", "{code:?}");
+        let error = outcome.error.expect("a SyntaxError");
+        assert_eq!(error.type_name, "SyntaxError", "{code:?}");
+        assert_eq!(error.message.split(" (").next(), Some(message), "{code:?}");
+        assert!(
+            error.traceback.starts_with("  File \"<string>\", line "),
+            "{code:?}: {}",
+            error.traceback
+        );
+    }
+}
+
+#[test]
+fn a_session_keeps_capturing_after_code_breaks_its_streams() {
+    let mut session = evaluator().session(&Limits::default()).unwrap();
+    for breaker in [
+        "import sys\nsys.stdout.close()",
+        "import sys\nsys.stderr.detach()",
+        "import sys\nsys.stdout = None\nsys.stderr = None",
+    ] {
+        session.eval(breaker).unwrap();
+        let outcome = session
+            .eval("import sys\nprint('out')\nprint('err', file=sys.stderr)")
+            .unwrap();
+        assert_eq!(
+            (outcome.stdout.as_str(), outcome.stderr.as_str()),
+            ("out\n", "err\n"),
+            "after {breaker:?}"
+        );
+    }
+    let big = session.eval("print('x' * 2**21)").unwrap();
+    assert!(big.stdout_truncated);
+    let small = session.eval("print('y')").unwrap();
+    assert_eq!(
+        (small.stdout.as_str(), small.stdout_truncated),
+        ("y\n", false)
+    );
 }
 
 #[test]

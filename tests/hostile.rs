@@ -332,6 +332,28 @@ fn host_memory_through_output() {
                 }),
             ),
             case(
+                "stdout cap tampered with in the guest",
+                "import sys\nsys.stdout.buffer.raw._room = 10**9\nprint('x' * 3 * 10**6)",
+                Budget::Default,
+                Expect::Outcome(|o| o.stdout_truncated && o.stdout.len() <= ONE_MIB),
+            ),
+            case(
+                "session limit tampered with in the guest",
+                "import sys\nsys._getframe(1).f_locals['self'].output_limit = 10**9\n'v' * 3 * 10**6",
+                Budget::Default,
+                Expect::Outcome(|o| o.value.as_ref().is_some_and(|v| v.len() <= ONE_MIB)),
+            ),
+            case(
+                "error cap tampered with in the guest",
+                "import sys\nsys._getframe(1).f_locals['self'].output_limit = 10**9\nraise ValueError('m' * 3 * 10**6)",
+                Budget::Default,
+                Expect::Outcome(|o| {
+                    o.error.as_ref().is_some_and(|e| {
+                        e.message.len() <= ONE_MIB && e.traceback.len() <= ONE_MIB
+                    })
+                }),
+            ),
+            case(
                 "unicode cut on a character boundary",
                 "print('é' * 10**6)",
                 Budget::Default,

@@ -3,10 +3,10 @@
 It installs the importer that serves the standard library from the component's own
 memory, and defines what the Rust exports call: `evaluate` for `evaluator.eval` and
 `main` for `wasi:cli/run`. The Rust side passes in `STDLIB_BLOB`, a memoryview of the
-packed standard library (see guest-adapter/build.rs for its layout).
+packed standard library (see guest-adapter/build.rs for its layout), and `compile_split`
+(src/compile_split.c).
 """
 
-import ast
 import builtins
 import io
 import linecache
@@ -87,6 +87,10 @@ class _CappedSink(io.RawIOBase):
 
     def __init__(self, limit):
         super().__init__()
+        self.reset(limit)
+
+    def reset(self, limit):
+        """Empties the sink for a new evaluation."""
         self._chunks = []
         self._room = limit
         self.truncated = False
@@ -109,15 +113,24 @@ class _CappedSink(io.RawIOBase):
         return b"".join(self._chunks).decode("utf-8", "ignore")
 
 
-def _capture(limit):
-    sink = _CappedSink(limit)
-    stream = io.TextIOWrapper(
-        io.BufferedWriter(sink),
-        encoding="utf-8",
-        errors="backslashreplace",
-        write_through=True,
-    )
-    return sink, stream
+class _Capture:
+    """A capped sink and the UTF-8 text stream that writes into it."""
+
+    def __init__(self):
+        self.sink = _CappedSink(0)
+        self.stream = io.TextIOWrapper(
+            io.BufferedWriter(self.sink),
+            encoding="utf-8",
+            errors="backslashreplace",
+            write_through=True,
+        )
+
+    def usable(self):
+        """Whether evaluated code left the stream open (neither closed nor detached)."""
+        try:
+            return not self.stream.closed
+        except BaseException:
+            return False
 
 
 def _exit_status(exc, stderr):
@@ -164,6 +177,7 @@ class Session:
         self.output_limit = DEFAULT_OUTPUT_LIMIT
         self.namespace = sys.modules["__main__"].__dict__
         self._counter = 0
+        self._captures = None
 
     def wake(self, environ, argv):
         """First call on this instance: state frozen into the snapshot is made its own.
@@ -186,25 +200,31 @@ class Session:
         linecache.cache[name] = (len(code), None, code.splitlines(True), name)
         return name
 
+    def _capture(self):
+        """The stdout and stderr captures, emptied for a new evaluation. They are made once
+        per instance (making them costs more than a small evaluation), and again only when
+        evaluated code broke them."""
+        captures = self._captures
+        if captures is None or not (captures[0].usable() and captures[1].usable()):
+            captures = self._captures = (_Capture(), _Capture())
+        for capture in captures:
+            capture.sink.reset(self.output_limit)
+        return captures
+
     def evaluate(self, code):
         """Runs `code` in `__main__`; returns the fields of the WIT `outcome`."""
-        out_sink, out = _capture(self.output_limit)
-        err_sink, err = _capture(self.output_limit)
+        captures = self._capture()
+        (out_sink, out), (err_sink, err) = ((c.sink, c.stream) for c in captures)
         saved = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = out, err
         value = error = exit_code = None
         compiled = False
         try:
             filename = self._source_name(code)
-            tree = ast.parse(code, filename, "exec")
-            last = None
-            if tree.body and isinstance(tree.body[-1], ast.Expr):
-                last = ast.Expression(tree.body.pop().value)
-            body = compile(tree, filename, "exec")
-            if last is not None:
-                last = compile(last, filename, "eval")
+            body, last = compile_split(code, filename)
             compiled = True
-            exec(body, self.namespace)
+            if body is not None:
+                exec(body, self.namespace)
             if last is not None:
                 result = eval(last, self.namespace)
                 if result is not None:

@@ -74,6 +74,8 @@ extern "C" {
     fn __wasilibc_reset_preopens();
     /// wasi-libc: forget the environment seen so far, so the next read fetches it anew.
     fn __wasilibc_deinitialize_environ();
+    /// src/compile_split.c: a new reference to the `compile_split` function.
+    fn pyeval_compile_split() -> *mut PyObject;
 }
 
 /// The `Session` object of bootstrap.py, set by `pyeval_init`.
@@ -141,6 +143,11 @@ unsafe fn run_bootstrap() -> *mut PyObject {
         globals,
         c"STDLIB_BLOB".as_ptr(),
         expect(blob, "wrapping the stdlib"),
+    );
+    PyDict_SetItemString(
+        globals,
+        c"compile_split".as_ptr(),
+        expect(pyeval_compile_split(), "making compile_split"),
     );
     let file = PyUnicode_FromString(c"<pyeval>".as_ptr());
     PyDict_SetItemString(globals, c"__file__".as_ptr(), file);

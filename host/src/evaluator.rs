@@ -380,11 +380,11 @@ impl Session {
             stderr,
             stdout_truncated,
             stderr_truncated,
-            value: wit.value,
+            value: wit.value.map(|v| cut(v, cap)),
             error: wit.error.map(|e| PyException {
-                type_name: e.type_name,
-                message: e.message,
-                traceback: e.traceback,
+                type_name: cut(e.type_name, cap),
+                message: cut(e.message, cap),
+                traceback: cut(e.traceback, cap),
             }),
             exit_code: wit.exit_code,
             fuel_used,
@@ -434,23 +434,24 @@ async fn run_eval(
         .await
 }
 
-/// `text` followed by raw fd output (already capped by its pipe), within the cap the two
-/// share; the truncated flag is set when raw output had to be cut.
-fn with_raw(mut text: String, mut truncated: bool, raw: &[u8], cap: usize) -> (String, bool) {
-    if raw.is_empty() {
-        return (text, truncated);
-    }
-    let raw = String::from_utf8_lossy(raw);
-    let room = cap.saturating_sub(text.len());
-    if raw.len() > room {
-        truncated = true;
-        let mut end = room;
-        while !raw.is_char_boundary(end) {
+/// `text` cut to at most `cap` bytes on a character boundary.
+fn cut(mut text: String, cap: usize) -> String {
+    if text.len() > cap {
+        let mut end = cap;
+        while !text.is_char_boundary(end) {
             end -= 1;
         }
-        text.push_str(&raw[..end]);
-    } else {
-        text.push_str(&raw);
+        text.truncate(end);
     }
-    (text, truncated)
+    text
+}
+
+/// `text` followed by raw fd output, within the cap the two share; the truncated flag is
+/// set when either had to be cut. The guest caps its text itself, but the cap is enforced
+/// here too: evaluated code can reach the guest's capture objects.
+fn with_raw(text: String, truncated: bool, raw: &[u8], cap: usize) -> (String, bool) {
+    let mut joined = text;
+    joined.push_str(&String::from_utf8_lossy(raw));
+    let within = joined.len() <= cap;
+    (cut(joined, cap), truncated || !within)
 }
