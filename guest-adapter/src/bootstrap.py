@@ -8,6 +8,7 @@ packed standard library (see guest-adapter/build.rs for its layout), and `compil
 """
 
 import builtins
+import gc
 import io
 import linecache
 import importlib
@@ -17,6 +18,7 @@ import random
 import struct
 import sys
 import traceback
+import types
 from importlib.machinery import ModuleSpec
 
 STDLIB_DIR = "/usr/local/lib/python3.13"
@@ -336,6 +338,47 @@ def _utf8(text):
     return text.encode("utf-8", "backslashreplace")
 
 
+def _warm_up(session):
+    """What every instance does first: wake, and evaluate code that prints, returns a value
+    and raises."""
+    # Once with a variable set and once with none, so both paths run and the snapshot's
+    # environment is empty.
+    session.wake([("PYEVAL_WARM", "1")], ["python"])
+    session.wake([], ["python"])
+    for code in ("_warm = [i * 2 for i in range(3)]\n_warm", "print(_warm)", "1 / 0", "x = 1"):
+        session.evaluate(code)
+
+
+def _fresh_code(code, hot):
+    """A copy of `code`, and of the hot code objects among its constants."""
+    consts = tuple(
+        _fresh_code(c, hot) if type(c) is types.CodeType and c in hot else c
+        for c in code.co_consts
+    )
+    return code.replace(co_consts=consts)
+
+
+def _gather_hot_code(session):
+    """Gives the functions that evaluation runs new copies of their code, made one after
+    another. CPython writes into the code it runs (specialization counters), and each page
+    an instance writes is a page the host copies; scattered over the heap, these code
+    objects cost a page each."""
+    hot = set()
+
+    def profile(frame, event, arg):
+        if event == "call":
+            hot.add(frame.f_code)
+
+    sys.setprofile(profile)
+    try:
+        _warm_up(session)
+    finally:
+        sys.setprofile(None)
+    for obj in gc.get_objects():
+        if type(obj) is types.FunctionType and obj.__code__ in hot:
+            obj.__code__ = _fresh_code(obj.__code__, hot)
+
+
 def prepare(preload):
     """Installs the stdlib importer, imports `preload`, warms up evaluation, and returns the
     session every export uses. Runs once, before the snapshot."""
@@ -343,16 +386,15 @@ def prepare(preload):
     for name in preload:
         __import__(name)
     session = Session()
-    # Wake once with a variable set and once with none, so both paths are warm and the
-    # snapshot's environment is empty.
-    session.wake([("PYEVAL_WARM", "1")], ["python"])
-    session.wake([], ["python"])
-    # Compile and run once, so the first real evaluation finds every code path warm.
-    session.evaluate("_warm = [i * 2 for i in range(3)]\n_warm")
-    for name in ("_warm", "_"):
+    _gather_hot_code(session)
+    # Twice more, so the first real evaluation finds every code path warm and specialized.
+    _warm_up(session)
+    _warm_up(session)
+    for name in ("_warm", "_", "x"):
         session.namespace.pop(name, None)
     builtins.__dict__.pop("_", None)
-    linecache.cache.pop("<string>", None)
+    for name in [name for name in linecache.cache if name.startswith("<string")]:
+        del linecache.cache[name]
     session._counter = 0
     # Nothing is imported from the file system any more: the snapshot's directories are gone.
     sys.path[:] = []

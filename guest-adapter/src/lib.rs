@@ -90,6 +90,7 @@ pub extern "C" fn pyeval_init() {
         let session = run_bootstrap();
         SESSION = session;
         heap::seal();
+        heap::drain_free_lists();
         // The snapshot must not remember the snapshotting host's directories.
         __wasilibc_reset_preopens();
     }
