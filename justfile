@@ -39,4 +39,6 @@ test: build-component other-hosts
 # Measure latency and throughput; prints a table and writes bench/results.json.
 bench: build-component
     cargo build --release --quiet -p pyeval -p pyeval-bench
-    cargo run --release --quiet -p pyeval-bench -- bench/results.json
+    # wasmtime makes an error value each time a store is dropped; a RUST_BACKTRACE set in
+    # the environment would have it capture a backtrace, which is not what users run.
+    RUST_LIB_BACKTRACE=0 cargo run --release --quiet -p pyeval-bench -- bench/results.json
