@@ -166,3 +166,32 @@ pub async fn with_deadline<F: Future>(limit: Duration, future: F) -> Option<F::O
         .await
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Machines without PAGEMAP_SCAN get the plain pool; it must build (and so must the
+    /// scanning one on this machine, or the evaluator would silently fall back).
+    #[test]
+    fn both_pools_build() {
+        for scan in [false, true] {
+            let mut config = Config::new();
+            config.allocation_strategy(pool(2, scan));
+            let built = Engine::new(&config);
+            let supported = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .and_then(|release| {
+                    let mut parts = release.trim().split(['.', '-']);
+                    let major: u32 = parts.next()?.parse().ok()?;
+                    let minor: u32 = parts.next()?.parse().ok()?;
+                    Some((major, minor) >= (6, 7))
+                })
+                .unwrap_or(false);
+            if scan && !supported {
+                continue;
+            }
+            assert!(built.is_ok(), "scan {scan}: {:?}", built.err());
+        }
+    }
+}
