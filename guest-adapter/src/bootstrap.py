@@ -186,7 +186,9 @@ class Session:
 
         `environ` and `argv` are the instance's WASI environment and arguments; `sys.argv`
         becomes the arguments after the program name, as `python -c` would set it."""
-        random.seed()
+        # 256 bits from the host's entropy (asking for the 2,496 bytes `random.seed()` reads
+        # costs more than the rest of waking up).
+        random.seed(int.from_bytes(os.urandom(32)))
         # Item by item: `clear` and `update` go through the Mapping ABCs, whose isinstance
         # checks cost more than everything else here.
         for key in list(os.environ):
