@@ -276,6 +276,19 @@ fn a_full_pool_refuses_new_instances_until_one_ends() {
     assert_eq!(third.eval("c = 3\nc").unwrap().value.as_deref(), Some("3"));
     let undefined = third.eval("b").unwrap().error.unwrap();
     assert_eq!(undefined.type_name, "NameError");
+    // More slots than the address space holds is a setup error that says why.
+    let huge = Evaluator::with_config(
+        EvaluatorConfig {
+            max_instances: 1 << 20,
+            ..EvaluatorConfig::default()
+        },
+        || {},
+    );
+    match huge {
+        Err(EvalError::Setup(message)) => assert!(message.contains("instance slots"), "{message}"),
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("a pool of 2^20 slots of 4 GiB was reserved"),
+    }
     assert!(matches!(
         Evaluator::with_config(
             EvaluatorConfig {

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Deepest wasm call stack a guest may use. CPython recurses deeply in C (the JSON decoder,
@@ -74,7 +74,14 @@ pub fn build(metered: bool, allocation: Allocation) -> Result<Engine> {
                 Ok(engine) => engine,
                 Err(_) => {
                     config.allocation_strategy(pool(slots, false));
-                    Engine::new(&config)?
+                    Engine::new(&config)
+                        .map_err(anyhow::Error::from)
+                        .with_context(|| {
+                            format!(
+                                "reserving {slots} instance slots ({} GiB of address space each)",
+                                SLOT_MEMORY_BYTES >> 30
+                            )
+                        })?
                 }
             }
         }
