@@ -64,6 +64,22 @@ fn nothing_runs_when_any_statement_fails_to_compile() {
 }
 
 #[test]
+fn snapshot_objects_are_immortal_and_new_garbage_is_still_collected() {
+    // Objects from the snapshot never change their reference count (see heap.rs).
+    let sealed = eval(
+        "import json, sys\nbefore = sys.getrefcount(json.dumps)\nrefs = [json.dumps] * 100\n\
+         sys.getrefcount(json.dumps) == before",
+    );
+    assert_eq!(sealed.value.as_deref(), Some("True"));
+    // The evaluation's own objects are counted and collected as usual, cycles included.
+    let collected = eval(
+        "import gc, weakref\nclass Node: pass\nn = Node()\nn.me = n\nr = weakref.ref(n)\n\
+         del n\ngc.collect()\nr() is None",
+    );
+    assert_eq!(collected.value.as_deref(), Some("True"));
+}
+
+#[test]
 fn a_session_keeps_capturing_after_code_breaks_its_streams() {
     let mut session = evaluator().session(&Limits::default()).unwrap();
     for breaker in [
