@@ -26,7 +26,7 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(home).join(".cache").join("pyeval")
 }
 
-/// Precompiled components on disk.
+/// Precompiled components and modules on disk.
 #[derive(Debug, Clone)]
 pub struct CompileCache {
     dir: PathBuf,
@@ -113,7 +113,7 @@ impl Compiled for Module {
     }
 }
 
-/// SHA-256 of `bytes`, in hex: the `source_key` of [`CompileCache::component`].
+/// SHA-256 of `bytes`, in hex: the `source_key` of [`CompileCache::load`].
 pub fn source_key(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
