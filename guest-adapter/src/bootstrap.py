@@ -79,10 +79,6 @@ class StdlibImporter:
     def get_source(self, fullname):
         return None
 
-    def names(self):
-        """Every module name this importer serves."""
-        return self._index.keys()
-
 
 class _CappedSink(io.RawIOBase):
     """A byte sink that keeps at most `limit` bytes and remembers whether it dropped any."""
