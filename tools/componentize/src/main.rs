@@ -2,8 +2,8 @@
 //! `just build-component`.
 //!
 //! 1. Check that the guest module imports nothing but `wasi_snapshot_preview1` functions
-//!    and the world's own WASI imports (rustc links wasm with `--allow-undefined`, so a missing C symbol would otherwise
-//!    become an import that no host provides).
+//!    and the world's own WASI imports (rustc links wasm with `--allow-undefined`, so a
+//!    missing C symbol would otherwise become an import that no host provides).
 //! 2. Pre-initialize it with wasmtime-wizer: run `pyeval_init` (Python starts, the common
 //!    stdlib is imported) with the stdlib mounted read-only, and snapshot the result.
 //! 3. Wrap the snapshot with the preview1 reactor adapter into a component.
