@@ -171,15 +171,13 @@ impl Evaluator {
         config: EvaluatorConfig,
         on_compile: impl FnOnce(),
     ) -> Result<Self, EvalError> {
-        let setup = |e: wasmtime::Error| EvalError::Setup(format!("{e:#}"));
         if config.max_instances == 0 {
             return Err(EvalError::Setup("max_instances must be at least 1".into()));
         }
         let allocation = crate::engine::Allocation::Pooled {
             slots: config.max_instances,
         };
-        let engine = crate::engine::build(config.metered, allocation)
-            .map_err(|e| EvalError::Setup(format!("{e:#}")))?;
+        let engine = crate::engine::build(config.metered, allocation).map_err(setup_error)?;
         let component: Component = CompileCache::default_location()
             .load(
                 &engine,
@@ -187,11 +185,11 @@ impl Evaluator {
                 || Ok(COMPONENT.to_vec()),
                 on_compile,
             )
-            .map_err(|e| EvalError::Setup(format!("{e:#}")))?;
+            .map_err(setup_error)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup)?;
-        let pre = linker.instantiate_pre(&component).map_err(setup)?;
-        let pre = PythonPre::new(pre).map_err(setup)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup_error)?;
+        let pre = linker.instantiate_pre(&component).map_err(setup_error)?;
+        let pre = PythonPre::new(pre).map_err(setup_error)?;
         Ok(Evaluator {
             inner: Arc::new(Inner {
                 engine,
@@ -261,9 +259,7 @@ impl Session {
         }
         let stdout = MemoryOutputPipe::new(limits.output_bytes as usize);
         let stderr = MemoryOutputPipe::new(limits.output_bytes as usize);
-        let mut builder = grants
-            .builder()
-            .map_err(|e| EvalError::Setup(format!("{e:#}")))?;
+        let mut builder = grants.builder().map_err(setup_error)?;
         builder
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -391,6 +387,11 @@ impl Session {
             wall_time,
         }
     }
+}
+
+/// A failure to set the evaluator or a session up, with its chain of causes.
+fn setup_error(error: impl std::fmt::Display) -> EvalError {
+    EvalError::Setup(format!("{error:#}"))
 }
 
 /// Refuses code the guest must never see: oversized, or holding a NUL byte (which CPython's
