@@ -191,7 +191,7 @@ unsafe fn wake() {
         return;
     }
     AWAKE = true;
-    claim_static_state();
+    heap::claim_static_state();
     __wasilibc_deinitialize_environ();
     let environ = PyList_New(0);
     for (key, value) in std::env::vars_os() {
@@ -206,30 +206,6 @@ unsafe fn wake() {
         PyErr_Print();
     } else {
         Py_DecRef(result);
-    }
-}
-
-/// Writes every page of the interpreter's static state (`_PyRuntime` up to the heap),
-/// leaving it unchanged. An evaluation writes a dozen scattered pages there anyway; written
-/// as one run, they stay one region for the host, which restores a slot's written pages
-/// region by region and, past a few dozen regions, unmaps the rest of memory instead.
-unsafe fn claim_static_state() {
-    extern "C" {
-        static _PyRuntime: u8;
-        static __heap_base: u8;
-    }
-    const PAGE: usize = 4096;
-    /// The state is about 300 KiB; a larger span means the link put other data in between,
-    /// which would cost more to restore than it saves.
-    const MOST: usize = 1 << 20;
-    let start = (&raw const _PyRuntime as usize) & !(PAGE - 1);
-    let end = &raw const __heap_base as usize;
-    if end < start || end - start > MOST {
-        return;
-    }
-    for page in (start..end).step_by(PAGE) {
-        let byte = page as *mut u8;
-        byte.write_volatile(byte.read_volatile());
     }
 }
 
