@@ -1,11 +1,16 @@
-//! Engine settings and the clock shared by every way pyeval runs wasm.
-
-use std::future::Future;
-use std::sync::OnceLock;
-use std::time::Duration;
+//! How pyeval configures wasmtime for CPython.
+//!
+//! The library runs code with these engines, and the component build precompiles the
+//! evaluator with the very same settings so the library can embed the compiled form; both
+//! must agree, so the settings live here only.
 
 use anyhow::{Context, Result};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Where CPython's WASI build looks for its standard library: its compiled-in prefix is
+/// `/usr/local`. The command path mounts a stdlib directory here, and the evaluator's
+/// snapshot is taken with one here.
+pub const GUEST_STDLIB: &str = "/usr/local/lib/python3.13";
 
 /// Deepest wasm call stack a guest may use. CPython recurses deeply in C (the JSON decoder,
 /// `repr` of nested containers); wasmtime's 512 KiB default traps before Python's own
@@ -15,16 +20,9 @@ pub const MAX_WASM_STACK: usize = 4 << 20;
 /// Most table elements an instance may have (CPython needs a few thousand).
 pub const MAX_TABLE_ELEMENTS: usize = 1 << 16;
 
-/// How often the epoch advances; wall-clock deadlines are checked at this granularity.
-pub const TICK: Duration = Duration::from_millis(5);
-
-/// Extra time allowed, past a deadline, for the host to notice a guest blocked in a host
-/// call before the evaluation is abandoned.
-const BLOCKED_GRACE: Duration = Duration::from_millis(20);
-
 /// Largest linear memory a pooled slot holds: all of wasm32's address space, so that any
 /// memory limit fits (the slot is address space reserved, not memory used).
-const SLOT_MEMORY_BYTES: usize = 4 << 30;
+pub const SLOT_MEMORY_BYTES: usize = 4 << 30;
 
 /// Bytes of written memory a slot restores by copying when its instance ends, instead of
 /// unmapping them; the next instance in the slot then takes no page faults on them. A
@@ -49,8 +47,8 @@ pub enum Allocation {
     },
 }
 
-/// Builds an engine for async execution with epoch interruption (its epoch advanced by a
-/// ticker thread); `metered` turns fuel accounting on.
+/// Builds an engine for async execution with epoch interruption; `metered` turns fuel
+/// accounting on. Nothing advances the epoch yet: that is the caller's clock.
 pub fn build(metered: bool, allocation: Allocation) -> Result<Engine> {
     let mut config = Config::new();
     config
@@ -64,30 +62,33 @@ pub fn build(metered: bool, allocation: Allocation) -> Result<Engine> {
         // The fiber that runs the guest must hold the whole wasm stack plus host frames.
         .async_stack_size(MAX_WASM_STACK + (1 << 20));
     portable_code(&mut config)?;
-    let engine = match allocation {
-        Allocation::OnDemand => Engine::new(&config)?,
+    match allocation {
+        Allocation::OnDemand => Ok(Engine::new(&config)?),
         Allocation::Pooled { slots } => {
             // Restoring only written pages needs the PAGEMAP_SCAN ioctl; without it, keeping
             // memory resident would copy the whole region back every time.
             config.allocation_strategy(pool(slots, true));
-            match Engine::new(&config) {
-                Ok(engine) => engine,
-                Err(_) => {
-                    config.allocation_strategy(pool(slots, false));
-                    Engine::new(&config)
-                        .map_err(anyhow::Error::from)
-                        .with_context(|| {
-                            format!(
-                                "reserving {slots} instance slots ({} GiB of address space each)",
-                                SLOT_MEMORY_BYTES >> 30
-                            )
-                        })?
-                }
+            if let Ok(engine) = Engine::new(&config) {
+                return Ok(engine);
             }
+            config.allocation_strategy(pool(slots, false));
+            Engine::new(&config)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!(
+                        "reserving {slots} instance slots ({} GiB of address space each)",
+                        SLOT_MEMORY_BYTES >> 30
+                    )
+                })
         }
-    };
-    start_ticker(&engine);
-    Ok(engine)
+    }
+}
+
+/// The evaluator component compiled for a metered, pooled engine: what the library embeds
+/// and loads without compiling (wasmtime refuses it where the settings or CPU differ).
+pub fn precompile_evaluator(component: &[u8]) -> Result<Vec<u8>> {
+    let engine = build(true, Allocation::Pooled { slots: 1 })?;
+    Ok(engine.precompile_component(component)?)
 }
 
 /// A pooling allocator with `slots` of each resource; `scan` keeps written memory
@@ -111,7 +112,7 @@ fn pool(slots: u32, scan: bool) -> InstanceAllocationStrategy {
 
 /// Compiles for x86-64-v2 (SSE4.2, POPCNT: every x86-64 server of the last decade) instead
 /// of the widest features of the machine that compiles, so precompiled code can be shared
-/// between machines; wasmtime refuses code the host cannot run, and the cache recompiles.
+/// between machines; wasmtime refuses code the host cannot run, and callers recompile.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn portable_code(config: &mut Config) -> Result<()> {
     config.target("x86_64-unknown-linux-gnu")?;
@@ -126,52 +127,6 @@ fn portable_code(config: &mut Config) -> Result<()> {
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 fn portable_code(_config: &mut Config) -> Result<()> {
     Ok(())
-}
-
-/// Starts a thread that advances the engine's epoch every [`TICK`]; it stops when the
-/// engine is dropped.
-fn start_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("pyeval-epoch".into())
-        .spawn(move || loop {
-            std::thread::sleep(TICK);
-            match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
-                None => break,
-            }
-        })
-        .expect("spawning the epoch thread");
-}
-
-/// Epoch ticks that cover `limit` (at least one).
-pub fn ticks_for(limit: Duration) -> u64 {
-    (limit.as_nanos() / TICK.as_nanos()).max(1) as u64 + 1
-}
-
-/// Runs `future` to completion on this thread's own runtime.
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    thread_local! {
-        static RUNTIME: OnceLock<tokio::runtime::Runtime> = const { OnceLock::new() };
-    }
-    RUNTIME.with(|cell| {
-        let runtime = cell.get_or_init(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("building a tokio runtime")
-        });
-        runtime.block_on(future)
-    })
-}
-
-/// `future`'s output, or `None` if it is still blocked (in a host call that epochs cannot
-/// interrupt) `limit` after starting, plus a grace period for the epoch to fire first; must
-/// run inside a tokio runtime with timers.
-pub async fn with_deadline<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
-    tokio::time::timeout(limit + BLOCKED_GRACE, future)
-        .await
-        .ok()
 }
 
 #[cfg(test)]
