@@ -3,8 +3,8 @@
 It installs the importer that serves the standard library from the component's own
 memory, and defines what the Rust exports call: `evaluate` for `evaluator.eval` and
 `main` for `wasi:cli/run`. The Rust side passes in `STDLIB_BLOB`, a memoryview of the
-packed standard library (see guest-adapter/build.rs for its layout), and `compile_split`
-(src/compile_split.c).
+packed standard library (see guest-adapter/build.rs for its layout), `compile_split`
+(src/compile_split.c) and `IGNORED_OPTIONS`, the text of src/ignored_options.txt.
 """
 
 import builtins
@@ -21,7 +21,9 @@ import traceback
 import types
 from importlib.machinery import ModuleSpec
 
-STDLIB_DIR = "/usr/local/lib/python3.13"
+# Where the interpreter was told its stdlib is (from its home, set while initializing).
+STDLIB_DIR = sys._stdlib_dir
+# The output limit until the host sets one (the WIT interface documents it).
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 
 
@@ -168,6 +170,35 @@ def _describe(exc, compiled=True):
     return _type_name(exc), message, text
 
 
+class ExceptionRecord:
+    """The WIT `exception` record: UTF-8 bytes for each field."""
+
+    __slots__ = ("type_name", "message", "traceback")
+
+    def __init__(self, type_name, message, traceback):
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+
+
+class OutcomeRecord:
+    """The WIT `outcome` record, read field by field by the Rust side: UTF-8 bytes for
+    text, None where the record has none."""
+
+    __slots__ = ("stdout", "stderr", "stdout_truncated", "stderr_truncated", "value",
+                 "error", "exit_code")
+
+    def __init__(self, stdout, stderr, stdout_truncated, stderr_truncated, value, error,
+                 exit_code):
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdout_truncated = stdout_truncated
+        self.stderr_truncated = stderr_truncated
+        self.value = value
+        self.error = error
+        self.exit_code = exit_code
+
+
 class Session:
     """The interpreter state of one instance: its `__main__` and output limit."""
 
@@ -212,7 +243,7 @@ class Session:
         return captures
 
     def evaluate(self, code):
-        """Runs `code` in `__main__`; returns the fields of the WIT `outcome`."""
+        """Runs `code` in `__main__`; returns its `OutcomeRecord`."""
         captures = self._capture()
         (out_sink, out), (err_sink, err) = ((c.sink, c.stream) for c in captures)
         saved = sys.stdout, sys.stderr
@@ -235,7 +266,7 @@ class Session:
         except BaseException as exc:
             type_name, message, text = (_utf8(p) for p in _describe(exc, compiled))
             limit = self.output_limit
-            error = (_cut(type_name, limit), _cut(message, limit), _cut(text, limit))
+            error = ExceptionRecord(_cut(type_name, limit), _cut(message, limit), _cut(text, limit))
         finally:
             sys.stdout, sys.stderr = saved
             for stream in (out, err):
@@ -243,7 +274,7 @@ class Session:
                     stream.flush()
                 except BaseException:
                     pass
-        return (
+        return OutcomeRecord(
             _utf8(out_sink.text()),
             _utf8(err_sink.text()),
             out_sink.truncated,
@@ -308,9 +339,11 @@ class Session:
         return 0
 
 
-# Interpreter options that change nothing here (the build is already isolated, unbuffered
-# output is flushed at exit, and bytecode is never written).
-_IGNORED_FLAGS = {"-u", "-B", "-E", "-s", "-S", "-I", "-q", "-P"}
+# Interpreter options accepted and ignored (src/ignored_options.txt says why).
+_IGNORED_FLAGS = frozenset(
+    line.strip() for line in IGNORED_OPTIONS.splitlines()
+    if line.strip() and not line.lstrip().startswith("#")
+)
 
 
 def _has_cwd():

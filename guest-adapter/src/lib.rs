@@ -25,6 +25,10 @@ static STDLIB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stdlib.bin"));
 /// The guest's Python half.
 static BOOTSTRAP: &str = include_str!("bootstrap.py");
 
+/// Options of `python` that `wasi:cli/run` accepts and ignores (the host's command line
+/// reads the same file).
+static IGNORED_OPTIONS: &str = include_str!("ignored_options.txt");
+
 /// Modules imported before the snapshot, so a fresh instance has them for free. The list is
 /// what sandboxed code commonly imports; the costly ones were measured in fuel on a fresh
 /// instance without them: asyncio 131 M, argparse 26 M, xml.etree 20 M, sqlite3 5 M, csv 3 M
@@ -66,8 +70,9 @@ static PRELOAD: &[&str] = &[
     "xml.etree.ElementTree",
 ];
 
-/// Where the stdlib is mounted while the snapshot is taken.
-const PYTHON_HOME: &CStr = c"/usr/local";
+/// The environment variable that gives the interpreter's home while the snapshot is taken
+/// (the build tool mounts the stdlib under it).
+const PYTHON_HOME_VAR: &str = "PYEVAL_PYTHON_HOME";
 
 extern "C" {
     /// wasi-libc: forget the preopened directories seen so far (those of the snapshot).
@@ -108,8 +113,11 @@ unsafe fn start_interpreter() {
     config.write_bytecode = 0;
     config.install_signal_handlers = 0;
     config.user_site_directory = 0;
+    let home = std::env::var(PYTHON_HOME_VAR)
+        .unwrap_or_else(|_| panic!("{PYTHON_HOME_VAR} is not set while initializing"));
+    let home = CString::new(home).expect("a home without NUL bytes");
     check(
-        PyConfig_SetBytesString(&mut config, &mut config.home, PYTHON_HOME.as_ptr()),
+        PyConfig_SetBytesString(&mut config, &mut config.home, home.as_ptr()),
         "setting PYTHONHOME",
     );
     check(
@@ -149,6 +157,11 @@ unsafe fn run_bootstrap() -> *mut PyObject {
         globals,
         c"compile_split".as_ptr(),
         expect(pyeval_compile_split(), "making compile_split"),
+    );
+    PyDict_SetItemString(
+        globals,
+        c"IGNORED_OPTIONS".as_ptr(),
+        str_object(IGNORED_OPTIONS),
     );
     let file = PyUnicode_FromString(c"<pyeval>".as_ptr());
     PyDict_SetItemString(globals, c"__file__".as_ptr(), file);
@@ -250,23 +263,46 @@ unsafe fn optional_text(obj: *mut PyObject) -> Option<String> {
     (obj != Py_None()).then(|| text(obj))
 }
 
-/// Converts the tuple returned by `Session.evaluate` into an `Outcome`.
-unsafe fn outcome(tuple: *mut PyObject) -> Outcome {
-    let item = |i| PyTuple_GetItem(tuple, i);
-    let error = item(5);
-    let exit_code = item(6);
+/// A new reference to the attribute `name` of `record` (an `OutcomeRecord` or
+/// `ExceptionRecord` of bootstrap.py, whose attributes always exist).
+unsafe fn field(record: *mut PyObject, name: &CStr) -> *mut PyObject {
+    expect(
+        PyObject_GetAttrString(record, name.as_ptr()),
+        "reading a record field",
+    )
+}
+
+/// Reads field `name` of `record` with `read`, then releases it.
+unsafe fn read_field<T>(
+    record: *mut PyObject,
+    name: &CStr,
+    read: impl FnOnce(*mut PyObject) -> T,
+) -> T {
+    let value = field(record, name);
+    let result = read(value);
+    Py_DecRef(value);
+    result
+}
+
+/// Converts the `OutcomeRecord` returned by `Session.evaluate` into an `Outcome`.
+unsafe fn outcome(record: *mut PyObject) -> Outcome {
+    let flag = |name| read_field(record, name, |v| PyObject_IsTrue(v) == 1);
     Outcome {
-        stdout: text(item(0)),
-        stderr: text(item(1)),
-        stdout_truncated: PyObject_IsTrue(item(2)) == 1,
-        stderr_truncated: PyObject_IsTrue(item(3)) == 1,
-        value: optional_text(item(4)),
-        error: (error != Py_None()).then(|| Exception {
-            type_name: text(PyTuple_GetItem(error, 0)),
-            message: text(PyTuple_GetItem(error, 1)),
-            traceback: text(PyTuple_GetItem(error, 2)),
+        stdout: read_field(record, c"stdout", |v| text(v)),
+        stderr: read_field(record, c"stderr", |v| text(v)),
+        stdout_truncated: flag(c"stdout_truncated"),
+        stderr_truncated: flag(c"stderr_truncated"),
+        value: read_field(record, c"value", |v| optional_text(v)),
+        error: read_field(record, c"error", |error| {
+            (error != Py_None()).then(|| Exception {
+                type_name: read_field(error, c"type_name", |v| text(v)),
+                message: read_field(error, c"message", |v| text(v)),
+                traceback: read_field(error, c"traceback", |v| text(v)),
+            })
         }),
-        exit_code: (exit_code != Py_None()).then(|| PyLong_AsLong(exit_code) as i32),
+        exit_code: read_field(record, c"exit_code", |code| {
+            (code != Py_None()).then(|| PyLong_AsLong(code) as i32)
+        }),
     }
 }
 
