@@ -5,21 +5,25 @@ set positional-arguments := true
 
 guest := env("CARGO_TARGET_DIR", justfile_directory() / "guest-adapter/target") / "wasm32-wasip1/release/pyeval_guest.wasm"
 calculator := env("CARGO_TARGET_DIR", justfile_directory() / "examples/calculator/target") / "wasm32-wasip1/release/pyeval_calculator.wasm"
-tools := env("PYEVAL_CACHE_DIR", env("XDG_CACHE_HOME", env("HOME") / ".cache") / "pyeval") / "tools"
+# Where every expensive output is cached: the same rule as the library's default cache
+# directory, made explicit for the tools the recipes run.
+export PYEVAL_CACHE_DIR := env("PYEVAL_CACHE_DIR", env("XDG_CACHE_HOME", env("HOME") / ".cache") / "pyeval")
+tools := PYEVAL_CACHE_DIR / "tools"
 wasmtime := tools / "wasmtime-48.0.8/bin/wasmtime"
 
 # Build CPython 3.13 for wasm32-wasip1 from pinned sources (cached outside the tree).
 build-cpython:
     python3 tools/cpython.py
 
-# Build target/pyeval.wasm: the guest module, pre-initialized and componentized.
+# Build target/pyeval.wasm (the guest module, pre-initialized and componentized) and its
+# compiled form target/pyeval.cwasm, which the library embeds.
 build-component: build-cpython
     cd guest-adapter && cargo build --release --quiet
     cargo run --quiet -p pyeval-componentize --bin pyeval-componentize -- "{{guest}}" target/cpython/stdlib target/pyeval.wasm
 
 # Run pyeval with python's arguments, e.g. `just run -c "print('hello')"`.
 run *args: build-component
-    cargo run --quiet -p pyeval --bin pyeval -- "$@"
+    cargo run --quiet -p pyeval-cli --bin pyeval -- "$@"
 
 # What the tests of other hosts need: the wasmtime CLI at our wasmtime version (installed
 # once into the cache), the Node example transpiled with jco, the composed calculator.
@@ -34,11 +38,16 @@ test: build-component other-hosts
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cd guest-adapter && cargo fmt -- --check && cargo clippy --release --quiet --target wasm32-wasip1 -- -D warnings
+    # The library builds without what only the command line needs: no clap anywhere in its
+    # tree, and no serde_json of its own (wasmtime's default features bring one).
+    ! cargo tree -p pyeval -e normal,build --prefix none | grep -E '^clap '
+    ! cargo tree -p pyeval -e normal,build --prefix none --depth 1 | grep -E '^serde_json '
+    RUSTDOCFLAGS="-D warnings" cargo doc -p pyeval --no-deps --quiet
     PYEVAL_WASMTIME="{{wasmtime}}" cargo test --workspace
 
 # Measure latency and throughput; prints a table and writes bench/results.json.
 bench: build-component
-    cargo build --release --quiet -p pyeval -p pyeval-bench
+    cargo build --release --quiet -p pyeval-cli -p pyeval-bench
     # wasmtime makes an error value each time a store is dropped; a RUST_BACKTRACE set in
     # the environment would have it capture a backtrace, which is not what users run.
     RUST_LIB_BACKTRACE=0 cargo run --release --quiet -p pyeval-bench -- bench/results.json

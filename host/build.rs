@@ -1,5 +1,6 @@
-//! Embeds the evaluator component (`target/pyeval.wasm`, from `just build-component`) and
-//! its SHA-256, which keys the compiled-code cache without hashing 20 MB at every start.
+//! Embeds the evaluator component (`target/pyeval.wasm`, from `just build-component`), its
+//! SHA-256 (which keys the compiled-code cache without hashing 27 MB at every start), and
+//! its compiled form `target/pyeval.cwasm` when the build made one for this component.
 
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-env-changed=PYEVAL_COMPONENT");
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let component = std::env::var_os("PYEVAL_COMPONENT")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest_dir.join("../target/pyeval.wasm"));
@@ -24,4 +26,29 @@ fn main() {
         component.display()
     );
     println!("cargo:rustc-env=PYEVAL_COMPONENT_SHA256={digest}");
+
+    // The compiled form and, beside it, the SHA-256 of the component it was compiled from
+    // (both written by pyeval-componentize). A stale or missing one embeds nothing, and
+    // the library compiles at run time instead.
+    let compiled = component.with_extension("cwasm");
+    let compiled_from = component.with_extension("cwasm.source");
+    println!("cargo:rerun-if-changed={}", compiled.display());
+    println!("cargo:rerun-if-changed={}", compiled_from.display());
+    let fresh = std::fs::read_to_string(&compiled_from).is_ok_and(|s| s.trim() == digest);
+    let embedded = if fresh && compiled.is_file() {
+        compiled
+    } else {
+        println!(
+            "cargo:warning=no compiled form of {} (run `just build-component`): the first run \
+             on each machine will compile it",
+            component.display()
+        );
+        let empty = out_dir.join("no-compiled-form");
+        std::fs::write(&empty, b"").unwrap();
+        empty
+    };
+    println!(
+        "cargo:rustc-env=PYEVAL_COMPILED_PATH={}",
+        embedded.display()
+    );
 }

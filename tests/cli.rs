@@ -1,8 +1,8 @@
 //! End-to-end tests of the `pyeval` binary on its default path, the evaluator component.
 
-mod common;
+mod binary;
 
-use common::{pyeval, Run};
+use binary::{pyeval, Run};
 
 #[test]
 fn code_prints_output_and_the_trailing_value() {
@@ -164,7 +164,7 @@ fn the_component_runs_as_a_command() {
 fn repl_on_a_terminal_keeps_one_session() {
     // `script` gives pyeval a terminal for stdin, which is what starts the REPL.
     let command = format!("{} --fuel 100_000_000", env!("CARGO_BIN_EXE_pyeval"));
-    let run = common::Run::program("script", &["-qec", &command, "/dev/null"])
+    let run = binary::Run::program("script", &["-qec", &command, "/dev/null"])
         .stdin("print(6 * 7)\nx = 5\nx + 1\nfor i in range(2):\n    print('loop', i)\n\nimport sys; sys.exit(7)\n")
         .go();
     run.assert_status(7);
@@ -186,7 +186,7 @@ fn repl_on_a_terminal_keeps_one_session() {
 fn control_characters_are_escaped_only_on_a_terminal() {
     let code = r"print('\x1b[31mred\x1b[0m')";
     let command = format!("{} -c \"{code}\"", env!("CARGO_BIN_EXE_pyeval"));
-    let tty = common::Run::program("script", &["-qec", &command, "/dev/null"]).go();
+    let tty = binary::Run::program("script", &["-qec", &command, "/dev/null"]).go();
     tty.assert_status(0);
     assert!(
         tty.stdout.contains("\\x1b[31mred\\x1b[0m"),
@@ -221,4 +221,60 @@ fn malformed_programs_are_refused_before_they_run() {
         run.assert_status(2);
         assert!(run.stderr.contains(message), "{name}: {}", run.stderr);
     }
+}
+
+#[test]
+fn limits_out_of_range_are_usage_errors() {
+    for timeout in ["1e30", "0", "-1", "nan", "inf", "86401"] {
+        let run = pyeval(&["--timeout", timeout, "-c", "print(1)"]);
+        run.assert_status(2);
+        assert!(
+            run.stderr.contains("--timeout"),
+            "{timeout}: {}",
+            run.stderr
+        );
+    }
+    let memory = pyeval(&["--memory", "18446744073709551615", "-c", "1"]);
+    memory.assert_status(2);
+    assert!(memory.stderr.contains("--memory"), "{}", memory.stderr);
+}
+
+#[test]
+fn hints_name_the_options_that_raise_a_limit() {
+    let run = pyeval(&["--fuel", "1_000_000", "-c", "sum(range(10**7))"]);
+    run.assert_status(125);
+    assert!(
+        run.stderr.contains("raise it with --fuel"),
+        "{}",
+        run.stderr
+    );
+    let time = pyeval(&["--fuel", "-1", "--timeout", "0.2", "-c", "while True: pass"]);
+    time.assert_status(124);
+    assert!(time.stderr.contains("--timeout SECONDS"), "{}", time.stderr);
+}
+
+#[test]
+fn python_options_the_guest_ignores_are_ignored_here_too() {
+    let run = pyeval(&["-u", "-B", "-c", "import sys; print(sys.argv)"]);
+    run.assert_status(0);
+    assert_eq!(run.stdout, "['-c']\n");
+    let version = pyeval(&["-V"]);
+    version.assert_status(0);
+    assert!(
+        version.stdout.starts_with("Python 3.13."),
+        "{}",
+        version.stdout
+    );
+    // The same arguments through the component's own `wasi:cli/run`.
+    let component = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/pyeval.wasm");
+    let guest = pyeval(&[
+        "--python",
+        component,
+        "-u",
+        "-B",
+        "-c",
+        "import sys; print(sys.argv)",
+    ]);
+    guest.assert_status(0);
+    assert_eq!(guest.stdout, run.stdout);
 }

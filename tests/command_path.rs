@@ -1,9 +1,9 @@
 //! End-to-end tests of the command path: the `pyeval` binary running the stock
 //! `python.wasm` that `just build-cpython` made.
 
-mod common;
+mod binary;
 
-use common::{python, Run};
+use binary::{python, Run};
 
 #[test]
 fn hello_world() {
@@ -189,12 +189,12 @@ fn bad_input_is_a_pyeval_error() {
     let dir = tempfile::tempdir().unwrap();
     let corrupt = dir.path().join("corrupt.wasm");
     std::fs::write(&corrupt, b"\0asm\x01\0\0\0garbage").unwrap();
-    let run = common::pyeval(&["--python", corrupt.to_str().unwrap(), "-c", "pass"]);
+    let run = binary::pyeval(&["--python", corrupt.to_str().unwrap(), "-c", "pass"]);
     run.assert_status(2);
     assert!(run.stderr.contains("cannot load"), "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 
-    let missing = common::pyeval(&["--python", "/no/such/python.wasm", "-c", "pass"]);
+    let missing = binary::pyeval(&["--python", "/no/such/python.wasm", "-c", "pass"]);
     missing.assert_status(2);
     assert!(
         missing.stderr.contains("/no/such/python.wasm"),

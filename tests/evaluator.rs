@@ -3,7 +3,9 @@
 mod common;
 
 use common::evaluator;
-use pyeval::{EvalError, Evaluator, EvaluatorConfig, Limits, Outcome};
+use std::time::Duration;
+
+use pyeval::{EvalError, Evaluator, Limits, Outcome, SetupError, Stopped};
 
 fn eval(code: &str) -> Outcome {
     evaluator()
@@ -174,10 +176,7 @@ fn output_is_unicode_and_capped() {
     assert_eq!(outcome.stderr, "warn\n");
     assert_eq!(eval("print('\\ud800')").stdout, "\\ud800\n");
 
-    let limits = Limits {
-        output_bytes: 1000,
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_output_bytes(1000);
     let big = evaluator()
         .eval("print('x' * 5000)\nprint('é' * 5000)", &limits)
         .unwrap();
@@ -251,13 +250,13 @@ fn print_costs_little_fuel() {
 
 #[test]
 fn fuel_exhaustion_ends_the_session() {
-    let limits = Limits {
-        fuel: pyeval::Fuel::Limited(5_000_000),
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_fuel(pyeval::Fuel::Limited(5_000_000));
     let mut session = evaluator().session(&limits).unwrap();
     let err = session.eval("sum(range(10**8))").unwrap_err();
-    assert_eq!(err, EvalError::FuelExhausted { budget: 5_000_000 });
+    assert_eq!(
+        err,
+        EvalError::Stopped(Stopped::FuelExhausted { budget: 5_000_000 })
+    );
     assert!(matches!(session.eval("1"), Err(EvalError::SessionEnded(_))));
     let mut next = evaluator().session(&limits).unwrap();
     assert_eq!(next.eval("1 + 1").unwrap().value.as_deref(), Some("2"));
@@ -265,11 +264,7 @@ fn fuel_exhaustion_ends_the_session() {
 
 #[test]
 fn a_full_pool_refuses_new_instances_until_one_ends() {
-    let config = EvaluatorConfig {
-        max_instances: 2,
-        ..EvaluatorConfig::default()
-    };
-    let small = Evaluator::with_config(config, || {}).unwrap();
+    let small = Evaluator::builder().max_instances(2).build().unwrap();
     let limits = Limits::default();
     let mut first = small.session(&limits).unwrap();
     let mut second = small.session(&limits).unwrap();
@@ -293,39 +288,24 @@ fn a_full_pool_refuses_new_instances_until_one_ends() {
     let undefined = third.eval("b").unwrap().error.unwrap();
     assert_eq!(undefined.type_name, "NameError");
     // More slots than the address space holds is a setup error that says why.
-    let huge = Evaluator::with_config(
-        EvaluatorConfig {
-            max_instances: 1 << 20,
-            ..EvaluatorConfig::default()
-        },
-        || {},
-    );
+    let huge = Evaluator::builder().max_instances(1 << 20).build();
     match huge {
-        Err(EvalError::Setup(message)) => assert!(message.contains("instance slots"), "{message}"),
+        Err(SetupError::Host(message)) => assert!(message.contains("instance slots"), "{message}"),
         Err(other) => panic!("{other:?}"),
         Ok(_) => panic!("a pool of 2^20 slots of 4 GiB was reserved"),
     }
     assert!(matches!(
-        Evaluator::with_config(
-            EvaluatorConfig {
-                max_instances: 0,
-                ..EvaluatorConfig::default()
-            },
-            || {}
-        ),
-        Err(EvalError::Setup(_))
+        Evaluator::builder().max_instances(0).build(),
+        Err(SetupError::Config(_))
     ));
 }
 
 #[test]
 fn an_unmetered_evaluator_takes_only_unlimited_budgets() {
-    let unmetered = Evaluator::with_metering(false, || {}).unwrap();
+    let unmetered = Evaluator::builder().metered(false).build().unwrap();
     let limited = unmetered.eval("1", &Limits::default());
     assert!(matches!(limited, Err(EvalError::Setup(_))), "{limited:?}");
-    let limits = Limits {
-        fuel: pyeval::Fuel::Unlimited,
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_fuel(pyeval::Fuel::Unlimited);
     let outcome = unmetered.eval("sum(range(10**6))", &limits).unwrap();
     assert_eq!(outcome.value.as_deref(), Some("499999500000"));
     assert_eq!(outcome.fuel_used, 0);
@@ -338,7 +318,7 @@ fn async_callers_await_evaluations_on_their_own_runtime() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let grants = pyeval::sandbox::Grants::default();
+        let grants = pyeval::Grants::default();
         let outcome = evaluator()
             .eval_async("6 * 7", &Limits::default(), &grants)
             .await
@@ -351,4 +331,128 @@ fn async_callers_await_evaluations_on_their_own_runtime() {
             Some("2")
         );
     });
+}
+
+#[test]
+fn blocking_calls_work_inside_a_tokio_runtime() {
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let value = current.block_on(async { evaluator().eval("6 * 7", &Limits::default()) });
+    assert_eq!(value.unwrap().value.as_deref(), Some("42"));
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let value = multi.block_on(async {
+        tokio::spawn(async {
+            let mut session = evaluator().session(&Limits::default()).unwrap();
+            session.eval("x = 20").unwrap();
+            session.eval("x + 22").unwrap().value
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(value.as_deref(), Some("42"));
+}
+
+#[test]
+fn the_embedded_component_loads_without_compiling() {
+    assert!(
+        pyeval::embedded_is_precompiled(),
+        "no compiled form was embedded"
+    );
+    let compiled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = compiled.clone();
+    let evaluator = Evaluator::builder()
+        .cache(pyeval::CacheLocation::Disabled)
+        .max_instances(1)
+        .on_compile(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
+        .build()
+        .unwrap();
+    assert!(
+        !compiled.load(std::sync::atomic::Ordering::SeqCst),
+        "it compiled"
+    );
+    assert_eq!(
+        evaluator
+            .eval("1 + 1", &Limits::default())
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("2")
+    );
+}
+
+#[test]
+fn components_from_files_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = Evaluator::builder()
+        .component_file(dir.path().join("none.wasm"))
+        .build();
+    assert!(
+        matches!(missing, Err(SetupError::Read { .. })),
+        "{missing:?}"
+    );
+
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm but not really").unwrap();
+    let refused = Evaluator::builder()
+        .component_file(&garbage)
+        .cache(pyeval::CacheLocation::Disabled)
+        .build();
+    assert!(
+        matches!(refused, Err(SetupError::Load { .. })),
+        "{refused:?}"
+    );
+
+    // A valid component of another world: refused with the world it lacks.
+    let other = wat::parse_str("(component)").unwrap();
+    let refused = Evaluator::builder()
+        .component_bytes(other)
+        .cache(pyeval::CacheLocation::Disabled)
+        .build();
+    match refused {
+        Err(SetupError::Load { reason, .. }) => {
+            assert!(reason.contains("pyeval:sandbox/python"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The component itself, from its file, with a cache of its own.
+    let component = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/pyeval.wasm");
+    let cache = dir.path().join("cache");
+    let from_file = Evaluator::builder()
+        .component_file(component)
+        .cache(pyeval::CacheLocation::Dir(cache.clone()))
+        .max_instances(1)
+        .build()
+        .unwrap();
+    assert_eq!(
+        from_file
+            .eval("'from a file'", &Limits::default())
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("'from a file'")
+    );
+    let entries = std::fs::read_dir(cache.join("compiled")).unwrap().count();
+    assert_eq!(entries, 1, "the compiled component is cached");
+}
+
+#[test]
+fn limits_out_of_range_are_refused() {
+    for wall_time in [
+        Duration::ZERO,
+        pyeval::MAX_WALL_TIME + Duration::from_secs(1),
+    ] {
+        let limits = Limits::default().with_wall_time(wall_time);
+        let refused = evaluator().eval("1", &limits);
+        assert!(
+            matches!(refused, Err(EvalError::Setup(SetupError::Config(_)))),
+            "{wall_time:?}: {refused:?}"
+        );
+    }
 }

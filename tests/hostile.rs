@@ -7,8 +7,7 @@ mod common;
 use common::evaluator;
 use std::time::Duration;
 
-use pyeval::sandbox::Grants;
-use pyeval::{EvalError, Fuel, Limits, Mount, Outcome};
+use pyeval::{EvalError, Fuel, Grants, Limits, Mount, Outcome, Stopped};
 
 /// What a case must end with.
 enum Expect {
@@ -40,20 +39,13 @@ impl Budget {
         let defaults = Limits::default();
         match self {
             Budget::Default => defaults,
-            Budget::LowFuel => Limits {
-                fuel: Fuel::Limited(50_000_000),
-                ..defaults
-            },
-            Budget::ShortTime => Limits {
-                fuel: Fuel::Unlimited,
-                wall_time: Duration::from_secs(1),
-                ..defaults
-            },
-            Budget::SmallMemory => Limits {
-                fuel: Fuel::Unlimited,
-                memory_bytes: 64 << 20,
-                ..defaults
-            },
+            Budget::LowFuel => defaults.with_fuel(Fuel::Limited(50_000_000)),
+            Budget::ShortTime => defaults
+                .with_fuel(Fuel::Unlimited)
+                .with_wall_time(Duration::from_secs(1)),
+            Budget::SmallMemory => defaults
+                .with_fuel(Fuel::Unlimited)
+                .with_memory_bytes(64 << 20),
         }
     }
 }
@@ -75,11 +67,11 @@ const fn case(name: &'static str, code: &'static str, budget: Budget, expect: Ex
 }
 
 fn fuel(e: &EvalError) -> bool {
-    matches!(e, EvalError::FuelExhausted { .. })
+    matches!(e, EvalError::Stopped(Stopped::FuelExhausted { .. }))
 }
 
 fn timeout(e: &EvalError) -> bool {
-    matches!(e, EvalError::Timeout { .. })
+    matches!(e, EvalError::Stopped(Stopped::Timeout { .. }))
 }
 
 fn refused(e: &EvalError) -> bool {
@@ -460,12 +452,11 @@ fn files_and_path_escapes() {
     std::fs::write(dir.path().join("file.txt"), "inside").unwrap();
     std::os::unix::fs::symlink("/etc", dir.path().join("etc-link")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", dir.path().join("passwd-link")).unwrap();
-    let grants = Grants {
-        mounts: vec![format!("{}:/data", dir.path().display())
+    let grants = Grants::new().with_mount(
+        format!("{}:/data", dir.path().display())
             .parse::<Mount>()
-            .unwrap()],
-        ..Grants::default()
-    };
+            .unwrap(),
+    );
     run_all(
         &[
             case(
@@ -583,10 +574,7 @@ fn environment() {
         ],
         &Grants::default(),
     );
-    let granted = Grants {
-        env: vec![("ONLY".into(), "this".into())],
-        ..Grants::default()
-    };
+    let granted = Grants::new().with_env("ONLY", "this");
     run_all(
         &[case(
             "granted variable",
@@ -916,7 +904,7 @@ fn a_session_that_traps_ends_and_a_new_one_works() {
         session.eval("kept = 1").unwrap();
         let error = session.eval(code).unwrap_err();
         assert!(
-            matches!(session.eval("kept"), Err(EvalError::SessionEnded(ref why)) if **why == error)
+            matches!(session.eval("kept"), Err(EvalError::SessionEnded(ref why)) if error.stopped() == Some(why))
         );
         let mut next = evaluator().session(&budget.limits()).unwrap();
         assert_eq!(
@@ -935,12 +923,12 @@ fn a_session_that_traps_ends_and_a_new_one_works() {
 
 #[test]
 fn a_memory_cap_below_the_interpreter_is_a_typed_error() {
-    let limits = Limits {
-        memory_bytes: 1 << 20,
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_memory_bytes(1 << 20);
     let error = evaluator().eval("1", &limits).unwrap_err();
-    assert_eq!(error, EvalError::MemoryLimit { limit: 1 << 20 });
+    assert_eq!(
+        error,
+        EvalError::Stopped(Stopped::MemoryLimit { limit: 1 << 20 })
+    );
     assert_eq!(
         evaluator()
             .eval("1", &Limits::default())

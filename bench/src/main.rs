@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use pyeval::cache::CompileCache;
-use pyeval::sandbox::Grants;
-use pyeval::{CommandRun, CommandRunner, Evaluator, Fuel, Limits};
+use pyeval::{CacheLocation, CommandRunner, Evaluator, Fuel, Grants, Limits};
 use serde_json::json;
 
 /// Fresh evaluations timed for the latency percentiles.
@@ -32,7 +30,9 @@ fn main() -> Result<()> {
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("bench/results.json"));
-    let evaluator = Evaluator::new(|| eprintln!("compiling the evaluator..."))?;
+    let evaluator = Evaluator::builder()
+        .on_compile(|| eprintln!("compiling the evaluator..."))
+        .build()?;
     let limits = Limits::default();
 
     // Warm up: page in the compiled code and the snapshot image.
@@ -68,11 +68,13 @@ fn main() -> Result<()> {
     let (process_warm, process_first) = whole_process()?;
     let rss_per_instance = resident_per_instance(&evaluator)?;
 
-    let unlimited = Limits {
-        fuel: Fuel::Unlimited,
-        ..Limits::default()
-    };
-    let unmetered = Evaluator::with_metering(false, || eprintln!("compiling (fuel off)..."))?;
+    let (build_embedded, build_cached, build_compiled) = evaluator_start()?;
+
+    let unlimited = Limits::default().with_fuel(Fuel::Unlimited);
+    let unmetered = Evaluator::builder()
+        .metered(false)
+        .on_compile(|| eprintln!("compiling (fuel off)..."))
+        .build()?;
     let cpu_metered = median_of(CPU_RUNS, || time(|| evaluator.eval(CPU_LOOP, &unlimited)))?;
     let cpu_unmetered = median_of(CPU_RUNS, || time(|| unmetered.eval(CPU_LOOP, &unlimited)))?;
     let cpu_command = command_path(CPU_LOOP, CPU_RUNS)?
@@ -112,6 +114,11 @@ fn main() -> Result<()> {
         },
         "ratio_command_over_fresh_p50": command.0.as_secs_f64() / percentile(&fresh, 50.0).as_secs_f64(),
         "process_print_1": { "warm_p50_ms": ms(process_warm), "first_run_ms": ms(process_first) },
+        "evaluator_start": {
+            "empty_cache_embedded_compiled_ms": ms(build_embedded),
+            "warm_cache_ms": ms(build_cached),
+            "compiling_ms": ms(build_compiled),
+        },
         "resident_bytes_per_live_instance": rss_per_instance,
         "cpu_loop_1e6": {
             "evaluator_ms": ms(cpu_metered),
@@ -155,6 +162,12 @@ fn main() -> Result<()> {
         "| `pyeval -c 'print(1)'` process, warm p50 ({PROCESS_RUNS} runs) / first run | {:.1} ms / {:.0} ms |",
         ms(process_warm),
         ms(process_first)
+    );
+    println!(
+        "| `Evaluator` start: empty cache (compiled form embedded) / warm cache / compiling the component | {:.0} / {:.0} / {:.0} ms |",
+        ms(build_embedded),
+        ms(build_cached),
+        ms(build_compiled)
     );
     println!(
         "| resident memory per live instance ({LIVE_INSTANCES} alive) | {:.2} MiB |",
@@ -239,28 +252,18 @@ fn throughput(evaluator: &Evaluator, threads: usize) -> f64 {
 /// included), with its compiled code cached.
 fn command_path(code: &str, runs: usize) -> Result<(Duration, u64)> {
     let cpython = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/cpython"));
-    let runner = CommandRunner::load(
-        &cpython.join("python.wasm"),
-        Some(cpython.join("stdlib")),
-        true,
-        &CompileCache::default_location(),
-        || eprintln!("compiling python.wasm..."),
-    )?;
-    let request = CommandRun {
-        args: vec!["-c".into(), code.into()],
-        fuel: Fuel::Limited(100_000_000_000),
-        memory_bytes: pyeval::limits::DEFAULT_MEMORY_BYTES,
-        wall_time: Duration::from_secs(60),
-        grants: Grants::default(),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runner = CommandRunner::builder(cpython.join("python.wasm"))
+        .stdlib(cpython.join("stdlib"))
+        .build(|| eprintln!("compiling python.wasm..."))?;
+    let args = ["-c".to_owned(), code.to_owned()];
+    let limits = Limits::default()
+        .with_fuel(Fuel::Limited(100_000_000_000))
+        .with_wall_time(Duration::from_secs(60));
     let mut times = Vec::new();
     let mut fuel = 0;
     for _ in 0..runs {
         let started = Instant::now();
-        let report = runtime.block_on(runner.run(&request))?;
+        let report = runner.run(&args, &limits, &Grants::default())?;
         times.push(started.elapsed());
         anyhow::ensure!(
             matches!(report.status, Ok(0)),
@@ -299,6 +302,37 @@ fn whole_process() -> Result<(Duration, Duration)> {
     let first = run(Some(&empty));
     let _ = std::fs::remove_dir_all(&empty);
     Ok((warm, first?))
+}
+
+/// How long building an evaluator takes: with an empty cache (the embedded compiled form
+/// is loaded and written to the cache), with that cache warm, and compiling the component
+/// (as for a component loaded from a file, which has no embedded compiled form).
+fn evaluator_start() -> Result<(Duration, Duration, Duration)> {
+    anyhow::ensure!(
+        pyeval::embedded_is_precompiled(),
+        "this build embeds no compiled form of the component (run `just build-component`)"
+    );
+    let empty = std::env::temp_dir().join(format!("pyeval-bench-start-{}", std::process::id()));
+    let timed = |builder: pyeval::EvaluatorBuilder| -> Result<Duration> {
+        let started = Instant::now();
+        let evaluator = builder.build()?;
+        let elapsed = started.elapsed();
+        drop(evaluator);
+        Ok(elapsed)
+    };
+    let embedded = timed(Evaluator::builder().cache(CacheLocation::Dir(empty.clone())));
+    let cached = timed(Evaluator::builder().cache(CacheLocation::Dir(empty.clone())));
+    let _ = std::fs::remove_dir_all(&empty);
+    let component = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/pyeval.wasm"
+    ));
+    let compiled = timed(
+        Evaluator::builder()
+            .component_file(component)
+            .cache(CacheLocation::Disabled),
+    );
+    Ok((embedded?, cached?, compiled?))
 }
 
 /// Resident memory added per live instance, with [`LIVE_INSTANCES`] sessions alive.

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
-use pyeval::cache::CompileCache;
-use pyeval::{CommandRun, CommandRunner, Fuel, RunError};
+use anyhow::{bail, Result};
+use pyeval::{CommandRunner, Fuel};
 
-use super::{print_fuel_stats, status, Cli};
+use crate::args::Cli;
+use crate::render;
 
 /// Directory that `just build-cpython` links to its output.
 fn default_cpython_dir() -> PathBuf {
@@ -20,6 +20,7 @@ pub fn run(cli: &Cli, python: PathBuf) -> Result<ExitCode> {
     if !python.is_file() {
         bail!("{} does not exist or is not a file", python.display());
     }
+    let limits = cli.limits()?;
     let beside = python.parent().map(|dir| dir.join("stdlib"));
     let stdlib = match &cli.stdlib {
         Some(dir) if dir.is_dir() => Some(dir.clone()),
@@ -29,47 +30,26 @@ pub fn run(cli: &Cli, python: PathBuf) -> Result<ExitCode> {
             .flatten()
             .find(|dir| dir.is_dir()),
     };
-
-    let runner = CommandRunner::load(
-        &python,
-        stdlib,
-        matches!(cli.fuel, Fuel::Limited(_)),
-        &CompileCache::default_location(),
-        || {
-            eprintln!(
-                "pyeval: compiling {} for this machine (once; cached for later runs)",
-                python.display()
-            )
-        },
-    )?;
-    let limits = cli.limits()?;
-    let request = CommandRun {
-        args: cli.args.clone(),
-        fuel: cli.fuel,
-        memory_bytes: limits.memory_bytes,
-        wall_time: limits.wall_time,
-        grants: cli.grants(),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let report = runtime.block_on(runner.run(&request))?;
+    let mut builder = CommandRunner::builder(&python).metered(matches!(cli.fuel, Fuel::Limited(_)));
+    if let Some(stdlib) = stdlib {
+        builder = builder.stdlib(stdlib);
+    }
+    let runner = builder.build(|| {
+        eprintln!(
+            "pyeval: compiling {} for this machine (once; cached for later runs)",
+            python.display()
+        )
+    })?;
+    let report = runner.run(&cli.args, &limits, &cli.grants())?;
 
     if cli.stats {
-        print_fuel_stats(cli.fuel, report.fuel_consumed);
+        render::fuel_stats(cli.fuel, report.fuel_consumed);
     }
     Ok(match report.status {
         Ok(code) => ExitCode::from(code as u8),
-        Err(err) => {
-            eprintln!("pyeval: {err}");
-            ExitCode::from(match err {
-                RunError::FuelExhausted { .. } => status::FUEL_EXHAUSTED,
-                RunError::Timeout { .. } => status::TIMEOUT,
-                RunError::MemoryLimit { .. } => status::MEMORY_LIMIT,
-                RunError::Trap(_) => status::TRAP,
-                RunError::Load { .. } => status::PYEVAL_ERROR,
-            })
+        Err(stopped) => {
+            eprintln!("pyeval: {}", render::stopped_message(&stopped));
+            ExitCode::from(render::stopped_status(&stopped))
         }
     })
 }

@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+/// Options of `python` accepted and ignored, shared with the guest's `wasi:cli/run`.
+const IGNORED_OPTIONS: &str = include_str!("../../guest-adapter/src/ignored_options.txt");
+
 /// One way of running Python, as `python ARGS...` would.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
@@ -15,17 +18,31 @@ pub enum Invocation {
     Stdin { argv: Vec<String> },
     /// No argument and stdin a terminal.
     Interactive,
+    /// `-V` or `--version`.
+    Version,
+}
+
+/// Whether `arg` is one of [`IGNORED_OPTIONS`].
+fn is_ignored(arg: &str) -> bool {
+    IGNORED_OPTIONS
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .any(|option| option == arg)
 }
 
 impl Invocation {
     /// Parses python's arguments; `stdin_is_terminal` decides what no argument means.
     pub fn parse(args: &[String], stdin_is_terminal: bool) -> Result<Self, String> {
+        let skipped = args.iter().take_while(|a| is_ignored(a)).count();
+        let args = &args[skipped..];
         let rest = |from: usize| args.get(from..).unwrap_or_default().to_vec();
         match args.first().map(String::as_str) {
             None if stdin_is_terminal => Ok(Invocation::Interactive),
             None => Ok(Invocation::Stdin {
                 argv: vec![String::new()],
             }),
+            Some("-V" | "--version") => Ok(Invocation::Version),
             Some("-") => Ok(Invocation::Stdin {
                 argv: args.to_vec(),
             }),
@@ -47,7 +64,7 @@ impl Invocation {
                 })
             }
             Some(flag) if flag.starts_with('-') => Err(format!(
-                "unsupported Python option {flag} (supported: -c CODE, -m MODULE, SCRIPT, -)"
+                "unsupported Python option {flag} (supported: -c CODE, -m MODULE, SCRIPT, -, -V)"
             )),
             Some(script) => Ok(Invocation::Script {
                 path: PathBuf::from(script),
@@ -100,6 +117,27 @@ mod tests {
             parse(&[], false),
             Ok(Invocation::Stdin {
                 argv: vec![String::new()]
+            })
+        );
+        assert_eq!(parse(&["-V"], false), Ok(Invocation::Version));
+    }
+
+    #[test]
+    fn ignores_what_the_guest_ignores() {
+        assert_eq!(
+            parse(&["-u", "-B", "-c", "pass"], false),
+            Ok(Invocation::Code {
+                code: "pass".into(),
+                argv: vec!["-c".into()]
+            })
+        );
+        assert_eq!(parse(&["-I"], true), Ok(Invocation::Interactive));
+        // Only before the program: after it they are the program's arguments.
+        assert_eq!(
+            parse(&["s.py", "-u"], false),
+            Ok(Invocation::Script {
+                path: "s.py".into(),
+                argv: vec!["s.py".into(), "-u".into()]
             })
         );
     }

@@ -4,10 +4,9 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use pyeval::sandbox::Grants;
-use pyeval::{Evaluator, Limits};
+use pyeval::{Evaluator, Grants, Limits};
 
-use super::eval_path::print_text;
+use crate::render;
 
 /// Reads statements from stdin and evaluates each in one session until end of input.
 /// A block (a line ending in `:`) continues until an empty line.
@@ -24,7 +23,7 @@ pub fn run(evaluator: &Evaluator, limits: &Limits, grants: &Grants) -> Result<Ex
             continue;
         }
         let result = session.eval(&source);
-        let status = print_text(&result, true);
+        let status = render::text(&result, true);
         match &result {
             Ok(outcome) if outcome.exit_code.is_some() => return Ok(status),
             Ok(_) => {}

@@ -1,9 +1,10 @@
-//! The on-disk cache: compiled wasm code, keyed by what it was compiled from.
+//! The on-disk cache of compiled wasm code, keyed by what it was compiled from.
 //!
-//! Compiling CPython (a ~9 MB module) takes seconds; loading its precompiled form takes
-//! milliseconds. Artifacts live in `$PYEVAL_CACHE_DIR`, else `$XDG_CACHE_HOME/pyeval`, else
-//! `~/.cache/pyeval`, under `compiled/`, named by a hash of the input bytes, wasmtime's
-//! version and the engine's settings, so a stale or foreign artifact is never loaded.
+//! Compiling CPython (a ~9 MB module) takes seconds; loading its compiled form takes
+//! milliseconds. Artifacts are named by a hash of the input bytes, wasmtime's version and
+//! the engine's settings, so a stale or foreign artifact is never loaded. Compiled code is
+//! loaded as native code, so the cache is private: its directory is created 0700, and a
+//! directory or file that another user owns or can write is neither read nor written.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -14,69 +15,141 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
-/// The directory pyeval caches into (created on demand).
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("PYEVAL_CACHE_DIR") {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(dir).join("pyeval");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
-    PathBuf::from(home).join(".cache").join("pyeval")
+/// Where compiled code is cached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheLocation {
+    /// [`default_cache_dir`], or no cache when there is none.
+    #[default]
+    Default,
+    /// This directory (created if missing).
+    Dir(PathBuf),
+    /// No cache: compile in memory every time the embedded form cannot be used.
+    Disabled,
 }
 
-/// Precompiled components and modules on disk.
+/// `$PYEVAL_CACHE_DIR`, else `$XDG_CACHE_HOME/pyeval`, else `$HOME/.cache/pyeval`; `None`
+/// when none of them is set to an absolute path (never the working directory).
+pub fn default_cache_dir() -> Option<PathBuf> {
+    cache_dir_from(|var| std::env::var_os(var))
+}
+
+/// [`default_cache_dir`] with the environment read through `var`.
+fn cache_dir_from(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let absolute = |name: &str| var(name).map(PathBuf::from).filter(|p| p.is_absolute());
+    absolute("PYEVAL_CACHE_DIR")
+        .or_else(|| absolute("XDG_CACHE_HOME").map(|dir| dir.join("pyeval")))
+        .or_else(|| absolute("HOME").map(|dir| dir.join(".cache").join("pyeval")))
+}
+
+/// Compiled components and modules on disk, if there is a place for them.
 #[derive(Debug, Clone)]
-pub struct CompileCache {
-    dir: PathBuf,
+pub(crate) struct CompileCache {
+    dir: Option<PathBuf>,
 }
 
 impl CompileCache {
-    /// A cache rooted at `dir/compiled`.
-    pub fn new(dir: &Path) -> Self {
+    /// The cache at `location`, under `compiled/`.
+    pub(crate) fn new(location: &CacheLocation) -> Self {
+        let root = match location {
+            CacheLocation::Default => default_cache_dir(),
+            CacheLocation::Dir(dir) => Some(dir.clone()),
+            CacheLocation::Disabled => None,
+        };
         CompileCache {
-            dir: dir.join("compiled"),
+            dir: root.map(|dir| dir.join("compiled")),
         }
     }
 
-    /// The cache in [`cache_dir`].
-    pub fn default_location() -> Self {
-        Self::new(&cache_dir())
-    }
-
     /// Loads the component or module (`T`) compiled from the input named by `source_key`
-    /// (a hash of it), or builds the input's bytes with `build`, compiles them and stores
-    /// the result.
-    ///
-    /// `on_compile` runs before a compilation starts, so callers can tell the user why
-    /// this run is slow.
-    pub fn load<T: Compiled>(
+    /// (a hash of it): from the cache; else from `precompiled` (compiled at build time,
+    /// used when this engine accepts it); else compiles `wasm`. What was not read from
+    /// the cache is stored in it. `on_compile` runs before a compilation starts.
+    pub(crate) fn load<T: Compiled>(
         &self,
         engine: &Engine,
         source_key: &str,
-        build: impl FnOnce() -> Result<Vec<u8>>,
+        precompiled: Option<&[u8]>,
+        wasm: &[u8],
         on_compile: impl FnOnce(),
     ) -> Result<T> {
         let path = self
-            .dir
-            .join(format!("{}.cwasm", artifact_key(engine, source_key)));
-        if path.is_file() {
+            .private_dir()
+            .map(|dir| dir.join(format!("{}.cwasm", artifact_key(engine, source_key))));
+        if let Some(path) = path.as_deref().filter(|p| is_private_file(p)) {
             // A stale or damaged artifact falls through and is replaced.
-            if let Ok(loaded) = T::load_file(engine, &path) {
+            if let Ok(loaded) = T::load_file(engine, path) {
+                return Ok(loaded);
+            }
+        }
+        if let Some(bytes) = precompiled {
+            if let Ok(loaded) = T::load_bytes(engine, bytes) {
+                if let Some(path) = &path {
+                    let _ = store_atomically(path, bytes);
+                }
                 return Ok(loaded);
             }
         }
         on_compile();
-        let compiled = T::precompile(engine, &build()?).context("compiling the WebAssembly")?;
+        let compiled = T::precompile(engine, wasm).context("compiling the WebAssembly")?;
         // A cache that cannot be written only costs speed next time; do not fail the run.
-        let _ = store_atomically(&path, &compiled);
+        if let Some(path) = &path {
+            let _ = store_atomically(path, &compiled);
+        }
         T::load_bytes(engine, &compiled).context("loading the freshly compiled code")
+    }
+
+    /// The cache directory, created 0700 if missing; `None` when there is none or it is
+    /// not safe to use.
+    fn private_dir(&self) -> Option<&Path> {
+        let dir = self.dir.as_deref()?;
+        if !dir.exists() {
+            create_private_dir(dir).ok()?;
+        }
+        is_private(dir, true).then_some(dir)
     }
 }
 
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// Whether `path` is a regular file (not a link) that only this user can have written.
+fn is_private_file(path: &Path) -> bool {
+    is_private(path, false)
+}
+
+/// Whether `path` is a directory (`dir`) or a regular file, not a symbolic link, owned by
+/// this user and writable by nobody else.
+#[cfg(unix)]
+fn is_private(path: &Path, dir: bool) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    let kind_ok = if dir { meta.is_dir() } else { meta.is_file() };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    kind_ok && meta.uid() == me && meta.mode() & 0o022 == 0
+}
+
+#[cfg(not(unix))]
+fn is_private(path: &Path, dir: bool) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| if dir { m.is_dir() } else { m.is_file() })
+}
+
 /// Compiled wasm that the cache can hold: a component or a core module.
-pub trait Compiled: Sized {
+pub(crate) trait Compiled: Sized {
     /// Compiles `wasm` to the engine's serialized form.
     fn precompile(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>>;
     /// Loads a serialized artifact from disk.
@@ -86,8 +159,9 @@ pub trait Compiled: Sized {
 }
 
 // SAFETY (both impls): artifacts are written by this same wasmtime version with the same
-// engine settings (both are in the file name), into a directory only pyeval writes, or come
-// straight from the compiler; wasmtime re-checks the header when loading.
+// engine settings (both are in the file name) into a directory only this user can write
+// (checked above, with the file itself), or come from the compiler, in this process or
+// at build time (embedded); wasmtime re-checks version and settings when loading.
 
 impl Compiled for Component {
     fn precompile(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>> {
@@ -114,7 +188,7 @@ impl Compiled for Module {
 }
 
 /// SHA-256 of `bytes`, in hex: the `source_key` of [`CompileCache::load`].
-pub fn source_key(bytes: &[u8]) -> String {
+pub(crate) fn source_key(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -132,8 +206,11 @@ fn artifact_key(engine: &Engine, source_key: &str) -> String {
 
 fn store_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("cache path has no parent")?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = tempfile_path(dir);
+    let tmp = dir.join(format!(
+        ".tmp-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
@@ -141,11 +218,70 @@ fn store_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// A fresh file name in `dir` for this process.
-fn tempfile_path(dir: &Path) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    dir.join(format!(".tmp-{}-{nanos}", std::process::id()))
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn a_new_cache_directory_is_private() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(&CacheLocation::Dir(root.path().join("a/b")));
+        let dir = cache.private_dir().expect("created");
+        let meta = std::fs::metadata(dir).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn what_others_can_write_is_not_used() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(&CacheLocation::Dir(root.path().to_owned()));
+        let dir = cache.private_dir().unwrap().to_owned();
+        let file = dir.join("x.cwasm");
+        std::fs::write(&file, b"code").unwrap();
+        mode(&file, 0o600);
+        assert!(is_private_file(&file));
+        mode(&file, 0o666);
+        assert!(
+            !is_private_file(&file),
+            "a world-writable artifact is loaded"
+        );
+        let link = dir.join("link.cwasm");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(!is_private_file(&link), "a symbolic link is followed");
+        mode(&dir, 0o777);
+        assert!(
+            cache.private_dir().is_none(),
+            "a world-writable directory is used"
+        );
+        mode(&dir, 0o700);
+    }
+
+    #[test]
+    fn no_default_cache_without_an_absolute_location() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.into())
+            }
+        };
+        assert_eq!(cache_dir_from(env(&[])), None);
+        assert_eq!(cache_dir_from(env(&[("HOME", "")])), None);
+        assert_eq!(cache_dir_from(env(&[("HOME", "rel")])), None);
+        assert_eq!(
+            cache_dir_from(env(&[("HOME", "/h"), ("XDG_CACHE_HOME", ".")])),
+            Some(PathBuf::from("/h/.cache/pyeval"))
+        );
+        assert_eq!(
+            cache_dir_from(env(&[("HOME", "/h"), ("PYEVAL_CACHE_DIR", "/p")])),
+            Some(PathBuf::from("/p"))
+        );
+        assert!(CompileCache::new(&CacheLocation::Disabled).dir.is_none());
+    }
 }

@@ -1,35 +1,48 @@
 //! The command path: a stock CPython WASI build (`python.wasm`, a core module with
-//! `_start`) run like `python`; or any component exporting `wasi:cli/run`, pyeval.wasm
-//! included.
+//! `_start`) run like `python`; or any component exporting `wasi:cli/run`, the evaluator
+//! component included.
 //!
 //! Core modules run on wasmtime-wasi's preview1 implementation, as `wasmtime run` runs
 //! them: wrapping them with the preview1 command adapter instead would lose the exit status
 //! (the adapter reports every non-zero `proc_exit` as plain failure, status 1).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use anyhow::{Context, Result};
 use wasmtime::component::{self, Component};
-use wasmtime::{Engine, Module, Store, Trap};
+use wasmtime::{Engine, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::{FsPerms, I32Exit};
 
-use crate::cache::{source_key, CompileCache};
-use crate::error::RunError;
+use crate::cache::{source_key, CacheLocation, CompileCache};
+use crate::error::{SetupError, StopContext, Stopped};
 use crate::fuel::Fuel;
-use crate::sandbox::{Grants, MemoryCap, SandboxState};
+use crate::limits::Limits;
+use crate::sandbox::{Capped, Grants, MemoryCap, SandboxState};
 
-/// Where the guest finds the standard library: CPython's compiled-in prefix is
-/// `/usr/local`, so no environment variable is needed to locate it.
-pub const GUEST_STDLIB: &str = "/usr/local/lib/python3.13";
+pub use pyeval_engine::GUEST_STDLIB;
 
 /// A loaded, compiled program, ready to run any number of times.
 pub struct CommandRunner {
     engine: Engine,
     program: Program,
     stdlib: Option<PathBuf>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for CommandRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.program {
+            Program::Module(..) => "core module",
+            Program::Component(..) => "component",
+        };
+        f.debug_struct("CommandRunner")
+            .field("program", &self.path)
+            .field("kind", &kind)
+            .field("stdlib", &self.stdlib)
+            .field("metered", &self.engine.get_consume_fuel())
+            .finish_non_exhaustive()
+    }
 }
 
 enum Program {
@@ -45,147 +58,209 @@ struct P1State {
     memory: MemoryCap,
 }
 
-/// One run of the command: Python's arguments and the limits and grants it runs under.
-#[derive(Debug, Clone)]
-pub struct CommandRun {
-    /// Arguments after the program name, exactly as `python` takes them.
-    pub args: Vec<String>,
-    /// Fuel budget of the whole run (interpreter start-up included).
-    pub fuel: Fuel,
-    /// Cap on the guest's linear memory, in bytes.
-    pub memory_bytes: usize,
-    /// Wall-clock limit of the whole run, including time blocked in host calls.
-    pub wall_time: Duration,
-    /// Mounts and environment.
-    pub grants: Grants,
+impl Capped for P1State {
+    fn memory_cap(&mut self) -> &mut MemoryCap {
+        &mut self.memory
+    }
 }
 
 /// How a run ended.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RunReport {
-    /// The guest's exit status, or why it had none.
-    pub status: Result<i32, RunError>,
+    /// The guest's exit status, or why the host stopped it.
+    pub status: Result<i32, Stopped>,
     /// Fuel consumed (None when metering was off).
     pub fuel_consumed: Option<u64>,
 }
 
-impl CommandRunner {
-    /// Loads `python_wasm` and compiles it (or loads its compiled form from `cache`).
-    /// `metered` must be true to run with a limited fuel budget.
-    /// `on_compile` is called when a compilation is about to start.
-    pub fn load(
-        python_wasm: &Path,
-        stdlib: Option<PathBuf>,
-        metered: bool,
-        cache: &CompileCache,
-        on_compile: impl FnOnce(),
-    ) -> Result<Self> {
-        let bytes = std::fs::read(python_wasm)
-            .with_context(|| format!("reading {}", python_wasm.display()))?;
-        let engine = crate::engine::build(metered, crate::engine::Allocation::OnDemand)?;
-        let load_error = |e: anyhow::Error| RunError::Load {
-            what: python_wasm.display().to_string(),
+/// How a [`CommandRunner`] is loaded.
+#[derive(Debug, Clone)]
+pub struct CommandRunnerBuilder {
+    program: PathBuf,
+    stdlib: Option<PathBuf>,
+    metered: bool,
+    cache: CacheLocation,
+}
+
+impl CommandRunnerBuilder {
+    /// Mounts `dir` read-only at [`GUEST_STDLIB`], where a stock build looks for its
+    /// standard library (default: nothing mounted).
+    pub fn stdlib(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.stdlib = Some(dir.into());
+        self
+    }
+
+    /// Whether fuel is counted (default: yes); runs with a limited budget need it.
+    pub fn metered(mut self, metered: bool) -> Self {
+        self.metered = metered;
+        self
+    }
+
+    /// Where compiled code is cached (default: [`CacheLocation::Default`]).
+    pub fn cache(mut self, location: CacheLocation) -> Self {
+        self.cache = location;
+        self
+    }
+
+    /// Reads and compiles the program (or loads its compiled form); `on_compile` is called
+    /// when a compilation is about to start.
+    pub fn build(self, on_compile: impl FnOnce()) -> Result<CommandRunner, SetupError> {
+        let name = self.program.display().to_string();
+        let bytes = std::fs::read(&self.program).map_err(|e| SetupError::Read {
+            path: name.clone(),
+            reason: e.to_string(),
+        })?;
+        if let Some(dir) = &self.stdlib {
+            if !dir.is_dir() {
+                return Err(SetupError::Config(format!(
+                    "the stdlib {} is not a directory",
+                    dir.display()
+                )));
+            }
+        }
+        let engine = crate::clock::engine(self.metered, pyeval_engine::Allocation::OnDemand)
+            .map_err(SetupError::host)?;
+        let load_error = |e: anyhow::Error| SetupError::Load {
+            what: name.clone(),
             reason: format!("{e:#}"),
         };
+        let cache = CompileCache::new(&self.cache);
         let key = source_key(&bytes);
         let program = if wasmparser::Parser::is_component(&bytes) {
             let component = cache
-                .load(&engine, &key, || Ok(bytes), on_compile)
+                .load(&engine, &key, None, &bytes, on_compile)
                 .map_err(load_error)?;
             let mut linker = component::Linker::new(&engine);
-            wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(SetupError::host)?;
             Program::Component(component, linker)
         } else {
             let module = cache
-                .load(&engine, &key, || Ok(bytes), on_compile)
+                .load(&engine, &key, None, &bytes, on_compile)
                 .map_err(load_error)?;
             let mut linker = wasmtime::Linker::new(&engine);
             wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut P1State| {
                 &mut state.wasi
-            })?;
+            })
+            .map_err(SetupError::host)?;
             Program::Module(module, linker)
         };
         Ok(CommandRunner {
             engine,
             program,
-            stdlib,
+            stdlib: self.stdlib,
+            path: self.program,
         })
     }
+}
 
-    /// Runs the program once with the host's stdin, stdout and stderr.
-    pub async fn run(&self, run: &CommandRun) -> Result<RunReport> {
-        let mut builder = run.grants.builder()?;
+impl CommandRunner {
+    /// A builder for the program in `python_wasm`.
+    pub fn builder(python_wasm: impl Into<PathBuf>) -> CommandRunnerBuilder {
+        CommandRunnerBuilder {
+            program: python_wasm.into(),
+            stdlib: None,
+            metered: true,
+            cache: CacheLocation::Default,
+        }
+    }
+
+    /// Runs the program once with `args` (python's arguments, after the program name), the
+    /// host's stdin, stdout and stderr, under `limits` (fuel, memory and wall time, for the
+    /// whole run) and `grants` (mounts and environment). Callable from any thread, a tokio
+    /// runtime's included.
+    pub fn run(
+        &self,
+        args: &[String],
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<RunReport, SetupError> {
+        crate::runtime::block_on(self.run_async(args, limits, grants))?
+    }
+
+    /// [`CommandRunner::run`] for async callers, on a tokio runtime with timers enabled.
+    pub async fn run_async(
+        &self,
+        args: &[String],
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<RunReport, SetupError> {
+        limits.check()?;
+        let metered = self.engine.get_consume_fuel();
+        if !metered && limits.fuel != Fuel::Unlimited {
+            return Err(SetupError::Config(
+                "this runner does not meter fuel: give it Fuel::Unlimited".into(),
+            ));
+        }
+        let mut builder = grants.wasi()?;
         builder
             .inherit_stdin()
             .inherit_stdout()
             .inherit_stderr()
             .arg("python")
-            .args(&run.args);
+            .args(args);
         if let Some(stdlib) = &self.stdlib {
             builder
                 .preopened_dir(stdlib, GUEST_STDLIB, FsPerms::ReadOnly)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("opening the stdlib directory {}", stdlib.display()))?;
+                .map_err(|e| {
+                    SetupError::Host(format!(
+                        "opening the stdlib directory {}: {e:#}",
+                        stdlib.display()
+                    ))
+                })?;
         }
-        let budget = match run.fuel {
-            Fuel::Limited(n) => Some(n),
-            Fuel::Unlimited => None,
-        };
-        let limit = run.wall_time;
-        let (status, remaining, memory_refused) = match &self.program {
+        let deadline = limits.wall_time;
+        let (result, fuel_left, memory_refused) = match &self.program {
             Program::Module(module, linker) => {
                 let state = P1State {
                     wasi: builder.build_p1(),
-                    memory: MemoryCap::new(run.memory_bytes),
+                    memory: MemoryCap::new(limits.memory_bytes),
                 };
-                let mut store = self.store(state, budget, limit, |s| &mut s.memory)?;
-                let status =
-                    crate::engine::with_deadline(limit, run_module(&mut store, module, linker))
+                let mut store = crate::sandbox::new_store(&self.engine, state, limits)?;
+                let result =
+                    crate::clock::with_deadline(deadline, run_module(&mut store, module, linker))
                         .await;
-                (status, store.get_fuel().ok(), store.data().memory.refused())
+                (result, store.get_fuel().ok(), store.data().memory.refused())
             }
             Program::Component(component, linker) => {
-                let state = SandboxState::with_memory_limit(builder.build(), run.memory_bytes);
-                let mut store = self.store(state, budget, limit, |s| s.limiter())?;
-                let status = crate::engine::with_deadline(
-                    limit,
+                let state = SandboxState::new(builder.build(), limits.memory_bytes);
+                let mut store = crate::sandbox::new_store(&self.engine, state, limits)?;
+                let result = crate::clock::with_deadline(
+                    deadline,
                     run_component(&mut store, component, linker),
                 )
                 .await;
-                (
-                    status,
-                    store.get_fuel().ok(),
-                    store.data().memory_limit_hit(),
-                )
+                (result, store.get_fuel().ok(), store.data().memory_refused())
             }
         };
-        let status = match status {
-            Some(status) => status.or_else(|e| {
-                classify_exit(e, budget, limit, memory_refused.then_some(run.memory_bytes))
-            }),
-            None => Err(RunError::Timeout { limit }),
+        let budget = match limits.fuel {
+            Fuel::Limited(n) if metered => Some(n),
+            _ => None,
+        };
+        let status = match result {
+            Some(Ok(status)) => Ok(status),
+            Some(Err(error)) => match error.downcast_ref::<I32Exit>() {
+                Some(exit) => Ok(exit.0),
+                None => Err(Stopped::classify(
+                    &error,
+                    &StopContext {
+                        budget,
+                        wall_time: deadline,
+                        memory_refused,
+                    },
+                )),
+            },
+            None => Err(Stopped::Timeout { limit: deadline }),
         };
         Ok(RunReport {
             status,
-            fuel_consumed: budget.zip(remaining).map(|(b, r)| b - r),
+            fuel_consumed: budget.zip(fuel_left).map(|(b, left)| b - left),
         })
     }
 
-    fn store<T: Send + 'static>(
-        &self,
-        state: T,
-        budget: Option<u64>,
-        limit: Duration,
-        limiter: impl (FnMut(&mut T) -> &mut dyn wasmtime::ResourceLimiter) + Send + Sync + 'static,
-    ) -> Result<Store<T>> {
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(limiter);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(crate::engine::ticks_for(limit));
-        if let Some(fuel) = budget {
-            store.set_fuel(fuel)?;
-        }
-        Ok(store)
+    /// The program's path.
+    pub fn program(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -210,28 +285,4 @@ async fn run_component(
         Ok(()) => 0,
         Err(()) => 1,
     })
-}
-
-/// Turns a run's error into an exit status (`proc_exit`, `exit`) or a typed failure;
-/// `memory_cap` is the cap when the limiter refused the guest memory.
-fn classify_exit(
-    error: wasmtime::Error,
-    budget: Option<u64>,
-    limit: Duration,
-    memory_cap: Option<usize>,
-) -> Result<i32, RunError> {
-    if let Some(exit) = error.downcast_ref::<I32Exit>() {
-        return Ok(exit.0);
-    }
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => Err(RunError::FuelExhausted {
-            budget: budget.unwrap_or(0),
-        }),
-        Some(Trap::Interrupt) => Err(RunError::Timeout { limit }),
-        _ if memory_cap.is_some() => Err(RunError::MemoryLimit {
-            limit: memory_cap.unwrap_or_default(),
-        }),
-        Some(trap) => Err(RunError::Trap(trap.to_string())),
-        None => Err(RunError::Trap(format!("{error:#}"))),
-    }
 }

@@ -1,36 +1,80 @@
-//! Typed failures of a run, in words a user understands.
+//! Typed failures, in words a library user understands: why a run was stopped, why an
+//! evaluation produced no outcome, why something could not be set up.
+
+use std::time::Duration;
 
 use crate::fuel::group_thousands;
 
-/// Why a guest run ended without an exit status of its own.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The guest used its whole fuel budget.
-    #[error(
-        "out of fuel: the program used its whole budget of {} fuel units; \
-         raise it with --fuel N or INITIAL_FUEL=N (-1 disables the limit)",
-        group_thousands(*budget)
-    )]
+/// A run the host stopped before it finished: the same four ways on both paths.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Stopped {
+    /// The code used its whole fuel budget.
+    #[error("out of fuel: the code used its whole budget of {} fuel units", group_thousands(*budget))]
     FuelExhausted {
         /// The budget that was used up.
         budget: u64,
     },
-    /// The guest ran past its wall-clock limit.
-    #[error("time limit exceeded: the program ran for more than {limit:?}; raise it with --timeout SECONDS")]
+    /// The code ran past its wall-clock deadline.
+    #[error("time limit exceeded: the code ran for more than {limit:?}")]
     Timeout {
-        /// The limit.
-        limit: std::time::Duration,
+        /// The deadline.
+        limit: Duration,
     },
     /// The interpreter needed more memory than allowed and could not recover.
-    #[error("memory limit exceeded: the program needed more than {} MiB; raise it with --memory MIB", limit >> 20)]
+    #[error("memory limit exceeded: the code needed more than {} MiB", limit >> 20)]
     MemoryLimit {
         /// The cap on linear memory, in bytes.
         limit: usize,
     },
-    /// The guest crashed (a WebAssembly trap other than running out of fuel).
-    #[error("the program crashed inside the sandbox: {0}")]
+    /// The interpreter crashed (a WebAssembly trap other than the limits above).
+    #[error("the interpreter crashed: {0}")]
     Trap(String),
-    /// The module could not be loaded or linked: not a usable CPython WASI build.
+}
+
+/// What a run's limits were, for telling why it stopped.
+pub(crate) struct StopContext {
+    /// The fuel budget, when metered.
+    pub budget: Option<u64>,
+    /// The wall-clock limit.
+    pub wall_time: Duration,
+    /// The memory cap, when the limiter refused the guest memory.
+    pub memory_refused: Option<usize>,
+}
+
+impl Stopped {
+    /// Why a guest call failed with `error`, for errors that are not the guest's own
+    /// doing (an exit status) or the host's (a full pool): each path checks those first.
+    pub(crate) fn classify(error: &wasmtime::Error, context: &StopContext) -> Stopped {
+        match error.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::OutOfFuel) => Stopped::FuelExhausted {
+                budget: context.budget.unwrap_or(0),
+            },
+            Some(wasmtime::Trap::Interrupt) => Stopped::Timeout {
+                limit: context.wall_time,
+            },
+            _ if context.memory_refused.is_some() => Stopped::MemoryLimit {
+                limit: context.memory_refused.unwrap_or_default(),
+            },
+            Some(trap) => Stopped::Trap(trap.to_string()),
+            None => Stopped::Trap(format!("{error:#}")),
+        }
+    }
+}
+
+/// Why something could not be set up: an engine, a component, a mount.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What the system said.
+        reason: String,
+    },
+    /// The wasm given is not one this path can run.
     #[error("cannot load {what}: {reason}")]
     Load {
         /// The file or component that failed.
@@ -38,4 +82,53 @@ pub enum RunError {
         /// What was wrong with it.
         reason: String,
     },
+    /// A setting is out of range or contradicts another.
+    #[error("invalid setting: {0}")]
+    Config(String),
+    /// The engine, a mount or a store could not be made.
+    #[error("{0}")]
+    Host(String),
+}
+
+impl SetupError {
+    /// A failure of the host with its chain of causes.
+    pub(crate) fn host(error: impl Into<anyhow::Error>) -> Self {
+        SetupError::Host(format!("{:#}", error.into()))
+    }
+}
+
+/// Why an evaluation produced no outcome.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    /// The host stopped the code: fuel, time, memory or a crash.
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+    /// The session was stopped by an earlier evaluation and cannot evaluate any more.
+    #[error("this session has ended ({0}); start a new one")]
+    SessionEnded(Stopped),
+    /// The code was refused before it ran (too large, or contains a NUL byte); a session
+    /// stays usable.
+    #[error("code refused: {0}")]
+    InvalidCode(String),
+    /// As many instances as the evaluator's pool holds are alive; nothing was run, and the
+    /// same call can succeed once an evaluation ends or a session is dropped.
+    #[error("too many live instances: this evaluator holds at most {limit} at once (evaluations in flight plus open sessions)")]
+    TooManyInstances {
+        /// The evaluator's instance limit.
+        limit: u32,
+    },
+    /// The evaluator or a session could not be set up.
+    #[error("cannot start the evaluation: {0}")]
+    Setup(#[from] SetupError),
+}
+
+impl EvalError {
+    /// The stop behind this error, whether it ended this evaluation or an earlier one.
+    pub fn stopped(&self) -> Option<&Stopped> {
+        match self {
+            EvalError::Stopped(stop) | EvalError::SessionEnded(stop) => Some(stop),
+            _ => None,
+        }
+    }
 }

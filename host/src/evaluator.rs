@@ -1,20 +1,21 @@
-//! The evaluator path: the pre-initialized `pyeval.wasm` component, a fresh instance per
+//! The evaluator path: a pre-initialized evaluator component, a fresh instance per
 //! evaluation (or one instance per [`Session`]), typed outcomes.
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime::Engine;
 
-use crate::cache::CompileCache;
-use crate::fuel::Fuel;
+use crate::cache::{CacheLocation, CompileCache};
+use crate::component::ComponentSource;
+use crate::error::{EvalError, SetupError};
 use crate::limits::Limits;
+use crate::outcome::Outcome;
 use crate::sandbox::{Grants, SandboxState};
+use crate::session::Session;
 
-mod bindings {
+pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "python",
@@ -22,181 +23,53 @@ mod bindings {
     });
 }
 
-use bindings::exports::pyeval::sandbox::evaluator as wit;
-use bindings::{Python, PythonPre};
-
-/// The component, embedded at build time.
-static COMPONENT: &[u8] = include_bytes!(env!("PYEVAL_COMPONENT_PATH"));
-/// Its SHA-256, computed at build time.
-const COMPONENT_SHA256: &str = env!("PYEVAL_COMPONENT_SHA256");
-
-/// An exception that escaped the evaluated code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PyException {
-    /// Type name, module-qualified unless builtin: `ZeroDivisionError`.
-    pub type_name: String,
-    /// `str()` of the exception.
-    pub message: String,
-    /// The traceback as Python prints it.
-    pub traceback: String,
-}
-
-/// What one evaluation produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Outcome {
-    /// Text written to stdout (capped at the output limit).
-    pub stdout: String,
-    /// Text written to stderr (capped at the output limit).
-    pub stderr: String,
-    /// Whether stdout was cut at the limit.
-    pub stdout_truncated: bool,
-    /// Whether stderr was cut at the limit.
-    pub stderr_truncated: bool,
-    /// `repr()` of a trailing expression's value, unless it is None or absent.
-    pub value: Option<String>,
-    /// The exception that ended the code, if any (other than SystemExit).
-    pub error: Option<PyException>,
-    /// The SystemExit status, if the code exited.
-    pub exit_code: Option<i32>,
-    /// Fuel this evaluation consumed (0 from an evaluator that does not meter).
-    pub fuel_used: u64,
-    /// Wall-clock time of the evaluation, instantiation included.
-    #[serde(serialize_with = "serialize_micros", rename = "wall_time_us")]
-    pub wall_time: Duration,
-}
-
-fn serialize_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_micros() as u64)
-}
-
-/// Why an evaluation produced no outcome.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EvalError {
-    /// The code used its whole fuel budget.
-    #[error("out of fuel: the code used its whole budget of {} fuel units; raise it with --fuel N (-1 for no limit)", crate::fuel::group_thousands(*budget))]
-    FuelExhausted {
-        /// The budget that was used up.
-        budget: u64,
-    },
-    /// The code ran past its wall-clock deadline.
-    #[error("time limit exceeded: the code ran for more than {limit:?}")]
-    Timeout {
-        /// The deadline.
-        limit: Duration,
-    },
-    /// The interpreter needed more memory than allowed and could not recover.
-    #[error("memory limit exceeded: the code needed more than {} MiB", limit >> 20)]
-    MemoryLimit {
-        /// The cap on linear memory, in bytes.
-        limit: usize,
-    },
-    /// The interpreter crashed (a WebAssembly trap).
-    #[error("the interpreter crashed: {0}")]
-    Trap(String),
-    /// The session was ended by an earlier failure and cannot evaluate any more.
-    #[error("this session has ended ({0}); start a new one")]
-    SessionEnded(Box<EvalError>),
-    /// The code was refused before it ran (too large, or contains a NUL byte); a session
-    /// stays usable.
-    #[error("code refused: {0}")]
-    InvalidCode(String),
-    /// As many instances as the evaluator's pool holds are alive; nothing was run, and the
-    /// same call can succeed once an evaluation ends or a session is dropped.
-    #[error("too many live instances: this evaluator holds at most {limit} at once (evaluations in flight plus open sessions)")]
-    TooManyInstances {
-        /// [`EvaluatorConfig::max_instances`] of the evaluator.
-        limit: u32,
-    },
-    /// The evaluator could not be set up.
-    #[error("cannot start the evaluator: {0}")]
-    Setup(String),
-}
-
 /// Instances an evaluator holds at once by default.
 pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
 
-/// How an [`Evaluator`] is built; `EvaluatorConfig::default()` meters fuel and holds
-/// [`DEFAULT_MAX_INSTANCES`] instances.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EvaluatorConfig {
-    /// Whether the engine counts fuel; without it (a little faster) only
-    /// [`Fuel::Unlimited`] budgets are accepted.
-    pub metered: bool,
-    /// Instances alive at once, at most: evaluations in flight plus open sessions. Each
-    /// takes a slot of 4 GiB of reserved address space (not memory) in a pool that is
-    /// reused, which is what makes fresh instances cheap.
-    pub max_instances: u32,
-}
-
-impl Default for EvaluatorConfig {
-    fn default() -> Self {
-        EvaluatorConfig {
-            metered: true,
-            max_instances: DEFAULT_MAX_INSTANCES,
-        }
-    }
-}
-
-/// Compiles and holds the evaluator component; cheap to clone, shareable across threads.
+/// Compiles and holds an evaluator component; cheap to clone, shareable across threads.
+///
+/// ```no_run
+/// use pyeval::{Evaluator, Limits};
+///
+/// let evaluator = Evaluator::new()?;
+/// let outcome = evaluator.eval("print('hi')\n6 * 7", &Limits::default())?;
+/// assert_eq!(outcome.stdout, "hi\n");
+/// assert_eq!(outcome.value.as_deref(), Some("42"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Evaluator {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    engine: Engine,
-    pre: PythonPre<SandboxState>,
-    config: EvaluatorConfig,
+pub(crate) struct Inner {
+    pub(crate) engine: Engine,
+    pub(crate) pre: bindings::PythonPre<SandboxState>,
+    pub(crate) metered: bool,
+    pub(crate) max_instances: u32,
+    source: ComponentSource,
+}
+
+impl std::fmt::Debug for Evaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluator")
+            .field("component", &self.inner.source)
+            .field("metered", &self.inner.metered)
+            .field("max_instances", &self.inner.max_instances)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Evaluator {
-    /// Loads the embedded component, compiling it on the first use on this machine (the
-    /// compiled form is cached on disk). `on_compile` runs before a compilation starts.
-    pub fn new(on_compile: impl FnOnce()) -> Result<Self, EvalError> {
-        Self::with_config(EvaluatorConfig::default(), on_compile)
+    /// The embedded component with the default settings: fuel metered,
+    /// [`DEFAULT_MAX_INSTANCES`] instances, compiled code cached in the default location.
+    pub fn new() -> Result<Self, SetupError> {
+        Self::builder().build()
     }
 
-    /// Like [`Evaluator::new`]; with `metered` false the engine counts no fuel (a little
-    /// faster), and only [`Fuel::Unlimited`] budgets are accepted.
-    pub fn with_metering(metered: bool, on_compile: impl FnOnce()) -> Result<Self, EvalError> {
-        let config = EvaluatorConfig {
-            metered,
-            ..EvaluatorConfig::default()
-        };
-        Self::with_config(config, on_compile)
-    }
-
-    /// Like [`Evaluator::new`], built as `config` says.
-    pub fn with_config(
-        config: EvaluatorConfig,
-        on_compile: impl FnOnce(),
-    ) -> Result<Self, EvalError> {
-        if config.max_instances == 0 {
-            return Err(EvalError::Setup("max_instances must be at least 1".into()));
-        }
-        let allocation = crate::engine::Allocation::Pooled {
-            slots: config.max_instances,
-        };
-        let engine = crate::engine::build(config.metered, allocation).map_err(setup_error)?;
-        let component: Component = CompileCache::default_location()
-            .load(
-                &engine,
-                COMPONENT_SHA256,
-                || Ok(COMPONENT.to_vec()),
-                on_compile,
-            )
-            .map_err(setup_error)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup_error)?;
-        let pre = linker.instantiate_pre(&component).map_err(setup_error)?;
-        let pre = PythonPre::new(pre).map_err(setup_error)?;
-        Ok(Evaluator {
-            inner: Arc::new(Inner {
-                engine,
-                pre,
-                config,
-            }),
-        })
+    /// A builder for any other settings.
+    pub fn builder() -> EvaluatorBuilder {
+        EvaluatorBuilder::default()
     }
 
     /// Evaluates `code` in a fresh interpreter: nothing is shared with any other call.
@@ -204,18 +77,19 @@ impl Evaluator {
         self.eval_with(code, limits, &Grants::default())
     }
 
-    /// Like [`Evaluator::eval`], with mounts and environment variables granted.
+    /// Like [`Evaluator::eval`], with mounts, environment variables and arguments granted.
+    /// Callable from any thread, a tokio runtime's included.
     pub fn eval_with(
         &self,
         code: &str,
         limits: &Limits,
         grants: &Grants,
     ) -> Result<Outcome, EvalError> {
-        crate::engine::block_on(self.eval_async(code, limits, grants))
+        crate::runtime::block_on(self.eval_async(code, limits, grants))?
     }
 
     /// [`Evaluator::eval_with`] for async callers: await it on a tokio runtime with timers
-    /// enabled (the sync methods run their own runtime and cannot be called from one).
+    /// enabled.
     pub async fn eval_async(
         &self,
         code: &str,
@@ -231,228 +105,162 @@ impl Evaluator {
         self.session_with(limits, &Grants::default())
     }
 
-    /// Like [`Evaluator::session`], with mounts and environment variables granted.
+    /// Like [`Evaluator::session`], with mounts, environment variables and arguments
+    /// granted.
     pub fn session_with(&self, limits: &Limits, grants: &Grants) -> Result<Session, EvalError> {
-        Session::start(self.clone(), limits.clone(), grants)
+        Session::start(self.inner.clone(), limits.clone(), grants)
+    }
+
+    /// Whether this evaluator counts fuel.
+    pub fn is_metered(&self) -> bool {
+        self.inner.metered
+    }
+
+    /// Most instances alive at once.
+    pub fn max_instances(&self) -> u32 {
+        self.inner.max_instances
     }
 }
 
-/// One interpreter instance; successive evaluations share its state.
-pub struct Session {
-    evaluator: Evaluator,
-    limits: Limits,
-    store: Store<SandboxState>,
-    python: Option<Python>,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
-    /// Bytes of raw fd output already reported by earlier evaluations.
-    raw_seen: (usize, usize),
-    ended: Option<EvalError>,
+/// How an [`Evaluator`] is built: which component, where its compiled code is cached,
+/// whether fuel is metered, how many instances it holds.
+///
+/// ```no_run
+/// use pyeval::{CacheLocation, Evaluator, Fuel, Limits};
+///
+/// // A component built with extra packages, loaded from a file.
+/// let evaluator = Evaluator::builder()
+///     .component_file("target/pyeval-sci.wasm")
+///     .cache(CacheLocation::Dir("/var/cache/pyeval".into()))
+///     .max_instances(64)
+///     .on_compile(|| eprintln!("compiling the component once..."))
+///     .build()?;
+/// let limits = Limits::default().with_fuel(Fuel::Limited(50_000_000));
+/// let mut session = evaluator.session(&limits)?;
+/// session.eval("x = 41")?;
+/// assert_eq!(session.eval("x + 1")?.value.as_deref(), Some("42"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct EvaluatorBuilder {
+    source: ComponentSource,
+    cache: CacheLocation,
+    metered: bool,
+    max_instances: u32,
+    on_compile: Option<Box<dyn FnOnce() + Send>>,
 }
 
-impl Session {
-    fn start(evaluator: Evaluator, limits: Limits, grants: &Grants) -> Result<Self, EvalError> {
-        if !evaluator.inner.config.metered && limits.fuel != Fuel::Unlimited {
-            return Err(EvalError::Setup(
-                "this evaluator does not meter fuel: give it Fuel::Unlimited".into(),
+impl Default for EvaluatorBuilder {
+    fn default() -> Self {
+        EvaluatorBuilder {
+            source: ComponentSource::Embedded,
+            cache: CacheLocation::Default,
+            metered: true,
+            max_instances: DEFAULT_MAX_INSTANCES,
+            on_compile: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for EvaluatorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvaluatorBuilder")
+            .field("component", &self.source)
+            .field("cache", &self.cache)
+            .field("metered", &self.metered)
+            .field("max_instances", &self.max_instances)
+            .field("on_compile", &self.on_compile.is_some())
+            .finish()
+    }
+}
+
+impl EvaluatorBuilder {
+    /// Runs this component (the bytes of a `.wasm` file) instead of the embedded one.
+    pub fn component_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.source = ComponentSource::Bytes(Arc::from(bytes.into()));
+        self
+    }
+
+    /// Runs the component in this file instead of the embedded one; it is read by
+    /// [`EvaluatorBuilder::build`].
+    pub fn component_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.source = ComponentSource::File(path.into());
+        self
+    }
+
+    /// Where compiled code is cached (default: [`CacheLocation::Default`]).
+    pub fn cache(mut self, location: CacheLocation) -> Self {
+        self.cache = location;
+        self
+    }
+
+    /// Whether the engine counts fuel (default: yes). Without it (a little faster) only
+    /// [`crate::Fuel::Unlimited`] budgets are accepted.
+    pub fn metered(mut self, metered: bool) -> Self {
+        self.metered = metered;
+        self
+    }
+
+    /// Instances alive at once, at most: evaluations in flight plus open sessions
+    /// (default [`DEFAULT_MAX_INSTANCES`]). Each takes a slot of 4 GiB of reserved address
+    /// space (not memory) in a pool that is reused, which is what makes fresh instances
+    /// cheap.
+    pub fn max_instances(mut self, instances: u32) -> Self {
+        self.max_instances = instances;
+        self
+    }
+
+    /// Called once if the component has to be compiled (seconds), before compiling
+    /// starts, so a caller can tell its user why this start is slow.
+    pub fn on_compile(mut self, callback: impl FnOnce() + Send + 'static) -> Self {
+        self.on_compile = Some(Box::new(callback));
+        self
+    }
+
+    /// Loads and compiles the component (or loads its compiled form) and links it.
+    pub fn build(self) -> Result<Evaluator, SetupError> {
+        if self.max_instances == 0 {
+            return Err(SetupError::Config(
+                "an evaluator must hold at least 1 instance".into(),
             ));
         }
-        let stdout = MemoryOutputPipe::new(limits.output_bytes as usize);
-        let stderr = MemoryOutputPipe::new(limits.output_bytes as usize);
-        let mut builder = grants.builder().map_err(setup_error)?;
-        builder
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .arg("python")
-            .args(&grants.argv);
-        let state = SandboxState::with_memory_limit(builder.build(), limits.memory_bytes);
-        let mut store = Store::new(&evaluator.inner.engine, state);
-        store.limiter(|state| state.limiter());
-        store.epoch_deadline_trap();
-        Ok(Session {
-            evaluator,
-            limits,
-            store,
-            python: None,
-            stdout,
-            stderr,
-            raw_seen: (0, 0),
-            ended: None,
+        let allocation = pyeval_engine::Allocation::Pooled {
+            slots: self.max_instances,
+        };
+        let engine = crate::clock::engine(self.metered, allocation).map_err(SetupError::host)?;
+        let loaded = self.source.load()?;
+        let load_error = |e: anyhow::Error| SetupError::Load {
+            what: loaded.name.clone(),
+            reason: format!("{e:#}"),
+        };
+        let on_compile = self.on_compile;
+        let component: Component = CompileCache::new(&self.cache)
+            .load(&engine, &loaded.key, loaded.compiled, &loaded.bytes, || {
+                if let Some(callback) = on_compile {
+                    callback()
+                }
+            })
+            .map_err(load_error)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(SetupError::host)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(bindings::PythonPre::new)
+            .map_err(|e| SetupError::Load {
+                what: loaded.name.clone(),
+                reason: format!(
+                    "not an evaluator component of this pyeval version (world \
+                     pyeval:sandbox/python@0.1.0): {e:#}"
+                ),
+            })?;
+        drop(loaded);
+        Ok(Evaluator {
+            inner: Arc::new(Inner {
+                engine,
+                pre,
+                metered: self.metered,
+                max_instances: self.max_instances,
+                source: self.source,
+            }),
         })
     }
-
-    /// Evaluates `code` in this session's interpreter.
-    ///
-    /// After a trap (fuel, time, memory) the instance is not trusted again: this and every
-    /// later call returns [`EvalError::SessionEnded`].
-    pub fn eval(&mut self, code: &str) -> Result<Outcome, EvalError> {
-        crate::engine::block_on(self.eval_async(code))
-    }
-
-    /// [`Session::eval`] for async callers, on a tokio runtime with timers enabled.
-    pub async fn eval_async(&mut self, code: &str) -> Result<Outcome, EvalError> {
-        if let Some(reason) = &self.ended {
-            return Err(EvalError::SessionEnded(Box::new(reason.clone())));
-        }
-        check_code(code, self.limits.code_bytes)?;
-        let started = Instant::now();
-        let budget = match self.limits.fuel {
-            Fuel::Limited(n) => n,
-            Fuel::Unlimited => u64::MAX,
-        };
-        let metered = self.evaluator.inner.config.metered;
-        if metered {
-            self.store
-                .set_fuel(budget)
-                .map_err(|e| EvalError::Trap(e.to_string()))?;
-        }
-        self.store
-            .set_epoch_deadline(crate::engine::ticks_for(self.limits.wall_time));
-        let result = crate::engine::with_deadline(
-            self.limits.wall_time,
-            run_eval(
-                &self.evaluator,
-                &mut self.store,
-                &mut self.python,
-                code,
-                self.limits.output_bytes,
-            ),
-        )
-        .await;
-        let fuel_used = if metered {
-            budget - self.store.get_fuel().unwrap_or(0)
-        } else {
-            0
-        };
-        let outcome = match result {
-            Some(Ok(outcome)) => Ok(outcome),
-            Some(Err(error)) => Err(self.classify(error, budget)),
-            None => Err(EvalError::Timeout {
-                limit: self.limits.wall_time,
-            }),
-        };
-        match outcome {
-            Ok(wit) => Ok(self.finish(wit, fuel_used, started.elapsed())),
-            // No instance was made: the session can try again.
-            Err(error @ EvalError::TooManyInstances { .. }) => Err(error),
-            Err(error) => {
-                self.ended = Some(error.clone());
-                Err(error)
-            }
-        }
-    }
-
-    fn classify(&self, error: wasmtime::Error, budget: u64) -> EvalError {
-        if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
-            return EvalError::TooManyInstances {
-                limit: self.evaluator.inner.config.max_instances,
-            };
-        }
-        match error.downcast_ref::<Trap>() {
-            Some(Trap::OutOfFuel) => EvalError::FuelExhausted { budget },
-            Some(Trap::Interrupt) => EvalError::Timeout {
-                limit: self.limits.wall_time,
-            },
-            _ if self.store.data().memory_limit_hit() => EvalError::MemoryLimit {
-                limit: self.limits.memory_bytes,
-            },
-            Some(trap) => EvalError::Trap(trap.to_string()),
-            None => EvalError::Trap(format!("{error:#}")),
-        }
-    }
-
-    /// Builds the public outcome, adding what the code wrote straight to fds 1 and 2.
-    fn finish(&mut self, wit: wit::Outcome, fuel_used: u64, wall_time: Duration) -> Outcome {
-        let cap = self.limits.output_bytes as usize;
-        let (raw_out, raw_err) = (self.stdout.contents(), self.stderr.contents());
-        let (seen_out, seen_err) =
-            std::mem::replace(&mut self.raw_seen, (raw_out.len(), raw_err.len()));
-        let (stdout, stdout_truncated) =
-            with_raw(wit.stdout, wit.stdout_truncated, &raw_out[seen_out..], cap);
-        let (stderr, stderr_truncated) =
-            with_raw(wit.stderr, wit.stderr_truncated, &raw_err[seen_err..], cap);
-        Outcome {
-            stdout,
-            stderr,
-            stdout_truncated,
-            stderr_truncated,
-            value: wit.value.map(|v| cut(v, cap)),
-            error: wit.error.map(|e| PyException {
-                type_name: cut(e.type_name, cap),
-                message: cut(e.message, cap),
-                traceback: cut(e.traceback, cap),
-            }),
-            exit_code: wit.exit_code,
-            fuel_used,
-            wall_time,
-        }
-    }
-}
-
-/// A failure to set the evaluator or a session up, with its chain of causes.
-fn setup_error(error: impl std::fmt::Display) -> EvalError {
-    EvalError::Setup(format!("{error:#}"))
-}
-
-/// Refuses code the guest must never see: oversized, or holding a NUL byte (which CPython's
-/// compiler rejects anyway, after the host has carried it across).
-fn check_code(code: &str, limit: usize) -> Result<(), EvalError> {
-    if code.len() > limit {
-        return Err(EvalError::InvalidCode(format!(
-            "the code is {} bytes, over the limit of {limit} bytes",
-            code.len()
-        )));
-    }
-    if let Some(at) = code.find('\0') {
-        return Err(EvalError::InvalidCode(format!(
-            "the code contains a NUL byte (at byte {at})"
-        )));
-    }
-    Ok(())
-}
-
-async fn run_eval(
-    evaluator: &Evaluator,
-    store: &mut Store<SandboxState>,
-    python: &mut Option<Python>,
-    code: &str,
-    output_bytes: u32,
-) -> wasmtime::Result<wit::Outcome> {
-    if python.is_none() {
-        let instance = evaluator.inner.pre.instantiate_async(&mut *store).await?;
-        if output_bytes != crate::limits::DEFAULT_OUTPUT_BYTES {
-            instance
-                .pyeval_sandbox_evaluator()
-                .call_set_output_limit(&mut *store, output_bytes)
-                .await?;
-        }
-        *python = Some(instance);
-    }
-    let instance = python.as_ref().expect("instantiated above");
-    instance
-        .pyeval_sandbox_evaluator()
-        .call_eval(&mut *store, code)
-        .await
-}
-
-/// `text` cut to at most `cap` bytes on a character boundary.
-fn cut(mut text: String, cap: usize) -> String {
-    if text.len() > cap {
-        let mut end = cap;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
-}
-
-/// `text` followed by raw fd output, within the cap the two share; the truncated flag is
-/// set when either had to be cut. The guest caps its text itself, but the cap is enforced
-/// here too: evaluated code can reach the guest's capture objects.
-fn with_raw(text: String, truncated: bool, raw: &[u8], cap: usize) -> (String, bool) {
-    let mut joined = text;
-    joined.push_str(&String::from_utf8_lossy(raw));
-    let within = joined.len() <= cap;
-    (cut(joined, cap), truncated || !within)
 }

@@ -59,7 +59,7 @@ impl fmt::Display for Fuel {
 }
 
 /// Formats a number with `,` between groups of three digits: `1,000,000`.
-pub fn group_thousands(n: u64) -> String {
+pub(crate) fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

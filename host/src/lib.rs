@@ -1,25 +1,50 @@
 //! pyeval: run untrusted Python in CPython compiled to WebAssembly (WASI), under hard limits.
 //!
-//! Two paths share one engine and limits layer:
-//! - the evaluator ([`Evaluator`]): the pre-initialized `pyeval.wasm` component embedded in
-//!   this crate; a fresh interpreter per evaluation in well under a millisecond, or a
-//!   [`Session`] that keeps one; typed [`Outcome`]s;
-//! - the command path ([`command`]): a stock CPython WASI build (`python.wasm`) run through
-//!   `wasi:cli/run`, like `python`.
+//! Two paths share one engine, one set of [`Limits`] and [`Grants`], and one account of
+//! why a run was [`Stopped`]:
+//! - the evaluator ([`Evaluator`]): a pre-initialized evaluator component (embedded in this
+//!   crate, or loaded with [`Evaluator::builder`]); a fresh interpreter per evaluation in
+//!   well under a millisecond, or a [`Session`] that keeps one; typed [`Outcome`]s;
+//! - the command path ([`CommandRunner`]): a stock CPython WASI build (`python.wasm`), or
+//!   any `wasi:cli/run` component, run like `python` on the host's stdio.
+//!
+//! ```no_run
+//! use pyeval::{Evaluator, Fuel, Limits, Stopped, EvalError};
+//!
+//! let evaluator = Evaluator::new()?;
+//! let limits = Limits::default().with_fuel(Fuel::Limited(10_000_000));
+//! match evaluator.eval("while True: pass", &limits) {
+//!     Err(EvalError::Stopped(Stopped::FuelExhausted { budget })) => assert_eq!(budget, 10_000_000),
+//!     other => panic!("{other:?}"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
-pub mod cache;
-pub mod command;
-pub mod engine;
-pub mod error;
-pub mod evaluator;
-pub mod fuel;
-pub mod limits;
-pub mod mount;
-pub mod sandbox;
+mod cache;
+mod clock;
+mod command;
+mod component;
+mod error;
+mod evaluator;
+mod fuel;
+mod limits;
+mod mount;
+mod outcome;
+mod runtime;
+mod sandbox;
+mod session;
 
-pub use command::{CommandRun, CommandRunner, RunReport};
-pub use error::RunError;
-pub use evaluator::{EvalError, Evaluator, EvaluatorConfig, Outcome, PyException, Session};
-pub use fuel::Fuel;
-pub use limits::Limits;
-pub use mount::Mount;
+pub use cache::{default_cache_dir, CacheLocation};
+pub use command::{CommandRunner, CommandRunnerBuilder, RunReport, GUEST_STDLIB};
+pub use component::embedded_is_precompiled;
+pub use error::{EvalError, SetupError, Stopped};
+pub use evaluator::{Evaluator, EvaluatorBuilder, DEFAULT_MAX_INSTANCES};
+pub use fuel::{Fuel, ParseFuelError, DEFAULT_FUEL};
+pub use limits::{
+    Limits, DEFAULT_CODE_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_OUTPUT_BYTES, DEFAULT_WALL_TIME,
+    MAX_WALL_TIME,
+};
+pub use mount::{Mount, MountError};
+pub use outcome::{Outcome, PyException};
+pub use sandbox::Grants;
+pub use session::Session;

@@ -1,26 +1,35 @@
-//! The limits one evaluation runs under.
+//! The limits a run is held to, on both paths.
 
 use std::time::Duration;
 
+use crate::error::SetupError;
 use crate::fuel::Fuel;
 
 /// Default cap on the guest's linear memory.
 pub const DEFAULT_MEMORY_BYTES: usize = 256 << 20;
 /// Default wall-clock deadline of one evaluation.
 pub const DEFAULT_WALL_TIME: Duration = Duration::from_secs(10);
+/// Longest wall-clock deadline accepted: a day. Longer ones are refused rather than let
+/// deadline arithmetic overflow.
+pub const MAX_WALL_TIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// Default cap on each of stdout and stderr.
 pub const DEFAULT_OUTPUT_BYTES: u32 = 1 << 20;
 /// Default cap on the size of the code of one evaluation.
 pub const DEFAULT_CODE_BYTES: usize = 1 << 20;
 
-/// Hard limits of an evaluation; `Limits::default()` gives the documented defaults.
+/// Hard limits of a run; `Limits::default()` gives the documented defaults, and the
+/// `with_*` methods change one each.
+///
+/// The evaluator applies all of them per evaluation. The command path applies fuel, memory
+/// and wall time to the whole run (its output goes straight to the host's streams).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
-    /// Fuel budget per evaluation (the interpreter's start-up is never charged).
+    /// Fuel budget (the evaluator's interpreter start-up is never charged).
     pub fuel: Fuel,
     /// Largest linear memory the guest may grow to, in bytes.
     pub memory_bytes: usize,
-    /// Wall-clock deadline per evaluation, including time blocked in host calls.
+    /// Wall-clock deadline, including time blocked in host calls; at most [`MAX_WALL_TIME`].
     pub wall_time: Duration,
     /// Bytes of stdout and of stderr kept per evaluation; the rest is dropped. Also caps
     /// the value, the exception message and the traceback.
@@ -38,5 +47,49 @@ impl Default for Limits {
             output_bytes: DEFAULT_OUTPUT_BYTES,
             code_bytes: DEFAULT_CODE_BYTES,
         }
+    }
+}
+
+impl Limits {
+    /// These limits with a fuel budget of `fuel`.
+    pub fn with_fuel(mut self, fuel: Fuel) -> Self {
+        self.fuel = fuel;
+        self
+    }
+
+    /// These limits with linear memory capped at `bytes`.
+    pub fn with_memory_bytes(mut self, bytes: usize) -> Self {
+        self.memory_bytes = bytes;
+        self
+    }
+
+    /// These limits with a wall-clock deadline of `limit`.
+    pub fn with_wall_time(mut self, limit: Duration) -> Self {
+        self.wall_time = limit;
+        self
+    }
+
+    /// These limits keeping `bytes` of each output.
+    pub fn with_output_bytes(mut self, bytes: u32) -> Self {
+        self.output_bytes = bytes;
+        self
+    }
+
+    /// These limits accepting code of up to `bytes`.
+    pub fn with_code_bytes(mut self, bytes: usize) -> Self {
+        self.code_bytes = bytes;
+        self
+    }
+
+    /// Refuses limits no run can be held to.
+    pub(crate) fn check(&self) -> Result<(), SetupError> {
+        if self.wall_time.is_zero() || self.wall_time > MAX_WALL_TIME {
+            return Err(SetupError::Config(format!(
+                "the wall-time limit must be above zero and at most {} s, not {:?}",
+                MAX_WALL_TIME.as_secs(),
+                self.wall_time
+            )));
+        }
+        Ok(())
     }
 }

@@ -3,8 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// A host directory preopened in the guest.
+/// A host directory preopened in the guest; parsed from `HOST[:GUEST][:ro|:rw]`, or made
+/// with [`Mount::read_only`] or [`Mount::writable`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Mount {
     /// Directory on the host.
     pub host: PathBuf,
@@ -16,16 +18,63 @@ pub struct Mount {
 
 /// Why a mount specification was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MountError {
     /// The specification has no host part.
     #[error("invalid mount {0:?}: expected HOST[:GUEST][:ro|:rw]")]
     Syntax(String),
     /// The guest path is not absolute.
     #[error("invalid mount {spec:?}: the guest path {guest:?} must be absolute (start with /)")]
-    RelativeGuest { spec: String, guest: String },
+    RelativeGuest {
+        /// The specification.
+        spec: String,
+        /// Its guest path.
+        guest: String,
+    },
     /// The host directory does not exist or is not a directory.
     #[error("invalid mount {spec:?}: {host} is not a directory on this machine")]
-    NotADirectory { spec: String, host: String },
+    NotADirectory {
+        /// The specification.
+        spec: String,
+        /// Its host path.
+        host: String,
+    },
+}
+
+impl Mount {
+    /// `host` (a directory) visible read-only at `guest` (an absolute path).
+    pub fn read_only(host: impl AsRef<Path>, guest: &str) -> Result<Self, MountError> {
+        Self::checked(host.as_ref(), guest, false)
+    }
+
+    /// `host` (a directory) visible at `guest` (an absolute path); the guest may create,
+    /// change and delete files in it.
+    pub fn writable(host: impl AsRef<Path>, guest: &str) -> Result<Self, MountError> {
+        Self::checked(host.as_ref(), guest, true)
+    }
+
+    fn checked(host: &Path, guest: &str, writable: bool) -> Result<Self, MountError> {
+        let spec = format!("{}:{guest}", host.display());
+        if !guest.starts_with('/') {
+            return Err(MountError::RelativeGuest {
+                spec,
+                guest: guest.to_owned(),
+            });
+        }
+        let host = host
+            .canonicalize()
+            .ok()
+            .filter(|p| p.is_dir())
+            .ok_or_else(|| MountError::NotADirectory {
+                host: host.display().to_string(),
+                spec,
+            })?;
+        Ok(Mount {
+            host,
+            guest: guest.to_owned(),
+            writable,
+        })
+    }
 }
 
 impl FromStr for Mount {

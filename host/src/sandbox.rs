@@ -1,16 +1,120 @@
-//! The guest's view of the world: what a store holds and which capabilities it grants.
+//! The guest's view of the world: which capabilities it is granted, and the one place a
+//! store is made from limits and grants.
 //!
 //! Nothing of the host is visible unless granted here: no environment variables but the
 //! ones given, no files but the mounts, no network.
 
-use anyhow::{Context, Result};
-use wasmtime::ResourceLimiter;
+use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{FsPerms, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::error::SetupError;
+use crate::fuel::Fuel;
+use crate::limits::Limits;
 use crate::mount::Mount;
 
-/// What a store carries for the guest: its WASI context, resource table and memory cap.
-pub struct SandboxState {
+/// What a run is given beyond computing: host directories, environment variables and, on
+/// the evaluator path, the arguments that become `sys.argv`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Grants {
+    /// Host directories visible to the guest.
+    pub mounts: Vec<Mount>,
+    /// Environment variables the guest sees (and no others).
+    pub env: Vec<(String, String)>,
+    /// `sys.argv` of evaluated code (empty gives `['']`); the command path takes its
+    /// arguments from the run instead.
+    pub argv: Vec<String>,
+}
+
+impl Grants {
+    /// Nothing granted.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// These grants and `mount`.
+    pub fn with_mount(mut self, mount: Mount) -> Self {
+        self.mounts.push(mount);
+        self
+    }
+
+    /// These grants and the environment variable `key=value`.
+    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// These grants with `sys.argv` of evaluated code set from `argv`.
+    pub fn with_argv<I: IntoIterator<Item = S>, S: Into<String>>(mut self, argv: I) -> Self {
+        self.argv = argv.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A WASI context builder that grants only these: no environment, files or network
+    /// beyond them, and bounds on what the guest can make the host allocate.
+    pub(crate) fn wasi(&self) -> Result<WasiCtxBuilder, SetupError> {
+        let mut builder = WasiCtxBuilder::new();
+        builder.max_random_size(MAX_RANDOM_BYTES);
+        for mount in &self.mounts {
+            let perms = if mount.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            builder
+                .preopened_dir(&mount.host, &mount.guest, perms)
+                .map_err(|e| {
+                    SetupError::Host(format!("mounting {}: {e:#}", mount.host.display()))
+                })?;
+        }
+        for (key, value) in &self.env {
+            builder.env(key, value);
+        }
+        Ok(builder)
+    }
+}
+
+/// Most bytes of randomness one guest call may ask the host for.
+const MAX_RANDOM_BYTES: u64 = 1 << 20;
+/// Most WASI resources (open files, streams) a guest may hold at once.
+const MAX_RESOURCES: usize = 10_000;
+
+/// Store data that carries a memory cap.
+pub(crate) trait Capped: Send + 'static {
+    /// The cap the store's limiter enforces.
+    fn memory_cap(&mut self) -> &mut MemoryCap;
+}
+
+/// A store for `data` under `limits`: memory capped, epoch deadline and fuel set.
+pub(crate) fn new_store<T: Capped>(
+    engine: &Engine,
+    data: T,
+    limits: &Limits,
+) -> Result<Store<T>, SetupError> {
+    let mut store = Store::new(engine, data);
+    store.limiter(|data| data.memory_cap() as &mut dyn ResourceLimiter);
+    store.epoch_deadline_trap();
+    arm(&mut store, limits)?;
+    Ok(store)
+}
+
+/// Sets the store's fuel (when the engine meters it) and wall-clock deadline afresh, for
+/// the next run under `limits`.
+pub(crate) fn arm<T>(store: &mut Store<T>, limits: &Limits) -> Result<(), SetupError> {
+    if store.engine().get_consume_fuel() {
+        let budget = match limits.fuel {
+            Fuel::Limited(n) => n,
+            Fuel::Unlimited => u64::MAX,
+        };
+        store.set_fuel(budget).map_err(SetupError::host)?;
+    }
+    store.set_epoch_deadline(crate::clock::ticks_for(limits.wall_time));
+    Ok(())
+}
+
+/// What a component's store carries for the guest: its WASI context, resource table and
+/// memory cap.
+pub(crate) struct SandboxState {
     wasi: WasiCtx,
     table: ResourceTable,
     memory: MemoryCap,
@@ -18,7 +122,7 @@ pub struct SandboxState {
 
 impl SandboxState {
     /// A state whose linear memories may not grow past `max_bytes`.
-    pub fn with_memory_limit(wasi: WasiCtx, max_bytes: usize) -> Self {
+    pub(crate) fn new(wasi: WasiCtx, max_bytes: usize) -> Self {
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
         SandboxState {
@@ -28,14 +132,24 @@ impl SandboxState {
         }
     }
 
-    /// The limiter to install with `Store::limiter`.
-    pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+    /// The cap, when the guest asked for more memory than it allows.
+    pub(crate) fn memory_refused(&self) -> Option<usize> {
+        self.memory.refused()
+    }
+}
+
+impl Capped for SandboxState {
+    fn memory_cap(&mut self) -> &mut MemoryCap {
         &mut self.memory
     }
+}
 
-    /// Whether the guest asked for more memory than its cap allows.
-    pub fn memory_limit_hit(&self) -> bool {
-        self.memory.refused()
+impl WasiView for SandboxState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -54,9 +168,9 @@ impl MemoryCap {
         }
     }
 
-    /// Whether a growth past the cap was refused.
-    pub(crate) fn refused(&self) -> bool {
-        self.refused
+    /// The cap, when a growth past it was refused.
+    pub(crate) fn refused(&self) -> Option<usize> {
+        self.refused.then_some(self.max_bytes)
     }
 }
 
@@ -78,62 +192,6 @@ impl ResourceLimiter for MemoryCap {
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= crate::engine::MAX_TABLE_ELEMENTS)
-    }
-}
-
-impl WasiView for SandboxState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-/// What a run is given beyond computing: host directories, environment variables and, on
-/// the evaluator path, the arguments that become `sys.argv`.
-#[derive(Debug, Clone, Default)]
-pub struct Grants {
-    /// Host directories visible to the guest.
-    pub mounts: Vec<Mount>,
-    /// Environment variables the guest sees (and no others).
-    pub env: Vec<(String, String)>,
-    /// `sys.argv` of evaluated code (empty gives `['']`); the command path takes its
-    /// arguments from [`crate::CommandRun`] instead.
-    pub argv: Vec<String>,
-}
-
-/// Most bytes of randomness one guest call may ask the host for.
-const MAX_RANDOM_BYTES: u64 = 1 << 20;
-/// Most WASI resources (open files, streams) a guest may hold at once.
-const MAX_RESOURCES: usize = 10_000;
-
-impl Grants {
-    /// A WASI context builder that grants only these: no environment, files or network
-    /// beyond them, and bounds on what the guest can make the host allocate.
-    pub fn builder(&self) -> Result<WasiCtxBuilder> {
-        let mut builder = WasiCtxBuilder::new();
-        builder.max_random_size(MAX_RANDOM_BYTES);
-        self.apply(&mut builder)?;
-        Ok(builder)
-    }
-
-    fn apply(&self, builder: &mut WasiCtxBuilder) -> Result<()> {
-        for mount in &self.mounts {
-            let perms = if mount.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            builder
-                .preopened_dir(&mount.host, &mount.guest, perms)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("mounting {}", mount.host.display()))?;
-        }
-        for (key, value) in &self.env {
-            builder.env(key, value);
-        }
-        Ok(())
+        Ok(desired <= pyeval_engine::MAX_TABLE_ELEMENTS)
     }
 }

@@ -7,6 +7,9 @@
 //! 2. Pre-initialize it with wasmtime-wizer: run `pyeval_init` (Python starts, the common
 //!    stdlib is imported) with the stdlib mounted read-only, and snapshot the result.
 //! 3. Wrap the snapshot with the preview1 reactor adapter into a component.
+//! 4. Compile the component with the library's engine settings into `OUT.cwasm` (and
+//!    `OUT.cwasm.source`, the SHA-256 of the component it is compiled from), which the
+//!    library embeds so a first run on a machine does not compile.
 //!
 //! The output is rewritten only when an input changed: a hash of the inputs is kept beside
 //! it in `OUT.wasm.inputs`.
@@ -22,8 +25,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{Deterministic, FsPerms, HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 use wasmtime_wizer::Wizer;
 
-/// Where the guest expects its stdlib while initializing (CPython's prefix is /usr/local).
-const GUEST_STDLIB: &str = "/usr/local/lib/python3.13";
+use pyeval_engine::GUEST_STDLIB;
 
 fn main() -> Result<()> {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
@@ -35,7 +37,7 @@ fn main() -> Result<()> {
     let stamp = out.with_extension("wasm.inputs");
     if out.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(inputs.as_str()) {
         println!("[pyeval] component up to date: {}", out.display());
-        return Ok(());
+        return precompile(out);
     }
 
     check_imports(&module)?;
@@ -68,6 +70,29 @@ fn main() -> Result<()> {
         "[pyeval] component written: {} ({:.1} MB)",
         out.display(),
         component.len() as f64 / 1e6
+    );
+    precompile(out)
+}
+
+/// Writes the compiled form of the component `out` beside it, unless it is there already.
+fn precompile(out: &Path) -> Result<()> {
+    let component = std::fs::read(out).with_context(|| format!("reading {}", out.display()))?;
+    let digest = hex::encode(Sha256::digest(&component));
+    let compiled = out.with_extension("cwasm");
+    let source = out.with_extension("cwasm.source");
+    if compiled.is_file() && std::fs::read_to_string(&source).ok().as_deref() == Some(&digest) {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let bytes =
+        pyeval_engine::precompile_evaluator(&component).context("compiling the component")?;
+    std::fs::write(&compiled, &bytes).with_context(|| format!("writing {}", compiled.display()))?;
+    std::fs::write(&source, &digest)?;
+    println!(
+        "[pyeval] compiled form written: {} ({:.1} MB, {:.1}s)",
+        compiled.display(),
+        bytes.len() as f64 / 1e6,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }
@@ -127,6 +152,8 @@ async fn preinitialize(module: &[u8], stdlib: &Path) -> Result<Vec<u8>> {
         .wall_clock(FrozenClock)
         .monotonic_clock(FrozenClock)
         .preopened_dir(stdlib, GUEST_STDLIB, FsPerms::ReadOnly)?
+        // The guest's PYTHONHOME, read once while initializing: the prefix of GUEST_STDLIB.
+        .env("PYEVAL_PYTHON_HOME", python_home()?)
         .build_p1();
     let mut store = Store::new(&engine, wasi);
     let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
@@ -146,6 +173,15 @@ async fn preinitialize(module: &[u8], stdlib: &Path) -> Result<Vec<u8>> {
         })
         .await?;
     Ok(snapshot)
+}
+
+/// The prefix under which CPython finds [`GUEST_STDLIB`] (`PREFIX/lib/pythonX.Y`).
+fn python_home() -> Result<&'static str> {
+    Path::new(GUEST_STDLIB)
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::to_str)
+        .context("GUEST_STDLIB has no prefix")
 }
 
 /// A clock that always reads the same time (the epoch).

@@ -1,0 +1,121 @@
+//! The command line: pyeval's own options, the limits and grants they ask for, and
+//! python's arguments (read by `invocation`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::{ArgAction, Parser};
+use pyeval::{Fuel, Grants, Limits, Mount};
+
+/// Run Python in a WebAssembly sandbox. Arguments after the options are Python's own,
+/// as `python` takes them: `-c CODE`, `SCRIPT ARGS...`, `-m MODULE`, `-` (stdin).
+#[derive(Parser, Debug)]
+#[command(name = "pyeval", version, disable_version_flag = true)]
+pub struct Cli {
+    /// Run a stock CPython WASI build (a core module with `_start`, such as
+    /// target/cpython/python.wasm) or a component exporting wasi:cli/run, instead of the
+    /// evaluator.
+    #[arg(long, value_name = "FILE.wasm")]
+    pub python: Option<PathBuf>,
+
+    /// Standard library of that build, mounted read-only at /usr/local/lib/python3.13
+    /// [default: the `stdlib` directory beside FILE.wasm, else that of `just build-cpython`].
+    #[arg(long, value_name = "DIR", requires = "python")]
+    pub stdlib: Option<PathBuf>,
+
+    /// Fuel budget (roughly, wasm instructions); underscores allowed; -1 for no limit.
+    #[arg(
+        long,
+        env = "INITIAL_FUEL",
+        default_value = "1_000_000_000",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub fuel: Fuel,
+
+    /// Cap on the interpreter's memory, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = (pyeval::DEFAULT_MEMORY_BYTES >> 20) as u64)]
+    memory: u64,
+
+    /// Wall-clock limit of a run, in seconds, including time blocked in host calls.
+    #[arg(long, value_name = "SECONDS", default_value_t = pyeval::DEFAULT_WALL_TIME.as_secs_f64())]
+    timeout: f64,
+
+    /// Bytes of stdout and of stderr kept (evaluator only); the rest is dropped.
+    #[arg(long, value_name = "BYTES", default_value_t = pyeval::DEFAULT_OUTPUT_BYTES)]
+    max_output: u32,
+
+    /// Print the outcome as one JSON object (evaluator only).
+    #[arg(long, conflicts_with = "python")]
+    pub json: bool,
+
+    /// After the run, print fuel remaining, initial fuel and percent consumed to stderr.
+    #[arg(long)]
+    pub stats: bool,
+
+    /// Make a host directory visible: HOST[:GUEST][:ro|:rw], read-only by default. Repeatable.
+    #[arg(long = "mount", value_name = "HOST[:GUEST][:ro|:rw]")]
+    mounts: Vec<Mount>,
+
+    /// Set an environment variable in the guest (it sees no others). Repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+
+    /// Print version.
+    #[arg(long, action = ArgAction::Version)]
+    version: Option<bool>,
+
+    /// Python's arguments.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PYTHON ARGS"
+    )]
+    pub args: Vec<String>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+impl Cli {
+    /// The limits the options ask for; out-of-range values are refused.
+    pub fn limits(&self) -> Result<Limits> {
+        let wall_time = Duration::try_from_secs_f64(self.timeout)
+            .ok()
+            .filter(|t| !t.is_zero() && *t <= pyeval::MAX_WALL_TIME);
+        let Some(wall_time) = wall_time else {
+            bail!(
+                "--timeout must be a number of seconds above 0 and at most {}",
+                pyeval::MAX_WALL_TIME.as_secs()
+            );
+        };
+        let Some(memory_bytes) = self
+            .memory
+            .checked_mul(1 << 20)
+            .and_then(|b| usize::try_from(b).ok())
+        else {
+            bail!(
+                "--memory {} MiB is more than this machine can address",
+                self.memory
+            );
+        };
+        Ok(Limits::default()
+            .with_fuel(self.fuel)
+            .with_memory_bytes(memory_bytes)
+            .with_wall_time(wall_time)
+            .with_output_bytes(self.max_output))
+    }
+
+    /// The mounts and environment the options grant.
+    pub fn grants(&self) -> Grants {
+        let mut grants = Grants::new();
+        grants.mounts = self.mounts.clone();
+        grants.env = self.env.clone();
+        grants
+    }
+}

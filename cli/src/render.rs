@@ -1,0 +1,173 @@
+//! How results reach the user: text like `python` prints it, one JSON object, the fuel
+//! report, and the one table of exit statuses. Hints name the options that change a limit.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use pyeval::{EvalError, Fuel, Outcome, Stopped};
+use serde_json::json;
+
+use crate::terminal::escape_controls;
+
+/// Exit statuses of pyeval itself; any other status is the guest's own.
+pub mod status {
+    /// pyeval could not run the program: bad flag, missing file, unusable .wasm.
+    pub const PYEVAL_ERROR: u8 = 2;
+    /// The interpreter needed more memory than allowed and could not recover.
+    pub const MEMORY_LIMIT: u8 = 122;
+    /// The program crashed inside the sandbox (a WebAssembly trap).
+    pub const TRAP: u8 = 123;
+    /// The program ran past its wall-clock deadline.
+    pub const TIMEOUT: u8 = 124;
+    /// The program used its whole fuel budget.
+    pub const FUEL_EXHAUSTED: u8 = 125;
+}
+
+/// The exit status of a stopped run.
+pub fn stopped_status(stopped: &Stopped) -> u8 {
+    match stopped {
+        Stopped::FuelExhausted { .. } => status::FUEL_EXHAUSTED,
+        Stopped::Timeout { .. } => status::TIMEOUT,
+        Stopped::MemoryLimit { .. } => status::MEMORY_LIMIT,
+        _ => status::TRAP,
+    }
+}
+
+/// The exit status of a failed evaluation.
+pub fn error_status(error: &EvalError) -> u8 {
+    match error.stopped() {
+        Some(stopped) => stopped_status(stopped),
+        None => status::PYEVAL_ERROR,
+    }
+}
+
+/// What the user can do about a stop, naming this command's options.
+fn hint(stopped: &Stopped) -> &'static str {
+    match stopped {
+        Stopped::FuelExhausted { .. } => {
+            "; raise it with --fuel N or INITIAL_FUEL=N (-1 disables the limit)"
+        }
+        Stopped::Timeout { .. } => "; raise it with --timeout SECONDS",
+        Stopped::MemoryLimit { .. } => "; raise it with --memory MIB",
+        _ => "",
+    }
+}
+
+/// A stopped run as one line for stderr.
+pub fn stopped_message(stopped: &Stopped) -> String {
+    format!("{stopped}{}", hint(stopped))
+}
+
+/// A failed evaluation as one line for stderr.
+fn error_message(error: &EvalError) -> String {
+    match error {
+        EvalError::Stopped(stopped) => stopped_message(stopped),
+        other => other.to_string(),
+    }
+}
+
+/// Prints an outcome like python would, and returns the matching exit status. Text bound
+/// for a terminal has its control characters escaped.
+pub fn text(result: &Result<Outcome, EvalError>, show_value: bool) -> ExitCode {
+    let out_tty = std::io::stdout().is_terminal();
+    let err_tty = std::io::stderr().is_terminal();
+    let shown = |text: &str, tty: bool| {
+        if tty {
+            escape_controls(text).into_owned()
+        } else {
+            text.to_owned()
+        }
+    };
+    match result {
+        Ok(outcome) => {
+            print!("{}", shown(&outcome.stdout, out_tty));
+            if show_value {
+                if let Some(value) = &outcome.value {
+                    println!("{}", shown(value, out_tty));
+                }
+            }
+            eprint!("{}", shown(&outcome.stderr, err_tty));
+            if let Some(error) = &outcome.error {
+                eprint!("{}", shown(&error.traceback, err_tty));
+            }
+            for (name, truncated) in [
+                ("stdout", outcome.stdout_truncated),
+                ("stderr", outcome.stderr_truncated),
+            ] {
+                if truncated {
+                    eprintln!("pyeval: {name} was truncated at the output limit (--max-output)");
+                }
+            }
+            outcome_status(outcome)
+        }
+        Err(error) => {
+            eprintln!("pyeval: {}", error_message(error));
+            ExitCode::from(error_status(error))
+        }
+    }
+}
+
+/// Prints an outcome, or the failure, as one JSON object; returns the exit status.
+pub fn json(result: &Result<Outcome, EvalError>) -> ExitCode {
+    match result {
+        Ok(outcome) => {
+            println!(
+                "{}",
+                serde_json::to_string(outcome).expect("outcomes serialize")
+            );
+            outcome_status(outcome)
+        }
+        Err(error) => {
+            let failure = json!({
+                "failure": { "kind": error_kind(error), "message": error_message(error) }
+            });
+            println!("{failure}");
+            ExitCode::from(error_status(error))
+        }
+    }
+}
+
+fn outcome_status(outcome: &Outcome) -> ExitCode {
+    match (outcome.exit_code, &outcome.error) {
+        (Some(code), _) => ExitCode::from(code as u8),
+        (None, Some(_)) => ExitCode::from(1),
+        (None, None) => ExitCode::SUCCESS,
+    }
+}
+
+fn error_kind(error: &EvalError) -> &'static str {
+    match error {
+        EvalError::Stopped(Stopped::FuelExhausted { .. }) => "fuel_exhausted",
+        EvalError::Stopped(Stopped::Timeout { .. }) => "timeout",
+        EvalError::Stopped(Stopped::MemoryLimit { .. }) => "memory_limit",
+        EvalError::Stopped(_) => "trap",
+        EvalError::SessionEnded(_) => "session_ended",
+        EvalError::InvalidCode(_) => "invalid_code",
+        EvalError::TooManyInstances { .. } => "too_many_instances",
+        _ => "setup",
+    }
+}
+
+/// Prints the fuel report of `--stats`: remaining, initial and consumed (with percent).
+pub fn fuel_stats(fuel: Fuel, consumed: Option<u64>) {
+    match (fuel, consumed) {
+        (Fuel::Limited(initial), Some(used)) => {
+            let percent = if initial == 0 {
+                100.0
+            } else {
+                used as f64 * 100.0 / initial as f64
+            };
+            eprintln!(
+                "pyeval: fuel remaining: {}",
+                Fuel::Limited(initial.saturating_sub(used))
+            );
+            eprintln!("pyeval: initial fuel: {}", Fuel::Limited(initial));
+            eprintln!(
+                "pyeval: fuel consumed: {} ({percent:.2}%)",
+                Fuel::Limited(used)
+            );
+        }
+        (_, Some(used)) => eprintln!("pyeval: fuel: unlimited ({} consumed)", Fuel::Limited(used)),
+        _ => eprintln!("pyeval: fuel: unlimited (metering off)"),
+    }
+}

@@ -1,0 +1,46 @@
+//! What an evaluation produced, as the library reports it.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// An exception that escaped the evaluated code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PyException {
+    /// Type name, module-qualified unless builtin: `ZeroDivisionError`.
+    pub type_name: String,
+    /// `str()` of the exception.
+    pub message: String,
+    /// The traceback as Python prints it.
+    pub traceback: String,
+}
+
+/// What one evaluation produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Outcome {
+    /// Text written to stdout (capped at the output limit).
+    pub stdout: String,
+    /// Text written to stderr (capped at the output limit).
+    pub stderr: String,
+    /// Whether stdout was cut at the limit.
+    pub stdout_truncated: bool,
+    /// Whether stderr was cut at the limit.
+    pub stderr_truncated: bool,
+    /// `repr()` of a trailing expression's value, unless it is None or absent.
+    pub value: Option<String>,
+    /// The exception that ended the code, if any (other than SystemExit).
+    pub error: Option<PyException>,
+    /// The SystemExit status, if the code exited.
+    pub exit_code: Option<i32>,
+    /// Fuel this evaluation consumed (0 from an evaluator that does not meter).
+    pub fuel_used: u64,
+    /// Wall-clock time of the evaluation, instantiation included.
+    #[serde(serialize_with = "serialize_micros", rename = "wall_time_us")]
+    pub wall_time: Duration,
+}
+
+fn serialize_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}

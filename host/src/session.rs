@@ -1,0 +1,235 @@
+//! One interpreter instance whose state persists across evaluations.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::{PoolConcurrencyLimitError, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use crate::error::{EvalError, StopContext, Stopped};
+use crate::evaluator::bindings::exports::pyeval::sandbox::evaluator as wit;
+use crate::evaluator::bindings::Python;
+use crate::evaluator::Inner;
+use crate::fuel::Fuel;
+use crate::limits::Limits;
+use crate::outcome::{Outcome, PyException};
+use crate::sandbox::{Grants, SandboxState};
+
+/// One interpreter instance; successive evaluations share its state.
+///
+/// ```no_run
+/// use pyeval::{Evaluator, Limits};
+///
+/// let evaluator = Evaluator::new()?;
+/// let mut session = evaluator.session(&Limits::default())?;
+/// session.eval("import math\nr = 2")?;
+/// assert_eq!(session.eval("round(math.pi * r ** 2, 2)")?.value.as_deref(), Some("12.57"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Session {
+    evaluator: Arc<Inner>,
+    limits: Limits,
+    store: Store<SandboxState>,
+    python: Option<Python>,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    /// Bytes of raw fd output already reported by earlier evaluations.
+    raw_seen: (usize, usize),
+    ended: Option<Stopped>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("limits", &self.limits)
+            .field("started", &self.python.is_some())
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub(crate) fn start(
+        evaluator: Arc<Inner>,
+        limits: Limits,
+        grants: &Grants,
+    ) -> Result<Self, EvalError> {
+        limits.check()?;
+        if !evaluator.metered && limits.fuel != Fuel::Unlimited {
+            return Err(crate::error::SetupError::Config(
+                "this evaluator does not meter fuel: give it Fuel::Unlimited".into(),
+            )
+            .into());
+        }
+        let stdout = MemoryOutputPipe::new(limits.output_bytes as usize);
+        let stderr = MemoryOutputPipe::new(limits.output_bytes as usize);
+        let mut builder = grants.wasi()?;
+        builder
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .arg("python")
+            .args(&grants.argv);
+        let state = SandboxState::new(builder.build(), limits.memory_bytes);
+        let store = crate::sandbox::new_store(&evaluator.engine, state, &limits)?;
+        Ok(Session {
+            evaluator,
+            limits,
+            store,
+            python: None,
+            stdout,
+            stderr,
+            raw_seen: (0, 0),
+            ended: None,
+        })
+    }
+
+    /// The limits each evaluation of this session runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Evaluates `code` in this session's interpreter. Callable from any thread, a tokio
+    /// runtime's included.
+    ///
+    /// After a stop (fuel, time, memory, crash) the instance is not trusted again: this and
+    /// every later call returns [`EvalError::SessionEnded`].
+    pub fn eval(&mut self, code: &str) -> Result<Outcome, EvalError> {
+        crate::runtime::block_on(self.eval_async(code))?
+    }
+
+    /// [`Session::eval`] for async callers, on a tokio runtime with timers enabled.
+    pub async fn eval_async(&mut self, code: &str) -> Result<Outcome, EvalError> {
+        if let Some(reason) = &self.ended {
+            return Err(EvalError::SessionEnded(reason.clone()));
+        }
+        check_code(code, self.limits.code_bytes)?;
+        let started = Instant::now();
+        crate::sandbox::arm(&mut self.store, &self.limits)?;
+        let fuel_before = self.store.get_fuel().ok();
+        let result = crate::clock::with_deadline(
+            self.limits.wall_time,
+            run_eval(
+                &self.evaluator,
+                &mut self.store,
+                &mut self.python,
+                code,
+                self.limits.output_bytes,
+            ),
+        )
+        .await;
+        let fuel_used = fuel_before
+            .zip(self.store.get_fuel().ok())
+            .map_or(0, |(before, after)| before - after);
+        let error = match result {
+            Some(Ok(outcome)) => return Ok(self.finish(outcome, fuel_used, started.elapsed())),
+            Some(Err(error)) if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
+                // No instance was made: the session can try again.
+                return Err(EvalError::TooManyInstances {
+                    limit: self.evaluator.max_instances,
+                });
+            }
+            Some(Err(error)) => Stopped::classify(
+                &error,
+                &StopContext {
+                    budget: fuel_before,
+                    wall_time: self.limits.wall_time,
+                    memory_refused: self.store.data().memory_refused(),
+                },
+            ),
+            None => Stopped::Timeout {
+                limit: self.limits.wall_time,
+            },
+        };
+        self.ended = Some(error.clone());
+        Err(EvalError::Stopped(error))
+    }
+
+    /// Builds the public outcome, adding what the code wrote straight to fds 1 and 2.
+    fn finish(&mut self, wit: wit::Outcome, fuel_used: u64, wall_time: Duration) -> Outcome {
+        let cap = self.limits.output_bytes as usize;
+        let (raw_out, raw_err) = (self.stdout.contents(), self.stderr.contents());
+        let (seen_out, seen_err) =
+            std::mem::replace(&mut self.raw_seen, (raw_out.len(), raw_err.len()));
+        let (stdout, stdout_truncated) =
+            with_raw(wit.stdout, wit.stdout_truncated, &raw_out[seen_out..], cap);
+        let (stderr, stderr_truncated) =
+            with_raw(wit.stderr, wit.stderr_truncated, &raw_err[seen_err..], cap);
+        Outcome {
+            stdout,
+            stderr,
+            stdout_truncated,
+            stderr_truncated,
+            value: wit.value.map(|v| cut(v, cap)),
+            error: wit.error.map(|e| PyException {
+                type_name: cut(e.type_name, cap),
+                message: cut(e.message, cap),
+                traceback: cut(e.traceback, cap),
+            }),
+            exit_code: wit.exit_code,
+            fuel_used,
+            wall_time,
+        }
+    }
+}
+
+/// Refuses code the guest must never see: oversized, or holding a NUL byte (which CPython's
+/// compiler rejects anyway, after the host has carried it across).
+fn check_code(code: &str, limit: usize) -> Result<(), EvalError> {
+    if code.len() > limit {
+        return Err(EvalError::InvalidCode(format!(
+            "the code is {} bytes, over the limit of {limit} bytes",
+            code.len()
+        )));
+    }
+    if let Some(at) = code.find('\0') {
+        return Err(EvalError::InvalidCode(format!(
+            "the code contains a NUL byte (at byte {at})"
+        )));
+    }
+    Ok(())
+}
+
+/// Instantiates on the first call (telling the guest its output limit), then evaluates.
+async fn run_eval(
+    evaluator: &Inner,
+    store: &mut Store<SandboxState>,
+    python: &mut Option<Python>,
+    code: &str,
+    output_bytes: u32,
+) -> wasmtime::Result<wit::Outcome> {
+    if python.is_none() {
+        let instance = evaluator.pre.instantiate_async(&mut *store).await?;
+        instance
+            .pyeval_sandbox_evaluator()
+            .call_set_output_limit(&mut *store, output_bytes)
+            .await?;
+        *python = Some(instance);
+    }
+    let instance = python.as_ref().expect("instantiated above");
+    instance
+        .pyeval_sandbox_evaluator()
+        .call_eval(&mut *store, code)
+        .await
+}
+
+/// `text` cut to at most `cap` bytes on a character boundary.
+fn cut(mut text: String, cap: usize) -> String {
+    if text.len() > cap {
+        let mut end = cap;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// `text` followed by raw fd output, within the cap the two share; the truncated flag is
+/// set when either had to be cut. The guest caps its text itself, but the cap is enforced
+/// here too: evaluated code can reach the guest's capture objects.
+fn with_raw(text: String, truncated: bool, raw: &[u8], cap: usize) -> (String, bool) {
+    let mut joined = text;
+    joined.push_str(&String::from_utf8_lossy(raw));
+    let within = joined.len() <= cap;
+    (cut(joined, cap), truncated || !within)
+}
