@@ -132,17 +132,14 @@ impl CommandRunnerBuilder {
                 .load(&engine, &key, None, &bytes, on_compile)
                 .map_err(load_error)?;
             let mut linker = component::Linker::new(&engine);
-            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(SetupError::host)?;
+            crate::sandbox::link_wasi(&mut linker)?;
             Program::Component(component, linker)
         } else {
             let module = cache
                 .load(&engine, &key, None, &bytes, on_compile)
                 .map_err(load_error)?;
             let mut linker = wasmtime::Linker::new(&engine);
-            wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut P1State| {
-                &mut state.wasi
-            })
-            .map_err(SetupError::host)?;
+            crate::sandbox::link_wasi_p1(&mut linker, |state: &mut P1State| &mut state.wasi)?;
             Program::Module(module, linker)
         };
         Ok(CommandRunner {

@@ -241,7 +241,7 @@ impl EvaluatorBuilder {
             })
             .map_err(load_error)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(SetupError::host)?;
+        crate::sandbox::link_wasi(&mut linker)?;
         let pre = linker
             .instantiate_pre(&component)
             .and_then(bindings::PythonPre::new)

@@ -1,20 +1,48 @@
 //! `--mount HOST[:GUEST][:ro|:rw]`: a host directory made visible to the guest.
+//!
+//! A mount is opened once, when it is made, and every run it is granted to sees that open
+//! directory, whatever later happens to its path. The path is resolved without following
+//! symbolic links: one on the way is refused, so a link that guest code (or anyone else)
+//! left where a directory was cannot point a later mount at another part of the host.
 
-use std::path::{Path, PathBuf};
+use std::fmt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// A host directory preopened in the guest; parsed from `HOST[:GUEST][:ro|:rw]`, or made
 /// with [`Mount::read_only`] or [`Mount::writable`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Mount {
-    /// Directory on the host.
+    /// Directory on the host, as it was named.
     pub host: PathBuf,
     /// Absolute path at which the guest sees it.
     pub guest: String,
     /// Whether the guest may create, change and delete files in it.
     pub writable: bool,
+    /// The directory, opened when the mount was made.
+    dir: Arc<OwnedFd>,
 }
+
+impl fmt::Debug for Mount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mount")
+            .field("host", &self.host)
+            .field("guest", &self.guest)
+            .field("writable", &self.writable)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Mount {
+    fn eq(&self, other: &Self) -> bool {
+        self.host == other.host && self.guest == other.guest && self.writable == other.writable
+    }
+}
+
+impl Eq for Mount {}
 
 /// Why a mount specification was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -39,42 +67,127 @@ pub enum MountError {
         /// Its host path.
         host: String,
     },
+    /// The host path goes through a symbolic link.
+    #[error(
+        "invalid mount {spec:?}: {host} goes through a symbolic link, which a mount never \
+         follows; name the directory itself{}",
+        target.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
+    )]
+    Symlink {
+        /// The specification.
+        spec: String,
+        /// Its host path.
+        host: String,
+        /// Where the links lead today, when that can be told.
+        target: Option<String>,
+    },
+    /// The directory could not be opened.
+    #[error("invalid mount {spec:?}: cannot open {host}: {reason}")]
+    Open {
+        /// The specification.
+        spec: String,
+        /// Its host path.
+        host: String,
+        /// What the system said.
+        reason: String,
+    },
 }
 
 impl Mount {
     /// `host` (a directory) visible read-only at `guest` (an absolute path).
     pub fn read_only(host: impl AsRef<Path>, guest: &str) -> Result<Self, MountError> {
-        Self::checked(host.as_ref(), guest, false)
+        let spec = format!("{}:{guest}", host.as_ref().display());
+        Self::open(&spec, host.as_ref(), guest, false)
     }
 
     /// `host` (a directory) visible at `guest` (an absolute path); the guest may create,
     /// change and delete files in it.
     pub fn writable(host: impl AsRef<Path>, guest: &str) -> Result<Self, MountError> {
-        Self::checked(host.as_ref(), guest, true)
+        let spec = format!("{}:{guest}:rw", host.as_ref().display());
+        Self::open(&spec, host.as_ref(), guest, true)
     }
 
-    fn checked(host: &Path, guest: &str, writable: bool) -> Result<Self, MountError> {
-        let spec = format!("{}:{guest}", host.display());
+    fn open(spec: &str, host: &Path, guest: &str, writable: bool) -> Result<Self, MountError> {
         if !guest.starts_with('/') {
             return Err(MountError::RelativeGuest {
-                spec,
+                spec: spec.to_owned(),
                 guest: guest.to_owned(),
             });
         }
-        let host = host
-            .canonicalize()
-            .ok()
-            .filter(|p| p.is_dir())
-            .ok_or_else(|| MountError::NotADirectory {
-                host: host.display().to_string(),
-                spec,
-            })?;
+        let shown = host.display().to_string();
+        let dir = open_without_links(host).map_err(|e| match e.raw_os_error() {
+            _ if goes_through_link(host) => MountError::Symlink {
+                spec: spec.to_owned(),
+                host: shown.clone(),
+                target: host.canonicalize().ok().map(|t| t.display().to_string()),
+            },
+            Some(libc::ENOENT | libc::ENOTDIR) => MountError::NotADirectory {
+                spec: spec.to_owned(),
+                host: shown.clone(),
+            },
+            _ => MountError::Open {
+                spec: spec.to_owned(),
+                host: shown.clone(),
+                reason: e.to_string(),
+            },
+        })?;
         Ok(Mount {
-            host,
+            host: host.to_owned(),
             guest: guest.to_owned(),
             writable,
+            dir: Arc::new(dir),
         })
     }
+
+    /// A path that opens this mount's directory itself, not whatever its path names now.
+    pub(crate) fn opened_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd()))
+    }
+}
+
+/// Whether some component of `path` is a symbolic link.
+fn goes_through_link(path: &Path) -> bool {
+    let Ok(absolute) = std::path::absolute(path) else {
+        return false;
+    };
+    absolute
+        .ancestors()
+        .any(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()))
+}
+
+/// Opens the directory `path` component by component, following no symbolic link (one on
+/// the way fails the open).
+fn open_without_links(path: &Path) -> std::io::Result<OwnedFd> {
+    let absolute = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let open_at = |dir: libc::c_int, name: &std::ffi::CStr| {
+        // SAFETY: `name` is NUL-terminated and `dir` an open descriptor (or AT_FDCWD).
+        let fd = unsafe { libc::openat(dir, name.as_ptr(), flags) };
+        if fd < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            // SAFETY: a descriptor just opened and owned by nothing else.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        }
+    };
+    let mut dir = open_at(libc::AT_FDCWD, c"/")?;
+    for component in absolute.components() {
+        let name = match component {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
+            Component::ParentDir => c"..".to_owned(),
+            Component::Normal(name) => {
+                use std::os::unix::ffi::OsStrExt;
+                std::ffi::CString::new(name.as_bytes())
+                    .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?
+            }
+        };
+        dir = open_at(dir.as_raw_fd(), &name)?;
+    }
+    Ok(dir)
 }
 
 impl FromStr for Mount {
@@ -93,29 +206,15 @@ impl FromStr for Mount {
         if host.is_empty() || guest == Some("") {
             return Err(MountError::Syntax(spec.to_owned()));
         }
-        let host_path = Path::new(host)
-            .canonicalize()
-            .ok()
-            .filter(|p| p.is_dir())
-            .ok_or_else(|| MountError::NotADirectory {
-                spec: spec.to_owned(),
-                host: host.to_owned(),
-            })?;
         let guest = match guest {
-            Some(g) if !g.starts_with('/') => {
-                return Err(MountError::RelativeGuest {
-                    spec: spec.to_owned(),
-                    guest: g.to_owned(),
-                })
-            }
-            Some(g) => g.to_owned(),
-            None => host_path.to_string_lossy().into_owned(),
+            Some(guest) => guest.to_owned(),
+            // Seen where it is on the host (when the path is usable, it holds no links, so
+            // this is the directory's own path; when not, opening it says why).
+            None => Path::new(host)
+                .canonicalize()
+                .map_or_else(|_| host.to_owned(), |p| p.to_string_lossy().into_owned()),
         };
-        Ok(Mount {
-            host: host_path,
-            guest,
-            writable,
-        })
+        Self::open(spec, Path::new(host), &guest, writable)
     }
 }
 
@@ -156,5 +255,41 @@ mod tests {
             "/no/such/dir:/x".parse::<Mount>(),
             Err(MountError::NotADirectory { .. })
         ));
+    }
+
+    #[test]
+    fn refuses_paths_through_symbolic_links() {
+        let root = tempfile::tempdir().unwrap();
+        let real = root.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, root.path().join("link")).unwrap();
+        for host in [root.path().join("link"), root.path().join("link/.")] {
+            let refused = Mount::read_only(&host, "/m");
+            assert!(
+                matches!(refused, Err(MountError::Symlink { .. })),
+                "{host:?}: {refused:?}"
+            );
+        }
+        let message = Mount::writable(root.path().join("link"), "/m")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains(&real.display().to_string()), "{message}");
+        Mount::read_only(&real, "/m").unwrap();
+    }
+
+    #[test]
+    fn a_mount_keeps_the_directory_it_opened() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("d");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("mine"), "").unwrap();
+        let mount = Mount::read_only(&dir, "/m").unwrap();
+        std::fs::rename(&dir, root.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink("/etc", &dir).unwrap();
+        let seen: Vec<_> = std::fs::read_dir(mount.opened_path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(seen, ["mine"]);
     }
 }

@@ -4,7 +4,10 @@
 //! Nothing of the host is visible unless granted here: no environment variables but the
 //! ones given, no files but the mounts, no network.
 
+use wasmtime::component::{self, Resource};
 use wasmtime::{Engine, ResourceLimiter, Store};
+use wasmtime_wasi::filesystem::Descriptor;
+use wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode;
 use wasmtime_wasi::{FsPerms, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::error::SetupError;
@@ -62,7 +65,7 @@ impl Grants {
                 FsPerms::ReadOnly
             };
             builder
-                .preopened_dir(&mount.host, &mount.guest, perms)
+                .preopened_dir(mount.opened_path(), &mount.guest, perms)
                 .map_err(|e| {
                     SetupError::Host(format!("mounting {}: {e:#}", mount.host.display()))
                 })?;
@@ -78,6 +81,52 @@ impl Grants {
 const MAX_RANDOM_BYTES: u64 = 1 << 20;
 /// Most WASI resources (open files, streams) a guest may hold at once.
 const MAX_RESOURCES: usize = 10_000;
+
+/// The filesystem interface whose `symlink-at` the guest may not use.
+const WASI_FILESYSTEM: &str = "wasi:filesystem/types@0.2.12";
+/// WASI preview1's errno `perm`: the operation is not permitted.
+const ERRNO_PERM: i32 = 63;
+
+/// Links WASI 0.2 for a component, except symbolic links: the guest may not create any.
+/// Inside a mount a link cannot lead out (paths resolve under the mount), but one left in a
+/// writable mount would be followed by whatever reads that directory on the host later.
+pub(crate) fn link_wasi<T: WasiView + 'static>(
+    linker: &mut component::Linker<T>,
+) -> Result<(), SetupError> {
+    wasmtime_wasi::p2::add_to_linker_async(linker).map_err(SetupError::host)?;
+    linker.allow_shadowing(true);
+    linker
+        .instance(WASI_FILESYSTEM)
+        .and_then(|mut types| {
+            types.func_wrap(
+                "[method]descriptor.symlink-at",
+                |_, (_, _, _): (Resource<Descriptor>, String, String)| {
+                    Ok((Err::<(), _>(ErrorCode::NotPermitted),))
+                },
+            )
+        })
+        .map_err(SetupError::host)?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// Links WASI preview1 for a core module, except symbolic links (as [`link_wasi`]).
+pub(crate) fn link_wasi_p1<T: Send + 'static>(
+    linker: &mut wasmtime::Linker<T>,
+    wasi: fn(&mut T) -> &mut wasmtime_wasi::p1::WasiP1Ctx,
+) -> Result<(), SetupError> {
+    wasmtime_wasi::p1::add_to_linker_async(linker, wasi).map_err(SetupError::host)?;
+    linker.allow_shadowing(true);
+    linker
+        .func_wrap(
+            "wasi_snapshot_preview1",
+            "path_symlink",
+            |_: i32, _: i32, _: i32, _: i32, _: i32| ERRNO_PERM,
+        )
+        .map_err(SetupError::host)?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
 
 /// Store data that carries a memory cap.
 pub(crate) trait Capped: Send + 'static {
