@@ -30,7 +30,7 @@ where
 
 fn on_this_thread<F: Future>(future: F) -> Result<F::Output, SetupError> {
     thread_local! {
-        static RUNTIME: OnceLock<tokio::runtime::Runtime> = const { OnceLock::new() };
+        static RUNTIME: OnceLock<Background> = const { OnceLock::new() };
     }
     RUNTIME.with(|cell| {
         if cell.get().is_none() {
@@ -38,9 +38,22 @@ fn on_this_thread<F: Future>(future: F) -> Result<F::Output, SetupError> {
                 .enable_all()
                 .build()
                 .map_err(SetupError::host)?;
-            let _ = cell.set(runtime);
+            let _ = cell.set(Background(Some(runtime)));
         }
-        let runtime = cell.get().expect("set above");
+        let runtime = cell.get().and_then(|b| b.0.as_ref()).expect("set above");
         Ok(runtime.block_on(future))
     })
+}
+
+/// A runtime that, when its thread ends, does not wait for its blocking tasks: a guest
+/// abandoned at its deadline may have left one blocked in a host call (a read from a FIFO
+/// in a mount, say) that would otherwise hold the thread, or the process, forever.
+struct Background(Option<tokio::runtime::Runtime>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
