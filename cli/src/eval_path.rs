@@ -27,9 +27,9 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         ),
         Invocation::Code { code, argv } => (code, argv, true),
         Invocation::Script { path, argv } => {
-            let bytes = std::fs::read(&path)
-                .with_context(|| format!("cannot read the script {}", path.display()))?;
-            (utf8(bytes, &path.display().to_string())?, argv, false)
+            let what = format!("the script {}", path.display());
+            let file = std::fs::File::open(&path).with_context(|| format!("cannot read {what}"))?;
+            (read_program(file, limits.code_bytes, &what)?, argv, false)
         }
         Invocation::Module { name, argv } => {
             let name = serde_json::to_string(&name)?;
@@ -39,13 +39,11 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
                 false,
             )
         }
-        Invocation::Stdin { argv } => {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .context("reading the program from stdin")?;
-            (utf8(bytes, "the program on stdin")?, argv, false)
-        }
+        Invocation::Stdin { argv } => (
+            read_program(std::io::stdin(), limits.code_bytes, "the program on stdin")?,
+            argv,
+            false,
+        ),
     };
 
     grants.argv = argv;
@@ -71,8 +69,18 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
     })
 }
 
-/// Program text as a string, refusing bytes that are not UTF-8.
-fn utf8(bytes: Vec<u8>, what: &str) -> Result<String> {
+/// A program's text, read up to the code limit (one byte more says it is over), refusing
+/// bytes that are not UTF-8.
+fn read_program(input: impl Read, limit: usize, what: &str) -> Result<String> {
+    let mut bytes = Vec::new();
+    let most = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    input
+        .take(most)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {what}"))?;
+    if bytes.len() > limit {
+        anyhow::bail!("{what} is over the limit of {limit} bytes of code");
+    }
     String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
             "{what} is not valid UTF-8 (invalid byte at offset {})",
