@@ -66,14 +66,17 @@ fn main() {
     fs::write(out.join("stdlib.bin"), blob).unwrap();
 }
 
-/// Builds src/compile_split.c against CPython's headers, internal ones included.
+/// Builds src/compile_split.c against CPython's headers, internal ones included, and
+/// src/sqlite_entropy.c against SQLite's.
 fn compile_c(cpython: &Path) {
     println!("cargo:rerun-if-changed=src/compile_split.c");
+    println!("cargo:rerun-if-changed=src/sqlite_entropy.c");
     let include = cpython.join("include/python3.13");
     cc::Build::new()
         .compiler(cpython.join("toolchain/bin/clang"))
         .archiver(cpython.join("toolchain/bin/llvm-ar"))
         .file("src/compile_split.c")
+        .file("src/sqlite_entropy.c")
         .include(&include)
         .include(include.join("internal"))
         .opt_level(2)

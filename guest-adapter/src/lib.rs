@@ -81,6 +81,10 @@ extern "C" {
     fn __wasilibc_deinitialize_environ();
     /// src/compile_split.c: a new reference to the `compile_split` function.
     fn pyeval_compile_split() -> *mut PyObject;
+    /// src/sqlite_entropy.c: SQLite seeds its PRNG from WASI's random_get.
+    fn pyeval_sqlite_use_host_entropy();
+    /// src/sqlite_entropy.c: SQLite seeds its PRNG again when it next needs randomness.
+    fn pyeval_sqlite_reseed();
 }
 
 /// The `Session` object of bootstrap.py, set by `pyeval_init`.
@@ -92,6 +96,7 @@ pub extern "C" fn pyeval_init() {
     wit_bindgen::rt::run_ctors_once();
     unsafe {
         start_interpreter();
+        pyeval_sqlite_use_host_entropy();
         let session = run_bootstrap();
         SESSION = session;
         heap::seal();
@@ -206,6 +211,8 @@ unsafe fn wake() {
     AWAKE = true;
     heap::claim_static_state();
     __wasilibc_deinitialize_environ();
+    // The snapshot's SQLite PRNG state would otherwise be every instance's.
+    pyeval_sqlite_reseed();
     let environ = PyList_New(0);
     for (key, value) in std::env::vars_os() {
         let pair = PyTuple_New(2);
