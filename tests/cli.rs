@@ -278,3 +278,55 @@ fn python_options_the_guest_ignores_are_ignored_here_too() {
     guest.assert_status(0);
     assert_eq!(guest.stdout, run.stdout);
 }
+
+/// The process exits at the deadline even with a host thread still blocked on a FIFO.
+#[test]
+fn a_blocked_host_call_does_not_hold_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("p"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mount = format!("{}:/d", dir.path().display());
+    let component = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/pyeval.wasm");
+    for python in [None, Some(binary::PYTHON_WASM), Some(component)] {
+        let mut args = vec!["--mount", &mount, "--timeout", "1"];
+        if let Some(wasm) = python {
+            args.extend(["--python", wasm]);
+        }
+        args.extend(["-c", "open('/d/p').read()"]);
+        let started = std::time::Instant::now();
+        // Killed (no status) if it hangs, instead of hanging the test.
+        let watched = [
+            &["-s", "KILL", "10", env!("CARGO_BIN_EXE_pyeval")],
+            &args[..],
+        ]
+        .concat();
+        let run = Run::program("timeout", &watched).go();
+        run.assert_status(124);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{python:?}: took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// A program is read no further than the code limit: an endless one is refused, not read.
+#[test]
+fn program_input_is_bounded() {
+    let started = std::time::Instant::now();
+    let endless = pyeval(&["/dev/zero"]);
+    endless.assert_status(2);
+    assert!(
+        endless.stderr.contains("over the limit"),
+        "{}",
+        endless.stderr
+    );
+    let large = "x = 1\n".repeat(200_000);
+    let piped = Run::new(&["-"]).stdin(&large).go();
+    piped.assert_status(2);
+    assert!(piped.stderr.contains("over the limit"), "{}", piped.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -938,3 +938,145 @@ fn a_memory_cap_below_the_interpreter_is_a_typed_error() {
         Some("1")
     );
 }
+
+/// A link the guest makes in a writable mount could later lead whatever follows it on the
+/// host out of the mount: the guest cannot make one, on either path.
+#[test]
+fn guests_cannot_make_symbolic_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let grants = Grants::new().with_mount(Mount::writable(dir.path(), "/w").unwrap());
+    run_all(
+        &[
+            case(
+                "a link climbing out",
+                "import os\nos.symlink('../../../proc/self', '/w/in')",
+                Budget::Default,
+                Expect::Raises("PermissionError"),
+            ),
+            case(
+                "an absolute link",
+                "import os\nos.symlink('/etc', '/w/etc')",
+                Budget::Default,
+                Expect::Raises("PermissionError"),
+            ),
+            case(
+                "a link inside the mount",
+                "import os\nos.mkdir('/w/d')\nos.symlink('d', '/w/d-link')",
+                Budget::Default,
+                Expect::Raises("PermissionError"),
+            ),
+            case(
+                "files and directories still work",
+                "import os\nos.makedirs('/w/a/b', exist_ok=True)\n\
+                 open('/w/a/b/f', 'w').write('x')\nos.listdir('/w/a/b')",
+                Budget::Default,
+                Expect::Value("['f']"),
+            ),
+        ],
+        &grants,
+    );
+    let links: Vec<_> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.symlink_metadata().unwrap().file_type().is_symlink())
+        .collect();
+    assert!(links.is_empty(), "links made: {links:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.symlink_metadata().unwrap().is_dir() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
+}
+
+/// A mount is the directory opened when it was made: replacing its path by a link
+/// afterwards (as code with an earlier rw mount of the parent could have) changes nothing,
+/// and a path through a link is refused.
+#[test]
+fn mounts_are_opened_once_and_never_through_links() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("mine.txt"), "mine").unwrap();
+    let grants = Grants::new().with_mount(Mount::read_only(&dir, "/in").unwrap());
+    std::fs::rename(&dir, root.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink("/proc/self", &dir).unwrap();
+    run_all(
+        &[
+            case(
+                "the mount after its path became a link",
+                "import os\nsorted(os.listdir('/in'))",
+                Budget::Default,
+                Expect::Value("['mine.txt']"),
+            ),
+            case(
+                "the host's environment through the link",
+                "open('/in/environ').read()",
+                Budget::Default,
+                Expect::Raises("FileNotFoundError"),
+            ),
+        ],
+        &grants,
+    );
+    let refused = Mount::read_only(&dir, "/in");
+    assert!(
+        matches!(refused, Err(pyeval::MountError::Symlink { .. })),
+        "{refused:?}"
+    );
+}
+
+/// Opening a FIFO in a mount blocks in the host, where epochs cannot interrupt it: the
+/// evaluation still ends at its deadline.
+#[test]
+fn a_fifo_in_a_mount_ends_at_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("p");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let grants = Grants::new().with_mount(Mount::read_only(dir.path(), "/d").unwrap());
+    run_all(
+        &[case(
+            "open a FIFO with no writer",
+            "open('/d/p').read()",
+            Budget::ShortTime,
+            Expect::Stopped(timeout),
+        )],
+        &grants,
+    );
+}
+
+/// Every generator of random numbers in the snapshot is reseeded in each instance: fresh
+/// evaluations never share a sequence (a guessable sequence would let one user predict
+/// another's tokens).
+#[test]
+fn no_random_sequence_is_shared_between_instances() {
+    let sources = [
+        "import sqlite3\nsqlite3.connect(':memory:').execute('select hex(randomblob(16))').fetchone()[0]",
+        "import random\nrandom.getrandbits(128)",
+        "import os\nos.urandom(16).hex()",
+        "import uuid\nstr(uuid.uuid4())",
+        "import tempfile\nnext(tempfile._get_candidate_names())",
+    ];
+    for code in sources {
+        let values: std::collections::HashSet<_> = (0..4)
+            .map(|_| {
+                let outcome = evaluator().eval(code, &Limits::default()).unwrap();
+                assert!(outcome.error.is_none(), "{code}: {:?}", outcome.error);
+                outcome.value.unwrap()
+            })
+            .collect();
+        assert_eq!(
+            values.len(),
+            4,
+            "{code} repeated across fresh instances: {values:?}"
+        );
+    }
+}
