@@ -66,10 +66,14 @@ pub fn build(metered: bool, allocation: Allocation) -> Result<Engine> {
         Allocation::OnDemand => Ok(Engine::new(&config)?),
         Allocation::Pooled { slots } => {
             // Restoring only written pages needs the PAGEMAP_SCAN ioctl; without it, keeping
-            // memory resident would copy the whole region back every time.
-            config.allocation_strategy(pool(slots, true));
-            if let Ok(engine) = Engine::new(&config) {
-                return Ok(engine);
+            // memory resident would copy the whole region back every time. It also needs the
+            // pages to stay in RAM: a written page swapped out is not seen as written, and
+            // would outlive its instance in the slot.
+            if !swap_in_use() {
+                config.allocation_strategy(pool(slots, true));
+                if let Ok(engine) = Engine::new(&config) {
+                    return Ok(engine);
+                }
             }
             config.allocation_strategy(pool(slots, false));
             Engine::new(&config)
@@ -89,6 +93,16 @@ pub fn build(metered: bool, allocation: Allocation) -> Result<Engine> {
 pub fn precompile_evaluator(component: &[u8]) -> Result<Vec<u8>> {
     let engine = build(true, Allocation::Pooled { slots: 1 })?;
     Ok(engine.precompile_component(component)?)
+}
+
+/// Whether this machine can move memory out of RAM (a swap file or partition, zram).
+fn swap_in_use() -> bool {
+    std::fs::read_to_string("/proc/swaps").is_ok_and(|swaps| lists_a_swap(&swaps))
+}
+
+/// Whether `/proc/swaps` text lists any swap area (below its heading line).
+fn lists_a_swap(swaps: &str) -> bool {
+    swaps.lines().skip(1).any(|line| !line.trim().is_empty())
 }
 
 /// A pooling allocator with `slots` of each resource; `scan` keeps written memory
@@ -132,6 +146,19 @@ fn portable_code(_config: &mut Config) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swap_areas_are_seen() {
+        let heading = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+        assert!(!lists_a_swap(heading));
+        assert!(!lists_a_swap(""));
+        assert!(lists_a_swap(&format!(
+            "{heading}/dev/zram0                              partition\t8388604\t\t0\t\t100\n"
+        )));
+        assert!(lists_a_swap(&format!(
+            "{heading}/swapfile                               file\t\t2097148\t\t0\t\t-2\n"
+        )));
+    }
 
     /// Machines without PAGEMAP_SCAN get the plain pool; it must build (and so must the
     /// scanning one on this machine, or the evaluator would silently fall back).
