@@ -456,3 +456,102 @@ fn limits_out_of_range_are_refused() {
         );
     }
 }
+
+#[test]
+fn async_evaluations_yield_to_their_runtime() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let limits = Limits::default().with_fuel(pyeval::Fuel::Unlimited);
+    let ticks = std::sync::Arc::new(AtomicU32::new(0));
+    let counted = ticks.clone();
+    let wall = runtime.block_on(async move {
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let outcome = evaluator()
+            .eval_async(
+                "sum(i * i for i in range(3 * 10**6))",
+                &limits,
+                &pyeval::Grants::default(),
+            )
+            .await
+            .unwrap();
+        ticker.abort();
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+        outcome.wall_time
+    });
+    // One thread ran both: the other task ran only when the evaluation yielded.
+    let ticks = ticks.load(Ordering::SeqCst);
+    assert!(
+        wall > Duration::from_millis(50),
+        "too quick to tell: {wall:?}"
+    );
+    assert!(
+        ticks >= 10,
+        "{ticks} ticks during an evaluation of {wall:?}"
+    );
+}
+
+#[test]
+fn other_tasks_run_and_a_dropped_evaluation_ends_its_session() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let limits = Limits::default()
+        .with_fuel(pyeval::Fuel::Unlimited)
+        .with_wall_time(Duration::from_secs(5));
+    let mut session = evaluator().session(&limits).unwrap();
+    session.eval("x = 1").unwrap();
+    let started = std::time::Instant::now();
+    let cancelled = runtime.block_on(async {
+        tokio::time::timeout(
+            Duration::from_millis(100),
+            session.eval_async("while True: pass"),
+        )
+        .await
+    });
+    assert!(
+        cancelled.is_err(),
+        "the timeout did not fire: {cancelled:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the evaluation held the runtime for {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        session.eval("x"),
+        Err(EvalError::SessionEnded(Stopped::Cancelled))
+    );
+}
+
+#[test]
+fn instances_share_the_evaluators_memory_budget() {
+    let shared = Evaluator::builder()
+        .max_instances(3)
+        .memory_budget(Some(48 << 20))
+        .build()
+        .unwrap();
+    assert_eq!(shared.memory_budget(), Some(48 << 20));
+    let limits = Limits::default().with_fuel(pyeval::Fuel::Unlimited);
+    let mut first = shared.session(&limits).unwrap();
+    first.eval("held = bytearray(32 << 20)").unwrap();
+    let mut second = shared.session(&limits).unwrap();
+    let refused = second.eval("more = bytearray(32 << 20)").unwrap();
+    assert_eq!(
+        refused.error.map(|e| e.type_name).as_deref(),
+        Some("MemoryError")
+    );
+    drop(first);
+    let granted = second
+        .eval("more = bytearray(32 << 20)\nlen(more)")
+        .unwrap();
+    assert_eq!(granted.value.as_deref(), Some("33554432"));
+}

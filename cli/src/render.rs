@@ -28,7 +28,7 @@ pub fn stopped_status(stopped: &Stopped) -> u8 {
     match stopped {
         Stopped::FuelExhausted { .. } => status::FUEL_EXHAUSTED,
         Stopped::Timeout { .. } => status::TIMEOUT,
-        Stopped::MemoryLimit { .. } => status::MEMORY_LIMIT,
+        Stopped::MemoryLimit { .. } | Stopped::MemoryBudget { .. } => status::MEMORY_LIMIT,
         _ => status::TRAP,
     }
 }
@@ -140,6 +140,7 @@ fn error_kind(error: &EvalError) -> &'static str {
         EvalError::Stopped(Stopped::FuelExhausted { .. }) => "fuel_exhausted",
         EvalError::Stopped(Stopped::Timeout { .. }) => "timeout",
         EvalError::Stopped(Stopped::MemoryLimit { .. }) => "memory_limit",
+        EvalError::Stopped(Stopped::MemoryBudget { .. }) => "memory_budget",
         EvalError::Stopped(_) => "trap",
         EvalError::SessionEnded(_) => "session_ended",
         EvalError::InvalidCode(_) => "invalid_code",

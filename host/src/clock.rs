@@ -1,5 +1,5 @@
-//! The epoch clock: how wall-clock deadlines reach running wasm, and the host-side bound
-//! for a guest blocked in a host call.
+//! The epoch clock, whose ticks are where running wasm checks its wall-clock deadline, and
+//! the host-side bound for a guest blocked in a host call.
 
 use std::future::Future;
 use std::time::Duration;
@@ -31,14 +31,6 @@ pub(crate) fn engine(
             }
         })?;
     Ok(engine)
-}
-
-/// Epoch ticks that cover `limit` (at least one).
-pub(crate) fn ticks_for(limit: Duration) -> u64 {
-    u64::try_from(limit.as_nanos() / TICK.as_nanos())
-        .unwrap_or(u64::MAX - 1)
-        .max(1)
-        + 1
 }
 
 /// `future`'s output, or `None` if it is still blocked (in a host call that epochs cannot

@@ -17,8 +17,9 @@ use wasmtime_wasi::{FsPerms, I32Exit};
 use crate::cache::{source_key, CacheLocation, CompileCache};
 use crate::error::{SetupError, StopContext, Stopped};
 use crate::fuel::Fuel;
+use crate::guard::Guard;
 use crate::limits::Limits;
-use crate::sandbox::{Capped, Grants, MemoryCap, SandboxState};
+use crate::sandbox::{Grants, Guarded, SandboxState};
 
 pub use pyeval_engine::GUEST_STDLIB;
 
@@ -52,15 +53,15 @@ enum Program {
     Component(Component, component::Linker<SandboxState>),
 }
 
-/// Store data of a core module: its preview1 context and memory cap.
+/// Store data of a core module: its preview1 context and guard.
 struct P1State {
     wasi: WasiP1Ctx,
-    memory: MemoryCap,
+    guard: Guard,
 }
 
-impl Capped for P1State {
-    fn memory_cap(&mut self) -> &mut MemoryCap {
-        &mut self.memory
+impl Guarded for P1State {
+    fn guard(&mut self) -> &mut Guard {
+        &mut self.guard
     }
 }
 
@@ -211,16 +212,17 @@ impl CommandRunner {
             Program::Module(module, linker) => {
                 let state = P1State {
                     wasi: builder.build_p1(),
-                    memory: MemoryCap::new(limits.memory_bytes),
+                    guard: Guard::new(limits.memory_bytes, None),
                 };
                 let mut store = crate::sandbox::new_store(&self.engine, state, limits)?;
                 let result =
                     crate::clock::with_deadline(deadline, run_module(&mut store, module, linker))
                         .await;
-                (result, store.get_fuel().ok(), store.data().memory.refused())
+                (result, store.get_fuel().ok(), store.data().guard.refused())
             }
             Program::Component(component, linker) => {
-                let state = SandboxState::new(builder.build(), limits.memory_bytes);
+                let state =
+                    SandboxState::new(builder.build(), Guard::new(limits.memory_bytes, None));
                 let mut store = crate::sandbox::new_store(&self.engine, state, limits)?;
                 let result = crate::clock::with_deadline(
                     deadline,

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::fuel::group_thousands;
+use crate::guard::Refusal;
 
 /// A run the host stopped before it finished: the same four ways on both paths.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,9 +28,20 @@ pub enum Stopped {
         /// The cap on linear memory, in bytes.
         limit: usize,
     },
+    /// Growing memory would have taken the evaluator past the memory budget that all its
+    /// instances share.
+    #[error("memory budget exhausted: this evaluator's instances share {} MiB and need more", budget >> 20)]
+    MemoryBudget {
+        /// The evaluator's budget, in bytes.
+        budget: usize,
+    },
     /// The interpreter crashed (a WebAssembly trap other than the limits above).
     #[error("the interpreter crashed: {0}")]
     Trap(String),
+    /// The caller dropped the evaluation before it finished; the instance's state is
+    /// unknown, so its session is ended.
+    #[error("the evaluation was cancelled before it finished")]
+    Cancelled,
 }
 
 /// What a run's limits were, for telling why it stopped.
@@ -38,8 +50,8 @@ pub(crate) struct StopContext {
     pub budget: Option<u64>,
     /// The wall-clock limit.
     pub wall_time: Duration,
-    /// The memory cap, when the limiter refused the guest memory.
-    pub memory_refused: Option<usize>,
+    /// Why the limiter refused the guest memory, if it did.
+    pub memory_refused: Option<crate::guard::Refusal>,
 }
 
 impl Stopped {
@@ -53,9 +65,16 @@ impl Stopped {
             Some(wasmtime::Trap::Interrupt) => Stopped::Timeout {
                 limit: context.wall_time,
             },
-            _ if context.memory_refused.is_some() => Stopped::MemoryLimit {
-                limit: context.memory_refused.unwrap_or_default(),
+            _ => match context.memory_refused {
+                Some(Refusal::Cap(limit)) => Stopped::MemoryLimit { limit },
+                Some(Refusal::Budget(budget)) => Stopped::MemoryBudget { budget },
+                None => Stopped::trap(error),
             },
+        }
+    }
+
+    fn trap(error: &wasmtime::Error) -> Stopped {
+        match error.downcast_ref::<wasmtime::Trap>() {
             Some(trap) => Stopped::Trap(trap.to_string()),
             None => Stopped::Trap(format!("{error:#}")),
         }

@@ -10,6 +10,7 @@ use wasmtime::Engine;
 use crate::cache::{CacheLocation, CompileCache};
 use crate::component::ComponentSource;
 use crate::error::{EvalError, SetupError};
+use crate::guard::MemoryBudget;
 use crate::limits::Limits;
 use crate::outcome::Outcome;
 use crate::sandbox::{Grants, SandboxState};
@@ -47,6 +48,7 @@ pub(crate) struct Inner {
     pub(crate) pre: bindings::PythonPre<SandboxState>,
     pub(crate) metered: bool,
     pub(crate) max_instances: u32,
+    pub(crate) budget: Option<Arc<MemoryBudget>>,
     source: ComponentSource,
 }
 
@@ -56,6 +58,7 @@ impl std::fmt::Debug for Evaluator {
             .field("component", &self.inner.source)
             .field("metered", &self.inner.metered)
             .field("max_instances", &self.inner.max_instances)
+            .field("memory_budget", &self.memory_budget())
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +123,11 @@ impl Evaluator {
     pub fn max_instances(&self) -> u32 {
         self.inner.max_instances
     }
+
+    /// Bytes of memory its instances may grow by, together, if bounded.
+    pub fn memory_budget(&self) -> Option<usize> {
+        self.inner.budget.as_ref().map(|b| b.limit())
+    }
 }
 
 /// How an [`Evaluator`] is built: which component, where its compiled code is cached,
@@ -146,6 +154,7 @@ pub struct EvaluatorBuilder {
     cache: CacheLocation,
     metered: bool,
     max_instances: u32,
+    memory_budget: Option<usize>,
     on_compile: Option<Box<dyn FnOnce() + Send>>,
 }
 
@@ -156,6 +165,7 @@ impl Default for EvaluatorBuilder {
             cache: CacheLocation::Default,
             metered: true,
             max_instances: DEFAULT_MAX_INSTANCES,
+            memory_budget: physical_memory(),
             on_compile: None,
         }
     }
@@ -168,6 +178,7 @@ impl std::fmt::Debug for EvaluatorBuilder {
             .field("cache", &self.cache)
             .field("metered", &self.metered)
             .field("max_instances", &self.max_instances)
+            .field("memory_budget", &self.memory_budget)
             .field("on_compile", &self.on_compile.is_some())
             .finish()
     }
@@ -206,6 +217,15 @@ impl EvaluatorBuilder {
     /// cheap.
     pub fn max_instances(mut self, instances: u32) -> Self {
         self.max_instances = instances;
+        self
+    }
+
+    /// Bytes of memory all instances together may grow by past their snapshot (default:
+    /// the machine's physical memory; `None` for no bound). A growth past it fails, like
+    /// one past an instance's own cap: Python raises `MemoryError`, or the evaluation stops
+    /// with [`crate::Stopped::MemoryBudget`].
+    pub fn memory_budget(mut self, bytes: Option<usize>) -> Self {
+        self.memory_budget = bytes;
         self
     }
 
@@ -259,8 +279,17 @@ impl EvaluatorBuilder {
                 pre,
                 metered: self.metered,
                 max_instances: self.max_instances,
+                budget: self.memory_budget.map(MemoryBudget::new),
                 source: self.source,
             }),
         })
     }
+}
+
+/// The machine's physical memory, from `/proc/meminfo` (`None` where it cannot be read).
+fn physical_memory() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }

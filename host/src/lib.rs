@@ -27,6 +27,7 @@ mod component;
 mod error;
 mod evaluator;
 mod fuel;
+mod guard;
 mod limits;
 mod mount;
 mod outcome;

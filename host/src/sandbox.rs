@@ -5,13 +5,14 @@
 //! ones given, no files but the mounts, no network.
 
 use wasmtime::component::{self, Resource};
-use wasmtime::{Engine, ResourceLimiter, Store};
+use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::filesystem::Descriptor;
 use wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode;
 use wasmtime_wasi::{FsPerms, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::error::SetupError;
 use crate::fuel::Fuel;
+use crate::guard::{Guard, Refusal};
 use crate::limits::Limits;
 use crate::mount::Mount;
 
@@ -128,28 +129,36 @@ pub(crate) fn link_wasi_p1<T: Send + 'static>(
     Ok(())
 }
 
-/// Store data that carries a memory cap.
-pub(crate) trait Capped: Send + 'static {
-    /// The cap the store's limiter enforces.
-    fn memory_cap(&mut self) -> &mut MemoryCap;
+/// Store data that carries a [`Guard`].
+pub(crate) trait Guarded: Send + 'static {
+    /// The guard the store enforces.
+    fn guard(&mut self) -> &mut Guard;
 }
 
-/// A store for `data` under `limits`: memory capped, epoch deadline and fuel set.
-pub(crate) fn new_store<T: Capped>(
+/// A store for `data` under `limits`: memory capped, fuel and deadline set. The deadline is
+/// checked at every epoch tick, where the guest also yields to the async runtime, so a long
+/// evaluation does not hold a runtime thread for its whole wall time.
+pub(crate) fn new_store<T: Guarded>(
     engine: &Engine,
     data: T,
     limits: &Limits,
 ) -> Result<Store<T>, SetupError> {
     let mut store = Store::new(engine, data);
-    store.limiter(|data| data.memory_cap() as &mut dyn ResourceLimiter);
-    store.epoch_deadline_trap();
+    store.limiter(|data| data.guard() as &mut dyn ResourceLimiter);
+    store.epoch_deadline_callback(|mut cx| {
+        if cx.data_mut().guard().past_deadline() {
+            Err(wasmtime::Trap::Interrupt.into())
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
     arm(&mut store, limits)?;
     Ok(store)
 }
 
 /// Sets the store's fuel (when the engine meters it) and wall-clock deadline afresh, for
 /// the next run under `limits`.
-pub(crate) fn arm<T>(store: &mut Store<T>, limits: &Limits) -> Result<(), SetupError> {
+pub(crate) fn arm<T: Guarded>(store: &mut Store<T>, limits: &Limits) -> Result<(), SetupError> {
     if store.engine().get_consume_fuel() {
         let budget = match limits.fuel {
             Fuel::Limited(n) => n,
@@ -157,39 +166,36 @@ pub(crate) fn arm<T>(store: &mut Store<T>, limits: &Limits) -> Result<(), SetupE
         };
         store.set_fuel(budget).map_err(SetupError::host)?;
     }
-    store.set_epoch_deadline(crate::clock::ticks_for(limits.wall_time));
+    store.data_mut().guard().start_clock(limits.wall_time);
+    store.set_epoch_deadline(1);
     Ok(())
 }
 
 /// What a component's store carries for the guest: its WASI context, resource table and
-/// memory cap.
+/// guard.
 pub(crate) struct SandboxState {
     wasi: WasiCtx,
     table: ResourceTable,
-    memory: MemoryCap,
+    guard: Guard,
 }
 
 impl SandboxState {
-    /// A state whose linear memories may not grow past `max_bytes`.
-    pub(crate) fn new(wasi: WasiCtx, max_bytes: usize) -> Self {
+    /// A state for `wasi` kept within `guard`.
+    pub(crate) fn new(wasi: WasiCtx, guard: Guard) -> Self {
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
-        SandboxState {
-            wasi,
-            table,
-            memory: MemoryCap::new(max_bytes),
-        }
+        SandboxState { wasi, table, guard }
     }
 
-    /// The cap, when the guest asked for more memory than it allows.
-    pub(crate) fn memory_refused(&self) -> Option<usize> {
-        self.memory.refused()
+    /// Why a growth of memory was refused, if one was.
+    pub(crate) fn memory_refused(&self) -> Option<Refusal> {
+        self.guard.refused()
     }
 }
 
-impl Capped for SandboxState {
-    fn memory_cap(&mut self) -> &mut MemoryCap {
-        &mut self.memory
+impl Guarded for SandboxState {
+    fn guard(&mut self) -> &mut Guard {
+        &mut self.guard
     }
 }
 
@@ -199,48 +205,5 @@ impl WasiView for SandboxState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
-    }
-}
-
-/// Refuses memory growth past a cap, remembering that it did.
-pub(crate) struct MemoryCap {
-    max_bytes: usize,
-    refused: bool,
-}
-
-impl MemoryCap {
-    /// A cap of `max_bytes` per linear memory.
-    pub(crate) fn new(max_bytes: usize) -> Self {
-        MemoryCap {
-            max_bytes,
-            refused: false,
-        }
-    }
-
-    /// The cap, when a growth past it was refused.
-    pub(crate) fn refused(&self) -> Option<usize> {
-        self.refused.then_some(self.max_bytes)
-    }
-}
-
-impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.max_bytes;
-        self.refused |= !allowed;
-        Ok(allowed)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= pyeval_engine::MAX_TABLE_ELEMENTS)
     }
 }

@@ -11,6 +11,7 @@ use crate::evaluator::bindings::exports::pyeval::sandbox::evaluator as wit;
 use crate::evaluator::bindings::Python;
 use crate::evaluator::Inner;
 use crate::fuel::Fuel;
+use crate::guard::Guard;
 use crate::limits::Limits;
 use crate::outcome::{Outcome, PyException};
 use crate::sandbox::{Grants, SandboxState};
@@ -69,7 +70,8 @@ impl Session {
             .stderr(stderr.clone())
             .arg("python")
             .args(&grants.argv);
-        let state = SandboxState::new(builder.build(), limits.memory_bytes);
+        let guard = Guard::new(limits.memory_bytes, evaluator.budget.clone());
+        let state = SandboxState::new(builder.build(), guard);
         let store = crate::sandbox::new_store(&evaluator.engine, state, &limits)?;
         Ok(Session {
             evaluator,
@@ -105,6 +107,9 @@ impl Session {
         check_code(code, self.limits.code_bytes)?;
         let started = Instant::now();
         crate::sandbox::arm(&mut self.store, &self.limits)?;
+        // Until the evaluation finishes: if its future is dropped midway, the instance is
+        // left in an unknown state.
+        self.ended = Some(Stopped::Cancelled);
         let fuel_before = self.store.get_fuel().ok();
         let result = crate::clock::with_deadline(
             self.limits.wall_time,
@@ -121,9 +126,13 @@ impl Session {
             .zip(self.store.get_fuel().ok())
             .map_or(0, |(before, after)| before - after);
         let error = match result {
-            Some(Ok(outcome)) => return Ok(self.finish(outcome, fuel_used, started.elapsed())),
+            Some(Ok(outcome)) => {
+                self.ended = None;
+                return Ok(self.finish(outcome, fuel_used, started.elapsed()));
+            }
             Some(Err(error)) if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
                 // No instance was made: the session can try again.
+                self.ended = None;
                 return Err(EvalError::TooManyInstances {
                     limit: self.evaluator.max_instances,
                 });
