@@ -45,6 +45,11 @@ test: build-component other-hosts
     RUSTDOCFLAGS="-D warnings" cargo doc -p pyeval --no-deps --quiet
     PYEVAL_WASMTIME="{{wasmtime}}" cargo test --workspace
 
+# Feed 100,000 random and mutated programs under random limits through the library (a
+# slice of the same test runs in `just test`); RUNS and SEED change them.
+fuzz RUNS="100000" SEED="24301": build-component
+    PYEVAL_FUZZ_RUNS={{RUNS}} PYEVAL_FUZZ_SEED={{SEED}} cargo test -p pyeval --test fuzz -- --nocapture
+
 # Measure latency and throughput; prints a table and writes bench/results.json.
 bench: build-component
     cargo build --release --quiet -p pyeval-cli -p pyeval-bench
