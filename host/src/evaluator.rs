@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 use wasmtime::Engine;
 
 use crate::cache::{CacheLocation, CompileCache};
@@ -23,6 +23,9 @@ pub(crate) mod bindings {
         exports: { default: async },
     });
 }
+
+/// The interface of the world that evaluates.
+const EVALUATOR_INTERFACE: &str = "pyeval:sandbox/evaluator@0.1.0";
 
 /// Instances an evaluator holds at once by default.
 pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
@@ -45,7 +48,10 @@ pub struct Evaluator {
 
 pub(crate) struct Inner {
     pub(crate) engine: Engine,
-    pub(crate) pre: bindings::PythonPre<SandboxState>,
+    pub(crate) pre: InstancePre<SandboxState>,
+    /// The exports `eval` and `set-output-limit` of the `evaluator` interface.
+    pub(crate) eval: ComponentExportIndex,
+    pub(crate) set_output_limit: ComponentExportIndex,
     pub(crate) metered: bool,
     pub(crate) max_instances: u32,
     pub(crate) budget: Option<Arc<MemoryBudget>>,
@@ -262,21 +268,30 @@ impl EvaluatorBuilder {
             .map_err(load_error)?;
         let mut linker = Linker::new(&engine);
         crate::sandbox::link_wasi(&mut linker)?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .and_then(bindings::PythonPre::new)
-            .map_err(|e| SetupError::Load {
-                what: loaded.name.clone(),
-                reason: format!(
-                    "not an evaluator component of this pyeval version (world \
-                     pyeval:sandbox/python@0.1.0): {e:#}"
-                ),
-            })?;
+        let not_ours = |e: wasmtime::Error| SetupError::Load {
+            what: loaded.name.clone(),
+            reason: format!(
+                "not an evaluator component of this pyeval version (world \
+                 pyeval:sandbox/python@0.1.0): {e:#}"
+            ),
+        };
+        let pre = linker.instantiate_pre(&component).map_err(not_ours)?;
+        // Checks every export of the world against this version's WIT.
+        bindings::PythonPre::new(pre.clone()).map_err(not_ours)?;
+        let export = |name: &str| {
+            let interface = component.get_export_index(None, EVALUATOR_INTERFACE);
+            component
+                .get_export_index(interface.as_ref(), name)
+                .ok_or_else(|| not_ours(wasmtime::format_err!("no export {name}")))
+        };
+        let (eval, set_output_limit) = (export("eval")?, export("set-output-limit")?);
         drop(loaded);
         Ok(Evaluator {
             inner: Arc::new(Inner {
                 engine,
                 pre,
+                eval,
+                set_output_limit,
                 metered: self.metered,
                 max_instances: self.max_instances,
                 budget: self.memory_budget.map(MemoryBudget::new),

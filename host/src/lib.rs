@@ -28,6 +28,7 @@ mod error;
 mod evaluator;
 mod fuel;
 mod guard;
+mod lift;
 mod limits;
 mod mount;
 mod outcome;

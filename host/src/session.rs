@@ -3,15 +3,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use wasmtime::component::{ComponentType, Instance, Lift};
 use wasmtime::{PoolConcurrencyLimitError, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::error::{EvalError, StopContext, Stopped};
-use crate::evaluator::bindings::exports::pyeval::sandbox::evaluator as wit;
-use crate::evaluator::bindings::Python;
 use crate::evaluator::Inner;
 use crate::fuel::Fuel;
 use crate::guard::Guard;
+use crate::lift::CappedText;
 use crate::limits::Limits;
 use crate::outcome::{Outcome, PyException};
 use crate::sandbox::{Grants, SandboxState};
@@ -31,7 +31,7 @@ pub struct Session {
     evaluator: Arc<Inner>,
     limits: Limits,
     store: Store<SandboxState>,
-    python: Option<Python>,
+    instance: Option<Instance>,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
     /// Bytes of raw fd output already reported by earlier evaluations.
@@ -43,7 +43,7 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("limits", &self.limits)
-            .field("started", &self.python.is_some())
+            .field("started", &self.instance.is_some())
             .field("ended", &self.ended)
             .finish_non_exhaustive()
     }
@@ -77,7 +77,7 @@ impl Session {
             evaluator,
             limits,
             store,
-            python: None,
+            instance: None,
             stdout,
             stderr,
             raw_seen: (0, 0),
@@ -111,14 +111,18 @@ impl Session {
         // left in an unknown state.
         self.ended = Some(Stopped::Cancelled);
         let fuel_before = self.store.get_fuel().ok();
+        let output_bytes = self.limits.output_bytes;
         let result = crate::clock::with_deadline(
             self.limits.wall_time,
-            run_eval(
-                &self.evaluator,
-                &mut self.store,
-                &mut self.python,
-                code,
-                self.limits.output_bytes,
+            crate::lift::with_cap(
+                output_bytes as usize,
+                run_eval(
+                    &self.evaluator,
+                    &mut self.store,
+                    &mut self.instance,
+                    code,
+                    output_bytes,
+                ),
             ),
         )
         .await;
@@ -154,27 +158,27 @@ impl Session {
     }
 
     /// Builds the public outcome, adding what the code wrote straight to fds 1 and 2.
-    fn finish(&mut self, wit: wit::Outcome, fuel_used: u64, wall_time: Duration) -> Outcome {
+    fn finish(&mut self, raw: RawOutcome, fuel_used: u64, wall_time: Duration) -> Outcome {
         let cap = self.limits.output_bytes as usize;
-        let (raw_out, raw_err) = (self.stdout.contents(), self.stderr.contents());
+        let (fd_out, fd_err) = (self.stdout.contents(), self.stderr.contents());
         let (seen_out, seen_err) =
-            std::mem::replace(&mut self.raw_seen, (raw_out.len(), raw_err.len()));
+            std::mem::replace(&mut self.raw_seen, (fd_out.len(), fd_err.len()));
         let (stdout, stdout_truncated) =
-            with_raw(wit.stdout, wit.stdout_truncated, &raw_out[seen_out..], cap);
+            with_raw(raw.stdout, raw.stdout_truncated, &fd_out[seen_out..], cap);
         let (stderr, stderr_truncated) =
-            with_raw(wit.stderr, wit.stderr_truncated, &raw_err[seen_err..], cap);
+            with_raw(raw.stderr, raw.stderr_truncated, &fd_err[seen_err..], cap);
         Outcome {
             stdout,
             stderr,
             stdout_truncated,
             stderr_truncated,
-            value: wit.value.map(|v| cut(v, cap)),
-            error: wit.error.map(|e| PyException {
-                type_name: cut(e.type_name, cap),
-                message: cut(e.message, cap),
-                traceback: cut(e.traceback, cap),
+            value: raw.value.map(|v| v.text),
+            error: raw.error.map(|e| PyException {
+                type_name: e.type_name.text,
+                message: e.message.text,
+                traceback: e.traceback.text,
             }),
-            exit_code: wit.exit_code,
+            exit_code: raw.exit_code,
             fuel_used,
             wall_time,
         }
@@ -198,47 +202,68 @@ fn check_code(code: &str, limit: usize) -> Result<(), EvalError> {
     Ok(())
 }
 
+/// The WIT `outcome` as this host lifts it: each string no longer than the output cap.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct RawOutcome {
+    stdout: CappedText,
+    stderr: CappedText,
+    #[component(name = "stdout-truncated")]
+    stdout_truncated: bool,
+    #[component(name = "stderr-truncated")]
+    stderr_truncated: bool,
+    value: Option<CappedText>,
+    error: Option<RawException>,
+    #[component(name = "exit-code")]
+    exit_code: Option<i32>,
+}
+
+/// The WIT `exception`, lifted like [`RawOutcome`].
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct RawException {
+    #[component(name = "type-name")]
+    type_name: CappedText,
+    message: CappedText,
+    traceback: CappedText,
+}
+
 /// Instantiates on the first call (telling the guest its output limit), then evaluates.
 async fn run_eval(
     evaluator: &Inner,
     store: &mut Store<SandboxState>,
-    python: &mut Option<Python>,
+    instance: &mut Option<Instance>,
     code: &str,
     output_bytes: u32,
-) -> wasmtime::Result<wit::Outcome> {
-    if python.is_none() {
-        let instance = evaluator.pre.instantiate_async(&mut *store).await?;
-        instance
-            .pyeval_sandbox_evaluator()
-            .call_set_output_limit(&mut *store, output_bytes)
-            .await?;
-        *python = Some(instance);
-    }
-    let instance = python.as_ref().expect("instantiated above");
-    instance
-        .pyeval_sandbox_evaluator()
-        .call_eval(&mut *store, code)
-        .await
-}
-
-/// `text` cut to at most `cap` bytes on a character boundary.
-fn cut(mut text: String, cap: usize) -> String {
-    if text.len() > cap {
-        let mut end = cap;
-        while !text.is_char_boundary(end) {
-            end -= 1;
+) -> wasmtime::Result<RawOutcome> {
+    let instance = match *instance {
+        Some(instance) => instance,
+        None => {
+            let new = evaluator.pre.instantiate_async(&mut *store).await?;
+            new.get_typed_func::<(u32,), ()>(&mut *store, &evaluator.set_output_limit)?
+                .call_async(&mut *store, (output_bytes,))
+                .await?;
+            *instance = Some(new);
+            new
         }
-        text.truncate(end);
-    }
-    text
+    };
+    let eval = instance.get_typed_func::<(&str,), (RawOutcome,)>(&mut *store, &evaluator.eval)?;
+    let (outcome,) = eval.call_async(&mut *store, (code,)).await?;
+    Ok(outcome)
 }
 
 /// `text` followed by raw fd output, within the cap the two share; the truncated flag is
 /// set when either had to be cut. The guest caps its text itself, but the cap is enforced
 /// here too: evaluated code can reach the guest's capture objects.
-fn with_raw(text: String, truncated: bool, raw: &[u8], cap: usize) -> (String, bool) {
-    let mut joined = text;
-    joined.push_str(&String::from_utf8_lossy(raw));
-    let within = joined.len() <= cap;
-    (cut(joined, cap), truncated || !within)
+fn with_raw(text: CappedText, truncated: bool, raw: &[u8], cap: usize) -> (String, bool) {
+    let mut joined = text.text;
+    let room = cap.saturating_sub(joined.len());
+    joined.push_str(&String::from_utf8_lossy(&raw[..raw.len().min(room)]));
+    let cut = text.cut || raw.len() > room;
+    let mut end = joined.len().min(cap);
+    while !joined.is_char_boundary(end) {
+        end -= 1;
+    }
+    joined.truncate(end);
+    (joined, truncated || cut)
 }
