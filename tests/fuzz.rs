@@ -139,7 +139,7 @@ fn program(rng: &mut Rng) -> String {
         let at = floor_boundary(&code, rng.below(code.len() as u64 + 1) as usize);
         match rng.below(6) {
             0 => {
-                let token: &str = *rng.pick(TOKENS);
+                let token = *rng.pick(TOKENS);
                 code.insert_str(at, token)
             }
             1 => code.truncate(at),

@@ -67,6 +67,8 @@ fn main() -> Result<()> {
     let command = command_path("print(1)", COMMAND_RUNS)?;
     let (process_warm, process_first) = whole_process()?;
     let rss_per_instance = resident_per_instance(&evaluator)?;
+    let soak = soak(&evaluator)?;
+    let cross_talk = secrets_across_threads(&evaluator)?;
 
     let (build_embedded, build_cached, build_compiled) = evaluator_start()?;
 
@@ -120,6 +122,18 @@ fn main() -> Result<()> {
             "compiling_ms": ms(build_compiled),
         },
         "resident_bytes_per_live_instance": rss_per_instance,
+        "soak": {
+            "fresh_evaluations": SOAK_RUNS,
+            "seconds": soak.seconds,
+            "resident_mib_every_10000": soak.resident_mib,
+            "drift_after_warm_up": soak.drift,
+            "endings": soak.endings,
+        },
+        "secrets_across_threads": {
+            "threads": SECRET_THREADS,
+            "evaluations": SECRET_THREADS * SECRET_RUNS,
+            "cross_talk": cross_talk,
+        },
         "cpu_loop_1e6": {
             "evaluator_ms": ms(cpu_metered),
             "evaluator_fuel_off_ms": ms(cpu_unmetered),
@@ -188,6 +202,22 @@ fn main() -> Result<()> {
     println!(
         "| fuel metering overhead on the loop | {:.1}% |",
         metering_overhead * 100.0
+    );
+    println!(
+        "| soak: {SOAK_RUNS} fresh evaluations of a mixed corpus ({:.0} s), resident MiB every 10,000 | {} |",
+        soak.seconds,
+        soak.resident_mib
+            .iter()
+            .map(|m| format!("{m:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "| soak: resident memory drift after the first 10,000 | {:.1}% |",
+        soak.drift * 100.0
+    );
+    println!(
+        "| {SECRET_THREADS} threads x {SECRET_RUNS} evaluations with their own secrets: cross-talk | {cross_talk} |"
     );
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
@@ -333,6 +363,104 @@ fn evaluator_start() -> Result<(Duration, Duration, Duration)> {
             .cache(CacheLocation::Disabled),
     );
     Ok((embedded?, cached?, compiled?))
+}
+
+/// Fresh evaluations in the soak.
+const SOAK_RUNS: usize = 100_000;
+/// The soak samples resident memory after every this many evaluations.
+const SOAK_SAMPLE: usize = 10_000;
+/// Threads, and evaluations per thread, of the cross-talk check.
+const SECRET_THREADS: usize = 8;
+const SECRET_RUNS: usize = 1000;
+
+/// What the soak measured.
+struct Soak {
+    seconds: f64,
+    resident_mib: Vec<f64>,
+    /// (largest - smallest) / smallest of the samples after the first.
+    drift: f64,
+    endings: serde_json::Value,
+}
+
+/// [`SOAK_RUNS`] fresh evaluations cycling through normal, hostile and huge-output code,
+/// with the host's resident memory sampled every [`SOAK_SAMPLE`].
+fn soak(evaluator: &Evaluator) -> Result<Soak> {
+    let small = Limits::default().with_fuel(Fuel::Limited(2_000_000));
+    let tight = Limits::default().with_memory_bytes(48 << 20);
+    let corpus: [(&str, &Limits); 8] = [
+        ("print('hello')", &Limits::default()),
+        (
+            "import json\njson.dumps({'k': list(range(100))})",
+            &Limits::default(),
+        ),
+        (
+            "import sqlite3\nsqlite3.connect(':memory:').execute('select 1').fetchone()",
+            &Limits::default(),
+        ),
+        ("while True: pass", &small),
+        ("x = bytearray(64 << 20)", &tight),
+        ("print('x' * (2 << 20))", &Limits::default()),
+        ("def r(): r()\nr()", &Limits::default()),
+        ("1 / 0", &Limits::default()),
+    ];
+    let mut endings = std::collections::BTreeMap::<&str, u64>::new();
+    let mut resident_mib = Vec::new();
+    let started = Instant::now();
+    for run in 0..SOAK_RUNS {
+        let (code, limits) = corpus[run % corpus.len()];
+        let ending = match evaluator.eval(code, limits) {
+            Ok(outcome) if outcome.error.is_some() => "exception",
+            Ok(outcome) if outcome.stdout_truncated => "truncated",
+            Ok(_) => "ok",
+            Err(pyeval::EvalError::Stopped(pyeval::Stopped::FuelExhausted { .. })) => "fuel",
+            Err(other) => anyhow::bail!("soak: {code:?} ended with {other}"),
+        };
+        *endings.entry(ending).or_default() += 1;
+        if (run + 1) % SOAK_SAMPLE == 0 {
+            resident_mib.push(resident_bytes()? as f64 / (1 << 20) as f64);
+        }
+    }
+    let settled = &resident_mib[1..];
+    let low = settled.iter().cloned().fold(f64::INFINITY, f64::min);
+    let high = settled.iter().cloned().fold(0.0, f64::max);
+    Ok(Soak {
+        seconds: started.elapsed().as_secs_f64(),
+        drift: (high - low) / low,
+        resident_mib,
+        endings: serde_json::to_value(endings)?,
+    })
+}
+
+/// [`SECRET_THREADS`] threads each making [`SECRET_RUNS`] fresh evaluations that plant a
+/// secret of their own (in a global, in builtins, in `sys.modules`, in the environment) and
+/// check that none of another's is there; returns how many saw something not theirs.
+fn secrets_across_threads(evaluator: &Evaluator) -> Result<usize> {
+    let checks = |thread: usize| -> Result<usize> {
+        let mut seen = 0;
+        for run in 0..SECRET_RUNS {
+            let secret = format!("secret-{thread}-{run}");
+            let code = "import builtins, os, sys\n\
+                 stale = [n for n in ('planted',) if n in globals()]\n\
+                 stale += [getattr(builtins, 'planted', None), sys.modules.get('planted')]\n\
+                 planted = builtins.planted = sys.modules['planted'] = os.environ['SECRET']\n\
+                 print(planted, [s for s in stale if s])";
+            let grants = Grants::new().with_env("SECRET", secret.clone());
+            let outcome = evaluator.eval_with(code, &Limits::default(), &grants)?;
+            if outcome.stdout != format!("{secret} []\n") {
+                seen += 1;
+            }
+        }
+        Ok(seen)
+    };
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..SECRET_THREADS)
+            .map(|thread| scope.spawn(move || checks(thread)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a secrets thread panicked"))
+            .sum()
+    })
 }
 
 /// Resident memory added per live instance, with [`LIVE_INSTANCES`] sessions alive.
