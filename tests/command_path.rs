@@ -229,6 +229,8 @@ fn hostile_code_is_contained_on_the_command_path() {
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink("/etc", dir.path().join("etc-link")).unwrap();
     let mount = format!("{}:/data", dir.path().display());
+    let writable = tempfile::tempdir().unwrap();
+    let rw = format!("{}:/w:rw", writable.path().display());
     let cases: &[(&[&str], &str, i32, &str)] = &[
         (
             &["--fuel", "100_000_000"],
@@ -295,6 +297,18 @@ fn hostile_code_is_contained_on_the_command_path() {
             "RuntimeError",
         ),
         (&[], "import os; assert not os.environ, os.environ", 0, ""),
+        (
+            &["--mount", &rw],
+            "import os; os.symlink('/etc', '/w/etc')",
+            1,
+            "PermissionError",
+        ),
+        (
+            &["--fuel", "-1"],
+            "held = [open('/usr/local/lib/python3.13/os.py') for _ in range(20_000)]",
+            123,
+            "resource table",
+        ),
     ];
     for (flags, code, status, stderr) in cases {
         let args: Vec<&str> = flags.iter().copied().chain(["-c", code]).collect();

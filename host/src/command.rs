@@ -12,7 +12,7 @@ use wasmtime::component::{self, Component};
 use wasmtime::{Engine, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::Command;
-use wasmtime_wasi::{FsPerms, I32Exit};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiView};
 
 use crate::cache::{source_key, CacheLocation, CompileCache};
 use crate::error::{SetupError, StopContext, Stopped};
@@ -210,8 +210,10 @@ impl CommandRunner {
         let deadline = limits.wall_time;
         let (result, fuel_left, memory_refused) = match &self.program {
             Program::Module(module, linker) => {
+                let mut wasi = builder.build_p1();
+                crate::sandbox::cap_resources(wasi.ctx().table);
                 let state = P1State {
-                    wasi: builder.build_p1(),
+                    wasi,
                     guard: Guard::new(limits.memory_bytes, None),
                 };
                 let mut store = crate::sandbox::new_store(&self.engine, state, limits)?;

@@ -83,6 +83,11 @@ const MAX_RANDOM_BYTES: u64 = 1 << 20;
 /// Most WASI resources (open files, streams) a guest may hold at once.
 const MAX_RESOURCES: usize = 10_000;
 
+/// Caps `table` at [`MAX_RESOURCES`].
+pub(crate) fn cap_resources(table: &mut ResourceTable) {
+    table.set_max_capacity(MAX_RESOURCES);
+}
+
 /// The filesystem interface whose `symlink-at` the guest may not use.
 const WASI_FILESYSTEM: &str = "wasi:filesystem/types@0.2.12";
 /// WASI preview1's errno `perm`: the operation is not permitted.
@@ -183,7 +188,7 @@ impl SandboxState {
     /// A state for `wasi` kept within `guard`.
     pub(crate) fn new(wasi: WasiCtx, guard: Guard) -> Self {
         let mut table = ResourceTable::new();
-        table.set_max_capacity(MAX_RESOURCES);
+        cap_resources(&mut table);
         SandboxState { wasi, table, guard }
     }
 
