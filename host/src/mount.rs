@@ -115,21 +115,25 @@ impl Mount {
             });
         }
         let shown = host.display().to_string();
-        let dir = open_without_links(host).map_err(|e| match e.raw_os_error() {
-            _ if goes_through_link(host) => MountError::Symlink {
-                spec: spec.to_owned(),
-                host: shown.clone(),
-                target: host.canonicalize().ok().map(|t| t.display().to_string()),
-            },
-            Some(libc::ENOENT | libc::ENOTDIR) => MountError::NotADirectory {
-                spec: spec.to_owned(),
-                host: shown.clone(),
-            },
-            _ => MountError::Open {
-                spec: spec.to_owned(),
-                host: shown.clone(),
-                reason: e.to_string(),
-            },
+        let dir = open_without_links(host).map_err(|e| {
+            if goes_through_link(host) {
+                return MountError::Symlink {
+                    spec: spec.to_owned(),
+                    host: shown.clone(),
+                    target: host.canonicalize().ok().map(|t| t.display().to_string()),
+                };
+            }
+            match e.raw_os_error() {
+                Some(libc::ENOENT | libc::ENOTDIR) => MountError::NotADirectory {
+                    spec: spec.to_owned(),
+                    host: shown.clone(),
+                },
+                _ => MountError::Open {
+                    spec: spec.to_owned(),
+                    host: shown.clone(),
+                    reason: e.to_string(),
+                },
+            }
         })?;
         Ok(Mount {
             host: host.to_owned(),
