@@ -17,6 +17,7 @@ import os
 import random
 import struct
 import sys
+import time
 import traceback
 import types
 from importlib.machinery import ModuleSpec
@@ -223,6 +224,10 @@ class Session:
         for key, value in environ:
             os.environ[key] = value
         sys.argv = list(argv[1:]) or [""]
+        # As python reads PYTHONPATH at start-up: its directories come first.
+        extra = os.environ.get("PYTHONPATH")
+        if extra:
+            sys.path[:0] = [entry for entry in extra.split(os.pathsep) if entry]
 
     def _source_name(self, code):
         # A distinct name per evaluation keeps tracebacks showing the right source lines.
@@ -369,6 +374,78 @@ def _utf8(text):
     return text.encode("utf-8", "backslashreplace")
 
 
+def _sandbox_event_loop_policy():
+    """asyncio's default policy, making event loops for a platform without sockets:
+    coroutines, tasks, timers and `asyncio.sleep` on the host's clock, and no self-pipe
+    (there are no other threads to wake a loop)."""
+    import asyncio
+    import selectors
+
+    class TimerSelector(selectors.BaseSelector):
+        """Nothing to watch: `select` sleeps until the next timer is due."""
+
+        def __init__(self):
+            self._map = {}
+
+        def register(self, fileobj, events, data=None):
+            raise OSError(58, "the sandbox's event loop cannot wait on files, pipes or sockets")
+
+        def unregister(self, fileobj):
+            raise KeyError(fileobj)
+
+        def select(self, timeout=None):
+            # No timer and nothing ready: the loop waits forever, as it would in python,
+            # until the host's wall-time limit ends it.
+            time.sleep(timeout if timeout is not None else 3600.0)
+            return []
+
+        def close(self):
+            pass
+
+        def get_map(self):
+            return self._map
+
+    class SandboxEventLoop(asyncio.SelectorEventLoop):
+        def __init__(self):
+            super().__init__(TimerSelector())
+
+        def _make_self_pipe(self):
+            pass
+
+        def _close_self_pipe(self):
+            pass
+
+        def _write_to_self(self):
+            pass
+
+    class SandboxEventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+        _loop_factory = SandboxEventLoop
+
+    return SandboxEventLoopPolicy()
+
+
+def _no_threads(*args, **kwargs):
+    raise RuntimeError(
+        "can't start new thread: the sandbox has no threads (WebAssembly without threads)"
+    )
+
+
+def _as_python_is_used():
+    """What `python` sets up and this build lacks: `exit`, `quit`, `help` and friends from
+    `site`; an event loop that needs no sockets; a clear error for threads."""
+    import asyncio
+    import site
+    import threading
+    import _thread
+
+    site.setquit()
+    site.setcopyright()
+    site.sethelper()
+    asyncio.set_event_loop_policy(_sandbox_event_loop_policy())
+    _thread.start_new_thread = _thread.start_joinable_thread = _no_threads
+    threading._start_joinable_thread = _no_threads
+
+
 def _warm_up(session):
     """What every instance does first: wake, and evaluate code that prints, returns a value
     and raises."""
@@ -416,6 +493,7 @@ def prepare(preload):
     sys.meta_path.insert(0, StdlibImporter(STDLIB_BLOB))
     for name in preload:
         __import__(name)
+    _as_python_is_used()
     session = Session()
     _gather_hot_code(session)
     # Twice more, so the first real evaluation finds every code path warm and specialized.

@@ -25,6 +25,11 @@ static STDLIB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stdlib.bin"));
 /// The guest's Python half.
 static BOOTSTRAP: &str = include_str!("bootstrap.py");
 
+/// The file name of the bootstrap's code. It is import machinery (its importer runs
+/// modules' code), and `warnings` skips frames whose file name holds both `importlib` and
+/// `_bootstrap` when it attributes a warning, as it does for CPython's own importer.
+const BOOTSTRAP_NAME: &CStr = c"<pyeval importlib._bootstrap>";
+
 /// Options of `python` that `wasi:cli/run` accepts and ignores (the host's command line
 /// reads the same file).
 static IGNORED_OPTIONS: &str = include_str!("ignored_options.txt");
@@ -81,9 +86,10 @@ extern "C" {
     fn __wasilibc_deinitialize_environ();
     /// src/compile_split.c: a new reference to the `compile_split` function.
     fn pyeval_compile_split() -> *mut PyObject;
-    /// src/sqlite_entropy.c: SQLite seeds its PRNG from WASI's random_get.
-    fn pyeval_sqlite_use_host_entropy();
-    /// src/sqlite_entropy.c: SQLite seeds its PRNG again when it next needs randomness.
+    /// src/sqlite_vfs.c: SQLite's default VFS takes no file locks and seeds its PRNG from
+    /// WASI's random_get.
+    fn pyeval_sqlite_setup();
+    /// src/sqlite_vfs.c: SQLite seeds its PRNG again when it next needs randomness.
     fn pyeval_sqlite_reseed();
 }
 
@@ -96,7 +102,7 @@ pub extern "C" fn pyeval_init() {
     wit_bindgen::rt::run_ctors_once();
     unsafe {
         start_interpreter();
-        pyeval_sqlite_use_host_entropy();
+        pyeval_sqlite_setup();
         let session = run_bootstrap();
         SESSION = session;
         heap::seal();
@@ -168,11 +174,11 @@ unsafe fn run_bootstrap() -> *mut PyObject {
         c"IGNORED_OPTIONS".as_ptr(),
         str_object(IGNORED_OPTIONS),
     );
-    let file = PyUnicode_FromString(c"<pyeval>".as_ptr());
+    let file = PyUnicode_FromString(BOOTSTRAP_NAME.as_ptr());
     PyDict_SetItemString(globals, c"__file__".as_ptr(), file);
     let source = CString::new(BOOTSTRAP).unwrap();
     let code = expect(
-        Py_CompileString(source.as_ptr(), c"<pyeval>".as_ptr(), Py_file_input),
+        Py_CompileString(source.as_ptr(), BOOTSTRAP_NAME.as_ptr(), Py_file_input),
         "compiling the bootstrap",
     );
     expect(
