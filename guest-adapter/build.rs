@@ -67,16 +67,16 @@ fn main() {
 }
 
 /// Builds src/compile_split.c against CPython's headers, internal ones included, and
-/// src/sqlite_entropy.c against SQLite's.
+/// src/sqlite_vfs.c against SQLite's.
 fn compile_c(cpython: &Path) {
     println!("cargo:rerun-if-changed=src/compile_split.c");
-    println!("cargo:rerun-if-changed=src/sqlite_entropy.c");
+    println!("cargo:rerun-if-changed=src/sqlite_vfs.c");
     let include = cpython.join("include/python3.13");
     cc::Build::new()
         .compiler(cpython.join("toolchain/bin/clang"))
         .archiver(cpython.join("toolchain/bin/llvm-ar"))
         .file("src/compile_split.c")
-        .file("src/sqlite_entropy.c")
+        .file("src/sqlite_vfs.c")
         .include(&include)
         .include(include.join("internal"))
         .opt_level(2)

@@ -1,10 +1,15 @@
-/* SQLite's random numbers from the host's entropy, reseeded in every instance.
+/* SQLite's operating-system layer as the sandbox needs it.
  *
- * SQLite seeds its PRNG once, from its VFS's xRandomness; on WASI the default VFS has no
- * /dev/urandom and falls back to the time, and whatever seed the snapshot took would be
- * shared by every instance made from it. pyeval_sqlite_use_host_entropy (before the
- * snapshot) points xRandomness at WASI's random_get; pyeval_sqlite_reseed (first call of
- * each instance) makes SQLite seed again, from that, when it next needs randomness. */
+ * Randomness: SQLite seeds its PRNG once, from its VFS's xRandomness; on WASI the unix VFS
+ * has no /dev/urandom and falls back to the time, and whatever seed the snapshot took
+ * would be shared by every instance made from it. The VFS draws from WASI's random_get
+ * instead, and pyeval_sqlite_reseed (first call of each instance) makes SQLite seed again
+ * when it next needs randomness.
+ *
+ * Locking: WASI has no file locks, so the default unix VFS reports every second
+ * connection to a database file as "database is locked". The interpreter is single-
+ * threaded and alone with its files, so the default VFS is "unix-none", which takes no
+ * locks. */
 
 #include <sqlite3.h>
 #include <unistd.h>
@@ -23,10 +28,14 @@ static int host_randomness(sqlite3_vfs *vfs, int n, char *out) {
     return done;
 }
 
-void pyeval_sqlite_use_host_entropy(void) {
-    sqlite3_vfs *vfs = sqlite3_vfs_find(0);
+void pyeval_sqlite_setup(void) {
+    sqlite3_vfs *vfs = sqlite3_vfs_find("unix-none");
+    if (vfs == 0) {
+        vfs = sqlite3_vfs_find(0);
+    }
     if (vfs != 0) {
         vfs->xRandomness = host_randomness;
+        sqlite3_vfs_register(vfs, 1);
     }
 }
 
