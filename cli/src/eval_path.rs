@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use pyeval::{EvalError, Evaluator};
+use pyeval::{EvalError, Evaluator, Stdin};
 
 use crate::args::Cli;
 use crate::invocation::Invocation;
@@ -15,8 +15,11 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Invocation::parse(&cli.args, std::io::stdin().is_terminal()).map_err(anyhow::Error::msg)?;
     let limits = cli.limits()?;
     let mut grants = cli.grants();
+    // The program reads this process's stdin, as under python, unless it came from there.
+    grants.stdin = Stdin::Inherit;
     let (program, argv, show_value) = match invocation {
         Invocation::Interactive => {
+            grants.stdin = Stdin::Empty;
             let evaluator = load()?;
             return repl::run(&evaluator, &limits, &grants);
         }
@@ -39,11 +42,14 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
                 false,
             )
         }
-        Invocation::Stdin { argv } => (
-            read_program(std::io::stdin(), limits.code_bytes, "the program on stdin")?,
-            argv,
-            false,
-        ),
+        Invocation::Stdin { argv } => {
+            grants.stdin = Stdin::Empty;
+            (
+                read_program(std::io::stdin(), limits.code_bytes, "the program on stdin")?,
+                argv,
+                false,
+            )
+        }
     };
 
     grants.argv = argv;

@@ -48,5 +48,5 @@ pub use limits::{
 };
 pub use mount::{Mount, MountError};
 pub use outcome::{Outcome, PyException};
-pub use sandbox::Grants;
+pub use sandbox::{Grants, Stdin};
 pub use session::Session;

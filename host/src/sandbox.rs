@@ -8,6 +8,7 @@ use wasmtime::component::{self, Resource};
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::filesystem::Descriptor;
 use wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::error::SetupError;
@@ -28,6 +29,21 @@ pub struct Grants {
     /// `sys.argv` of evaluated code (empty gives `['']`); the command path takes its
     /// arguments from the run instead.
     pub argv: Vec<String>,
+    /// What evaluated code reads on stdin (the command path always reads the host's).
+    pub stdin: Stdin,
+}
+
+/// What the guest reads on its standard input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stdin {
+    /// Nothing: reads see end of input at once.
+    #[default]
+    Empty,
+    /// These bytes, then end of input.
+    Bytes(Vec<u8>),
+    /// This process's own stdin, as it arrives (for a command line).
+    Inherit,
 }
 
 impl Grants {
@@ -45,6 +61,12 @@ impl Grants {
     /// These grants and the environment variable `key=value`.
     pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// These grants with `stdin` as the guest's standard input.
+    pub fn with_stdin(mut self, stdin: Stdin) -> Self {
+        self.stdin = stdin;
         self
     }
 
@@ -73,6 +95,15 @@ impl Grants {
         }
         for (key, value) in &self.env {
             builder.env(key, value);
+        }
+        match &self.stdin {
+            Stdin::Empty => {}
+            Stdin::Bytes(bytes) => {
+                builder.stdin(MemoryInputPipe::new(bytes.clone()));
+            }
+            Stdin::Inherit => {
+                builder.inherit_stdin();
+            }
         }
         Ok(builder)
     }
