@@ -330,3 +330,19 @@ fn program_input_is_bounded() {
     assert!(piped.stderr.contains("over the limit"), "{}", piped.stderr);
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// As under python, a program given with -c, as a script or with -m reads this process's
+/// stdin.
+#[test]
+fn the_program_reads_stdin() {
+    let run = Run::new(&["-c", "print(input().upper())"])
+        .stdin("abc\n")
+        .go();
+    run.assert_status(0);
+    assert_eq!(run.stdout, "ABC\n");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.py");
+    std::fs::write(&script, "import sys\nprint(len(sys.stdin.read()))\n").unwrap();
+    let run = Run::new(&[script.to_str().unwrap()]).stdin("12345").go();
+    assert_eq!(run.stdout, "5\n");
+}

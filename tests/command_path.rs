@@ -304,7 +304,8 @@ fn hostile_code_is_contained_on_the_command_path() {
             "PermissionError",
         ),
         (
-            &["--fuel", "-1"],
+            // 10,000 opens take seconds on a loaded machine.
+            &["--fuel", "-1", "--timeout", "120"],
             "held = [open('/usr/local/lib/python3.13/os.py') for _ in range(20_000)]",
             123,
             "resource table",
