@@ -18,7 +18,7 @@ use crate::limits::Limits;
 use crate::mount::Mount;
 
 /// What a run is given beyond computing: host directories, environment variables and, on
-/// the evaluator path, the arguments that become `sys.argv`.
+/// the evaluator path, the arguments that become `sys.argv` and what stdin holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Grants {
