@@ -124,3 +124,25 @@ fn threads_say_why_they_cannot_start() {
     assert_eq!(error.type_name, "RuntimeError");
     assert!(error.message.contains("no threads"), "{}", error.message);
 }
+
+#[test]
+fn await_works_at_the_top_level() {
+    let outcome = run(
+        "import asyncio\nawait asyncio.sleep(0.01)\nawait asyncio.sleep(0, 'done')",
+        &Grants::new(),
+    );
+    assert_eq!(outcome.value.as_deref(), Some("'done'"));
+    // A session keeps its loop: a task made in one evaluation finishes in the next.
+    let mut session = evaluator().session(&Limits::default()).unwrap();
+    session
+        .eval("import asyncio\ntask = asyncio.ensure_future(asyncio.sleep(0.01, 42))\nawait asyncio.sleep(0)")
+        .unwrap();
+    let second = session.eval("await task").unwrap();
+    assert_eq!(second.value.as_deref(), Some("42"), "{second:?}");
+    // Plain code is untouched, and asyncio.run still works beside it.
+    let outcome = run(
+        "import asyncio\nasync def f():\n    return 7\nasyncio.run(f())",
+        &Grants::new(),
+    );
+    assert_eq!(outcome.value.as_deref(), Some("7"));
+}

@@ -22,6 +22,8 @@ import traceback
 import types
 from importlib.machinery import ModuleSpec
 
+# `inspect.CO_COROUTINE`: the flag of code that compiled a top-level `await`.
+_CO_COROUTINE = 0x80
 # Where the interpreter was told its stdlib is (from its home, set while initializing).
 STDLIB_DIR = sys._stdlib_dir
 # The output limit until the host sets one (the WIT interface documents it).
@@ -208,6 +210,7 @@ class Session:
         self.namespace = sys.modules["__main__"].__dict__
         self._counter = 0
         self._captures = None
+        self._loop = None
 
     def wake(self, environ, argv):
         """First call on this instance: state frozen into the snapshot is made its own.
@@ -236,6 +239,24 @@ class Session:
         linecache.cache[name] = (len(code), None, code.splitlines(True), name)
         return name
 
+    def _run(self, code):
+        """Runs compiled code in `__main__` and returns its value. Code with a top-level
+        `await` is a coroutine's: it runs on this session's event loop."""
+        if code.co_flags & _CO_COROUTINE:
+            return self._event_loop().run_until_complete(eval(code, self.namespace))
+        return eval(code, self.namespace)
+
+    def _event_loop(self):
+        """This session's event loop, made the current one (so that tasks made by plain
+        code before an `await` belong to it too)."""
+        import asyncio
+
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        return loop
+
     def _capture(self):
         """The stdout and stderr captures, emptied for a new evaluation. They are made once
         per instance (making them costs more than a small evaluation), and again only when
@@ -259,10 +280,12 @@ class Session:
             filename = self._source_name(code)
             body, last = compile_split(code, filename)
             compiled = True
+            if last is not None and last.co_flags & _CO_COROUTINE:
+                self._event_loop()
             if body is not None:
-                exec(body, self.namespace)
+                self._run(body)
             if last is not None:
-                result = eval(last, self.namespace)
+                result = self._run(last)
                 if result is not None:
                     builtins._ = result
                     value = _cut(_utf8(repr(result)), self.output_limit)

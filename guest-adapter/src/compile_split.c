@@ -42,8 +42,9 @@ static PyObject *compile_split(PyObject *self, PyObject *const *args, Py_ssize_t
     PyObject *body = NULL, *last = NULL, *result = NULL;
     PyCompilerFlags flags = _PyCompilerFlags_INIT;
     /* As compile() does for str source: the text is already decoded, so a coding cookie
-     * or byte order mark in it means nothing. */
-    flags.cf_flags = PyCF_SOURCE_IS_UTF8 | PyCF_IGNORE_COOKIE;
+     * or byte order mark in it means nothing. `await` is allowed at the top level, as in
+     * notebooks and asyncio's REPL: such code compiles to a coroutine's code. */
+    flags.cf_flags = PyCF_SOURCE_IS_UTF8 | PyCF_IGNORE_COOKIE | PyCF_ALLOW_TOP_LEVEL_AWAIT;
 
     mod_ty module = _PyParser_ASTFromString(text, filename, Py_file_input, &flags, arena);
     if (module == NULL) {
