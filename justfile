@@ -18,6 +18,7 @@ build-cpython:
 # Build target/pyeval.wasm (the guest module, pre-initialized and componentized) and its
 # compiled form target/pyeval.cwasm, which the library embeds.
 build-component: build-cpython
+    python3 tools/tzdata.py
     cd guest-adapter && cargo build --release --quiet
     cargo run --quiet -p pyeval-componentize --bin pyeval-componentize -- "{{guest}}" target/cpython/stdlib target/pyeval.wasm
 

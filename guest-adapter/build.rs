@@ -64,6 +64,42 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let blob = pack_stdlib(&cpython.join("stdlib"));
     fs::write(out.join("stdlib.bin"), blob).unwrap();
+
+    let tzdata = std::env::var_os("PYEVAL_TZDATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest_dir.join("../target/tzdata"));
+    println!("cargo:rerun-if-env-changed=PYEVAL_TZDATA_DIR");
+    println!("cargo:rerun-if-changed={}", tzdata.join("zones").display());
+    fs::write(out.join("tzdata.bin"), pack_tzdata(&tzdata)).unwrap();
+}
+
+/// Packs the zone files that `zones` (one key a line) lists under `zoneinfo/`, as
+/// `b"PYEVTZD1" | u32 count | count × (u16 key length | key | u32 offset | u32 length) |
+/// data`, offsets counted from the start of the blob, integers little-endian.
+fn pack_tzdata(dir: &Path) -> Vec<u8> {
+    let zones = fs::read_to_string(dir.join("zones")).unwrap_or_else(|e| {
+        panic!(
+            "no time-zone data at {}: {e}; run `just build-component`",
+            dir.display()
+        )
+    });
+    let keys: Vec<&str> = zones.split_whitespace().collect();
+    let index_len: usize = 12 + keys.iter().map(|k| 2 + k.len() + 8).sum::<usize>();
+    let mut index = Vec::with_capacity(index_len);
+    let mut data = Vec::new();
+    index.extend_from_slice(b"PYEVTZD1");
+    index.extend_from_slice(&(keys.len() as u32).to_le_bytes());
+    for key in &keys {
+        let bytes = fs::read(dir.join("zoneinfo").join(key)).unwrap();
+        index.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        index.extend_from_slice(key.as_bytes());
+        index.extend_from_slice(&((index_len + data.len()) as u32).to_le_bytes());
+        index.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        data.extend_from_slice(&bytes);
+    }
+    assert_eq!(index.len(), index_len);
+    index.extend_from_slice(&data);
+    index
 }
 
 /// Builds src/compile_split.c against CPython's headers, internal ones included, and

@@ -3,8 +3,9 @@
 It installs the importer that serves the standard library from the component's own
 memory, and defines what the Rust exports call: `evaluate` for `evaluator.eval` and
 `main` for `wasi:cli/run`. The Rust side passes in `STDLIB_BLOB`, a memoryview of the
-packed standard library (see guest-adapter/build.rs for its layout), `compile_split`
-(src/compile_split.c) and `IGNORED_OPTIONS`, the text of src/ignored_options.txt.
+packed standard library and `TZDATA_BLOB`, the packed time-zone data (see
+guest-adapter/build.rs for their layouts), `compile_split` (src/compile_split.c) and
+`IGNORED_OPTIONS`, the text of src/ignored_options.txt.
 """
 
 import builtins
@@ -447,6 +448,38 @@ def _sandbox_event_loop_policy():
     return SandboxEventLoopPolicy()
 
 
+def _serve_tzdata(blob):
+    """Makes `zoneinfo` find its zones in the packed data of the `tzdata` package, as it
+    would find the installed package."""
+    import zoneinfo
+    from zoneinfo import _common, _tzpath
+
+    if bytes(blob[:8]) != b"PYEVTZD1":
+        raise ImportError("the packed time-zone data is damaged")
+    (count,) = struct.unpack_from("<I", blob, 8)
+    index, pos = {}, 12
+    for _ in range(count):
+        (key_len,) = struct.unpack_from("<H", blob, pos)
+        key = bytes(blob[pos + 2 : pos + 2 + key_len]).decode()
+        pos += 2 + key_len
+        offset, length = struct.unpack_from("<II", blob, pos)
+        pos += 8
+        index[key] = (offset, offset + length)
+
+    def load_tzdata(key):
+        entry = index.get(key)
+        if entry is None:
+            raise zoneinfo.ZoneInfoNotFoundError(f"No time zone found with key {key}")
+        return io.BytesIO(blob[entry[0] : entry[1]])
+
+    def available_timezones():
+        """Returns a set containing all available time zones."""
+        return set(index)
+
+    _common.load_tzdata = load_tzdata
+    _tzpath.available_timezones = zoneinfo.available_timezones = available_timezones
+
+
 def _no_threads(*args, **kwargs):
     raise RuntimeError(
         "can't start new thread: the sandbox has no threads (WebAssembly without threads)"
@@ -455,7 +488,8 @@ def _no_threads(*args, **kwargs):
 
 def _as_python_is_used():
     """What `python` sets up and this build lacks: `exit`, `quit`, `help` and friends from
-    `site`; an event loop that needs no sockets; a clear error for threads."""
+    `site`; an event loop that needs no sockets; time-zone data; a clear error for
+    threads."""
     import asyncio
     import site
     import threading
@@ -465,6 +499,7 @@ def _as_python_is_used():
     site.setcopyright()
     site.sethelper()
     asyncio.set_event_loop_policy(_sandbox_event_loop_policy())
+    _serve_tzdata(TZDATA_BLOB)
     _thread.start_new_thread = _thread.start_joinable_thread = _no_threads
     threading._start_joinable_thread = _no_threads
 

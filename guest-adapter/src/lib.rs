@@ -22,6 +22,9 @@ use exports::pyeval::sandbox::evaluator::{self, Exception, Outcome};
 /// The compiled standard library, packed by build.rs.
 static STDLIB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stdlib.bin"));
 
+/// The IANA time-zone data of the `tzdata` package, packed by build.rs.
+static TZDATA: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tzdata.bin"));
+
 /// The guest's Python half.
 static BOOTSTRAP: &str = include_str!("bootstrap.py");
 
@@ -163,6 +166,16 @@ unsafe fn run_bootstrap() -> *mut PyObject {
         globals,
         c"STDLIB_BLOB".as_ptr(),
         expect(blob, "wrapping the stdlib"),
+    );
+    let tzdata = PyMemoryView_FromMemory(
+        TZDATA.as_ptr() as *mut c_char,
+        TZDATA.len() as _,
+        PyBUF_READ,
+    );
+    PyDict_SetItemString(
+        globals,
+        c"TZDATA_BLOB".as_ptr(),
+        expect(tzdata, "wrapping the time-zone data"),
     );
     PyDict_SetItemString(
         globals,
