@@ -146,3 +146,29 @@ fn await_works_at_the_top_level() {
     );
     assert_eq!(outcome.value.as_deref(), Some("7"));
 }
+
+#[test]
+fn zoneinfo_has_the_iana_data() {
+    let outcome = run(
+        "from zoneinfo import ZoneInfo, available_timezones\n\
+         from datetime import datetime\n\
+         d = datetime(2024, 7, 1, 12, tzinfo=ZoneInfo('Europe/Paris'))\n\
+         (d.isoformat(), d.astimezone(ZoneInfo('America/New_York')).isoformat(),\n\
+          'Asia/Tokyo' in available_timezones())",
+        &Grants::new(),
+    );
+    assert_eq!(
+        outcome.value.as_deref(),
+        Some("('2024-07-01T12:00:00+02:00', '2024-07-01T06:00:00-04:00', True)")
+    );
+    let unknown = evaluator()
+        .eval(
+            "import zoneinfo\nzoneinfo.ZoneInfo('Nowhere/City')",
+            &Limits::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        unknown.error.unwrap().type_name,
+        "zoneinfo._common.ZoneInfoNotFoundError"
+    );
+}
