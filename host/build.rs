@@ -1,5 +1,5 @@
 //! Embeds the evaluator component (`target/pyeval.wasm`, from `just build-component`), its
-//! SHA-256 (which keys the compiled-code cache without hashing 27 MB at every start), and
+//! SHA-256 (which keys the compiled-code cache without hashing the component at every start), and
 //! its compiled form `target/pyeval.cwasm` when the build made one for this component.
 
 use sha2::{Digest, Sha256};
