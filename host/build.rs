@@ -1,6 +1,6 @@
 //! Embeds the evaluator component (`target/pyeval.wasm`, from `just build-component`), its
-//! SHA-256 (which keys the compiled-code cache without hashing the component at every start), and
-//! its compiled form `target/pyeval.cwasm` when the build made one for this component.
+//! SHA-256 (which keys the compiled-code cache without hashing the component at every
+//! start), and its compiled form `target/pyeval.cwasm` when the build made one for it.
 
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
