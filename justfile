@@ -15,8 +15,8 @@ wasmtime := tools / "wasmtime-48.0.8/bin/wasmtime"
 build-cpython:
     python3 tools/cpython.py
 
-# Build target/pyeval.wasm (the guest module, pre-initialized and componentized) and its
-# compiled form target/pyeval.cwasm, which the library embeds.
+# (The library embeds both the component and its compiled form, target/pyeval.cwasm.)
+# Build target/pyeval.wasm: the guest module, pre-initialized and componentized.
 build-component: build-cpython
     python3 tools/tzdata.py
     cd guest-adapter && cargo build --release --quiet
@@ -46,8 +46,8 @@ test: build-component other-hosts
     RUSTDOCFLAGS="-D warnings" cargo doc -p pyeval --no-deps --quiet
     PYEVAL_WASMTIME="{{wasmtime}}" cargo test --workspace
 
-# Feed 100,000 random and mutated programs under random limits through the library (a
-# slice of the same test runs in `just test`); RUNS and SEED change them.
+# (A slice of the same test runs in `just test`.)
+# Fuzz the library with RUNS mutated programs under random limits, from SEED.
 fuzz RUNS="100000" SEED="24301": build-component
     PYEVAL_FUZZ_RUNS={{RUNS}} PYEVAL_FUZZ_SEED={{SEED}} cargo test -p pyeval --test fuzz -- --nocapture
 
