@@ -26,8 +26,9 @@ build-component: build-cpython
 run *args: build-component
     cargo run --quiet -p pyeval-cli --bin pyeval -- "$@"
 
-# What the tests of other hosts need: the wasmtime CLI at our wasmtime version (installed
-# once into the cache), the Node example transpiled with jco, the composed calculator.
+# (The wasmtime CLI at our wasmtime version, installed once into the cache; the Node example
+# transpiled with jco; the composed calculator.)
+# Prepare what the tests of other hosts need.
 other-hosts: build-component
     [ -x "{{wasmtime}}" ] || cargo install wasmtime-cli --version 48.0.8 --locked --quiet --no-default-features --features run,cranelift,component-model,cache,parallel-compilation --root "{{tools}}/wasmtime-48.0.8"
     cd examples/node && npm install --no-audit --no-fund --silent && npm run --silent transpile > /dev/null
