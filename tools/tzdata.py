@@ -23,6 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def main():
+    if not os.environ.get("PYEVAL_CACHE_DIR"):
+        sys.exit("[pyeval] PYEVAL_CACHE_DIR is not set: run `just build-component`")
     cache = Path(os.environ["PYEVAL_CACHE_DIR"])
     out = cache / f"tzdata-{VERSION}-{SHA256[:16]}"
     if not (out / "zones").is_file():
