@@ -81,8 +81,14 @@ impl Limits {
         self
     }
 
-    /// Refuses limits no run can be held to.
-    pub(crate) fn check(&self) -> Result<(), SetupError> {
+    /// Refuses limits no run can be held to, on an engine that counts fuel or (`metered`
+    /// false) does not.
+    pub(crate) fn check(&self, metered: bool) -> Result<(), SetupError> {
+        if !metered && self.fuel != Fuel::Unlimited {
+            return Err(SetupError::Config(
+                "this engine does not meter fuel: give it Fuel::Unlimited".into(),
+            ));
+        }
         if self.wall_time.is_zero() || self.wall_time > MAX_WALL_TIME {
             return Err(SetupError::Config(format!(
                 "the wall-time limit must be above zero and at most {} s, not {:?}",

@@ -171,7 +171,8 @@ pub(crate) trait Guarded: Send + 'static {
     fn guard(&mut self) -> &mut Guard;
 }
 
-/// A store for `data` under `limits`: memory capped, fuel and deadline set. The deadline is
+/// A store for `data` under `limits` (refused when no run can be held to them): memory
+/// capped, fuel and deadline set. The deadline is
 /// checked at every epoch tick, where the guest also yields to the async runtime, so a long
 /// evaluation does not hold a runtime thread for its whole wall time.
 pub(crate) fn new_store<T: Guarded>(
@@ -179,6 +180,7 @@ pub(crate) fn new_store<T: Guarded>(
     data: T,
     limits: &Limits,
 ) -> Result<Store<T>, SetupError> {
+    limits.check(engine.get_consume_fuel())?;
     let mut store = Store::new(engine, data);
     store.limiter(|data| data.guard() as &mut dyn ResourceLimiter);
     store.epoch_deadline_callback(|mut cx| {

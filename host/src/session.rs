@@ -9,7 +9,6 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::error::{EvalError, StopContext, Stopped};
 use crate::evaluator::Inner;
-use crate::fuel::Fuel;
 use crate::guard::Guard;
 use crate::lift::CappedText;
 use crate::limits::Limits;
@@ -55,13 +54,6 @@ impl Session {
         limits: Limits,
         grants: &Grants,
     ) -> Result<Self, EvalError> {
-        limits.check()?;
-        if !evaluator.metered && limits.fuel != Fuel::Unlimited {
-            return Err(crate::error::SetupError::Config(
-                "this evaluator does not meter fuel: give it Fuel::Unlimited".into(),
-            )
-            .into());
-        }
         let stdout = MemoryOutputPipe::new(limits.output_bytes as usize);
         let stderr = MemoryOutputPipe::new(limits.output_bytes as usize);
         let mut builder = grants.wasi()?;
