@@ -73,35 +73,6 @@ fn main() {
     fs::write(out.join("tzdata.bin"), pack_tzdata(&tzdata)).unwrap();
 }
 
-/// Packs the zone files that `zones` (one key a line) lists under `zoneinfo/`, as
-/// `b"PYEVTZD1" | u32 count | count × (u16 key length | key | u32 offset | u32 length) |
-/// data`, offsets counted from the start of the blob, integers little-endian.
-fn pack_tzdata(dir: &Path) -> Vec<u8> {
-    let zones = fs::read_to_string(dir.join("zones")).unwrap_or_else(|e| {
-        panic!(
-            "no time-zone data at {}: {e}; run `just build-component`",
-            dir.display()
-        )
-    });
-    let keys: Vec<&str> = zones.split_whitespace().collect();
-    let index_len: usize = 12 + keys.iter().map(|k| 2 + k.len() + 8).sum::<usize>();
-    let mut index = Vec::with_capacity(index_len);
-    let mut data = Vec::new();
-    index.extend_from_slice(b"PYEVTZD1");
-    index.extend_from_slice(&(keys.len() as u32).to_le_bytes());
-    for key in &keys {
-        let bytes = fs::read(dir.join("zoneinfo").join(key)).unwrap();
-        index.extend_from_slice(&(key.len() as u16).to_le_bytes());
-        index.extend_from_slice(key.as_bytes());
-        index.extend_from_slice(&((index_len + data.len()) as u32).to_le_bytes());
-        index.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        data.extend_from_slice(&bytes);
-    }
-    assert_eq!(index.len(), index_len);
-    index.extend_from_slice(&data);
-    index
-}
-
 /// Builds src/compile_split.c against CPython's headers, internal ones included, and
 /// src/sqlite_vfs.c against SQLite's.
 fn compile_c(cpython: &Path) {
@@ -122,33 +93,62 @@ fn compile_c(cpython: &Path) {
         .compile("pyeval_c");
 }
 
-/// Packs every compiled module of `stdlib` as
-/// `b"PYEVSTD1" | u32 count | count × (u16 name length | name | u8 is_package | u32 offset |
-/// u32 length) | data`, where data is each module's marshalled code (its .pyc minus the
-/// 16-byte header) and offsets count from the start of the blob. Integers are little-endian.
+/// Packs the zone files that `zones` (one key a line) lists under `zoneinfo/`, keyed by
+/// zone (flag 0), in the layout of [`pack`].
+fn pack_tzdata(dir: &Path) -> Vec<u8> {
+    let zones = fs::read_to_string(dir.join("zones")).unwrap_or_else(|e| {
+        panic!(
+            "no time-zone data at {}: {e}; run `just build-component`",
+            dir.display()
+        )
+    });
+    let entries = zones
+        .split_whitespace()
+        .map(|key| {
+            let data = fs::read(dir.join("zoneinfo").join(key)).unwrap();
+            (key.to_owned(), 0, data)
+        })
+        .collect();
+    pack(b"PYEVTZD1", entries)
+}
+
+/// Packs every compiled module of `stdlib`, keyed by module name and flagged 1 for a
+/// package, its data the module's marshalled code (its .pyc minus the 16-byte header), in
+/// the layout of [`pack`].
 fn pack_stdlib(stdlib: &Path) -> Vec<u8> {
     let mut modules = Vec::new();
     collect(stdlib, stdlib, &mut modules);
     modules.sort();
+    let entries = modules
+        .into_iter()
+        .map(|(name, is_package, pyc)| {
+            let code = fs::read(&pyc).unwrap_or_else(|e| panic!("reading {}: {e}", pyc.display()));
+            (name, u8::from(is_package), code[16..].to_vec())
+        })
+        .collect();
+    pack(b"PYEVSTD1", entries)
+}
 
+/// `magic | u32 count | count × (u16 name length | name | u8 flag | u32 offset | u32 length)
+/// | data`, offsets counted from the start of the blob, integers little-endian; bootstrap.py's
+/// `read_packed` reads it.
+fn pack(magic: &[u8; 8], entries: Vec<(String, u8, Vec<u8>)>) -> Vec<u8> {
     let index_len: usize = 12
-        + modules
+        + entries
             .iter()
-            .map(|(n, _, _)| 2 + n.len() + 9)
+            .map(|(name, _, _)| 2 + name.len() + 9)
             .sum::<usize>();
     let mut index = Vec::with_capacity(index_len);
     let mut data = Vec::new();
-    index.extend_from_slice(b"PYEVSTD1");
-    index.extend_from_slice(&(modules.len() as u32).to_le_bytes());
-    for (name, is_package, pyc) in &modules {
-        let code = fs::read(pyc).unwrap_or_else(|e| panic!("reading {}: {e}", pyc.display()));
-        let code = &code[16..];
+    index.extend_from_slice(magic);
+    index.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for (name, flag, bytes) in &entries {
         index.extend_from_slice(&(name.len() as u16).to_le_bytes());
         index.extend_from_slice(name.as_bytes());
-        index.push(u8::from(*is_package));
+        index.push(*flag);
         index.extend_from_slice(&((index_len + data.len()) as u32).to_le_bytes());
-        index.extend_from_slice(&(code.len() as u32).to_le_bytes());
-        data.extend_from_slice(code);
+        index.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        data.extend_from_slice(bytes);
     }
     assert_eq!(index.len(), index_len);
     index.extend_from_slice(&data);

@@ -31,33 +31,35 @@ STDLIB_DIR = sys._stdlib_dir
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 
 
+def read_packed(blob, magic, what):
+    """The index of a blob packed by guest-adapter/build.rs (`pack`): name -> (flag, start,
+    end) of its data."""
+    if bytes(blob[:8]) != magic:
+        raise ImportError(f"the packed {what} is damaged")
+    (count,) = struct.unpack_from("<I", blob, 8)
+    index, pos = {}, 12
+    for _ in range(count):
+        (name_len,) = struct.unpack_from("<H", blob, pos)
+        name = bytes(blob[pos + 2 : pos + 2 + name_len]).decode()
+        pos += 2 + name_len
+        flag, offset, length = struct.unpack_from("<BII", blob, pos)
+        pos += 9
+        index[name] = (flag, offset, offset + length)
+    return index
+
+
 class StdlibImporter:
     """A meta-path finder and loader for the compiled stdlib packed into the component."""
 
     def __init__(self, blob):
         self._blob = blob
-        self._index = self._read_index(blob)
-
-    @staticmethod
-    def _read_index(blob):
-        if bytes(blob[:8]) != b"PYEVSTD1":
-            raise ImportError("the packed standard library is damaged")
-        (count,) = struct.unpack_from("<I", blob, 8)
-        index, pos = {}, 12
-        for _ in range(count):
-            (name_len,) = struct.unpack_from("<H", blob, pos)
-            name = bytes(blob[pos + 2 : pos + 2 + name_len]).decode()
-            pos += 2 + name_len
-            is_package, offset, length = struct.unpack_from("<BII", blob, pos)
-            pos += 9
-            index[name] = (bool(is_package), offset, offset + length)
-        return index
+        self._index = read_packed(blob, b"PYEVSTD1", "the standard library")
 
     def find_spec(self, fullname, path=None, target=None):
         entry = self._index.get(fullname)
         if entry is None:
             return None
-        is_package = entry[0]
+        is_package = bool(entry[0])
         relative = fullname.replace(".", "/")
         if is_package:
             origin = f"{STDLIB_DIR}/{relative}/__init__.py"
@@ -80,7 +82,7 @@ class StdlibImporter:
         return marshal.loads(self._blob[start:end])
 
     def is_package(self, fullname):
-        return self._index[fullname][0]
+        return bool(self._index[fullname][0])
 
     def get_source(self, fullname):
         return None
@@ -454,23 +456,14 @@ def _serve_tzdata(blob):
     import zoneinfo
     from zoneinfo import _common, _tzpath
 
-    if bytes(blob[:8]) != b"PYEVTZD1":
-        raise ImportError("the packed time-zone data is damaged")
-    (count,) = struct.unpack_from("<I", blob, 8)
-    index, pos = {}, 12
-    for _ in range(count):
-        (key_len,) = struct.unpack_from("<H", blob, pos)
-        key = bytes(blob[pos + 2 : pos + 2 + key_len]).decode()
-        pos += 2 + key_len
-        offset, length = struct.unpack_from("<II", blob, pos)
-        pos += 8
-        index[key] = (offset, offset + length)
+    index = read_packed(blob, b"PYEVTZD1", "time-zone data")
 
     def load_tzdata(key):
         entry = index.get(key)
         if entry is None:
             raise zoneinfo.ZoneInfoNotFoundError(f"No time zone found with key {key}")
-        return io.BytesIO(blob[entry[0] : entry[1]])
+        _, start, end = entry
+        return io.BytesIO(blob[start:end])
 
     def available_timezones():
         """Returns a set containing all available time zones."""

@@ -157,26 +157,15 @@ unsafe fn check(status: PyStatus, what: &str) {
 unsafe fn run_bootstrap() -> *mut PyObject {
     let module = PyImport_AddModule(c"_pyeval".as_ptr());
     let globals = PyModule_GetDict(module);
-    let blob = PyMemoryView_FromMemory(
-        STDLIB.as_ptr() as *mut c_char,
-        STDLIB.len() as _,
-        PyBUF_READ,
-    );
-    PyDict_SetItemString(
-        globals,
-        c"STDLIB_BLOB".as_ptr(),
-        expect(blob, "wrapping the stdlib"),
-    );
-    let tzdata = PyMemoryView_FromMemory(
-        TZDATA.as_ptr() as *mut c_char,
-        TZDATA.len() as _,
-        PyBUF_READ,
-    );
-    PyDict_SetItemString(
-        globals,
-        c"TZDATA_BLOB".as_ptr(),
-        expect(tzdata, "wrapping the time-zone data"),
-    );
+    for (name, blob) in [(c"STDLIB_BLOB", STDLIB), (c"TZDATA_BLOB", TZDATA)] {
+        let view =
+            PyMemoryView_FromMemory(blob.as_ptr() as *mut c_char, blob.len() as _, PyBUF_READ);
+        PyDict_SetItemString(
+            globals,
+            name.as_ptr(),
+            expect(view, "wrapping a packed blob"),
+        );
+    }
     PyDict_SetItemString(
         globals,
         c"compile_split".as_ptr(),
