@@ -37,7 +37,8 @@ fn main() -> Result<()> {
     let stamp = out.with_extension("wasm.inputs");
     if out.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(inputs.as_str()) {
         println!("[pyeval] component up to date: {}", out.display());
-        return precompile(out);
+        let component = std::fs::read(out).with_context(|| format!("reading {}", out.display()))?;
+        return precompile(out, &component);
     }
 
     check_imports(&module)?;
@@ -71,13 +72,13 @@ fn main() -> Result<()> {
         out.display(),
         component.len() as f64 / 1e6
     );
-    precompile(out)
+    precompile(out, &component)
 }
 
-/// Writes the compiled form of the component `out` beside it, unless it is there already.
-fn precompile(out: &Path) -> Result<()> {
-    let component = std::fs::read(out).with_context(|| format!("reading {}", out.display()))?;
-    let digest = hex::encode(Sha256::digest(&component));
+/// Writes the compiled form of `component` (the bytes of `out`) beside it, unless it is
+/// there already.
+fn precompile(out: &Path, component: &[u8]) -> Result<()> {
+    let digest = hex::encode(Sha256::digest(component));
     let compiled = out.with_extension("cwasm");
     let source = out.with_extension("cwasm.source");
     if compiled.is_file() && std::fs::read_to_string(&source).ok().as_deref() == Some(&digest) {
@@ -85,7 +86,7 @@ fn precompile(out: &Path) -> Result<()> {
     }
     let started = Instant::now();
     let bytes =
-        pyeval_engine::precompile_evaluator(&component).context("compiling the component")?;
+        pyeval_engine::precompile_evaluator(component).context("compiling the component")?;
     std::fs::write(&compiled, &bytes).with_context(|| format!("writing {}", compiled.display()))?;
     std::fs::write(&source, &digest)?;
     println!(
