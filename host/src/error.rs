@@ -58,25 +58,18 @@ impl Stopped {
     /// Why a guest call failed with `error`, for errors that are not the guest's own
     /// doing (an exit status) or the host's (a full pool): each path checks those first.
     pub(crate) fn classify(error: &wasmtime::Error, context: &StopContext) -> Stopped {
-        match error.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::OutOfFuel) => Stopped::FuelExhausted {
+        use wasmtime::Trap;
+        match (error.downcast_ref::<Trap>(), context.memory_refused) {
+            (Some(Trap::OutOfFuel), _) => Stopped::FuelExhausted {
                 budget: context.budget.unwrap_or(0),
             },
-            Some(wasmtime::Trap::Interrupt) => Stopped::Timeout {
+            (Some(Trap::Interrupt), _) => Stopped::Timeout {
                 limit: context.wall_time,
             },
-            _ => match context.memory_refused {
-                Some(Refusal::Cap(limit)) => Stopped::MemoryLimit { limit },
-                Some(Refusal::Budget(budget)) => Stopped::MemoryBudget { budget },
-                None => Stopped::trap(error),
-            },
-        }
-    }
-
-    fn trap(error: &wasmtime::Error) -> Stopped {
-        match error.downcast_ref::<wasmtime::Trap>() {
-            Some(trap) => Stopped::Trap(trap.to_string()),
-            None => Stopped::Trap(format!("{error:#}")),
+            (_, Some(Refusal::Cap(limit))) => Stopped::MemoryLimit { limit },
+            (_, Some(Refusal::Budget(budget))) => Stopped::MemoryBudget { budget },
+            (Some(trap), None) => Stopped::Trap(trap.to_string()),
+            (None, None) => Stopped::Trap(format!("{error:#}")),
         }
     }
 }

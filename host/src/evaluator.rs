@@ -278,8 +278,8 @@ impl EvaluatorBuilder {
         let pre = linker.instantiate_pre(&component).map_err(not_ours)?;
         // Checks every export of the world against this version's WIT.
         bindings::PythonPre::new(pre.clone()).map_err(not_ours)?;
+        let interface = component.get_export_index(None, EVALUATOR_INTERFACE);
         let export = |name: &str| {
-            let interface = component.get_export_index(None, EVALUATOR_INTERFACE);
             component
                 .get_export_index(interface.as_ref(), name)
                 .ok_or_else(|| not_ours(wasmtime::format_err!("no export {name}")))
