@@ -384,6 +384,17 @@ fn the_embedded_component_loads_without_compiling() {
             .as_deref(),
         Some("2")
     );
+    // Into an empty cache, the embedded form is written, so later starts map it from disk.
+    let cache = tempfile::tempdir().unwrap();
+    Evaluator::builder()
+        .cache(pyeval::CacheLocation::Dir(cache.path().to_owned()))
+        .max_instances(1)
+        .build()
+        .unwrap();
+    let written = std::fs::read_dir(cache.path().join("compiled"))
+        .unwrap()
+        .count();
+    assert_eq!(written, 1, "the embedded compiled form was not cached");
 }
 
 #[test]
