@@ -60,6 +60,7 @@ fn main() {
     println!("cargo:rustc-link-arg=-zstack-size=8388608");
 
     compile_c(&cpython);
+    wrap_wasi_calls();
 
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let blob = pack_stdlib(&cpython.join("stdlib"));
@@ -71,6 +72,20 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PYEVAL_TZDATA_DIR");
     println!("cargo:rerun-if-changed={}", tzdata.join("zones").display());
     fs::write(out.join("tzdata.bin"), pack_tzdata(&tzdata)).unwrap();
+}
+
+/// Has the link send wasi-libc's calls of each `__wasi_X` that src/scratch/calls.rs
+/// defines a `__wrap___wasi_X` for to that function (the scratch file system).
+fn wrap_wasi_calls() {
+    const CALLS: &str = "src/scratch/calls.rs";
+    println!("cargo:rerun-if-changed={CALLS}");
+    let source = fs::read_to_string(CALLS).unwrap();
+    for line in source.lines() {
+        if let Some(rest) = line.split("fn __wrap_").nth(1) {
+            let name = rest.split('(').next().unwrap();
+            println!("cargo:rustc-link-arg=--wrap={name}");
+        }
+    }
 }
 
 /// Builds src/compile_split.c against CPython's headers, internal ones included, and

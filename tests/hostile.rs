@@ -524,10 +524,10 @@ fn files_and_path_escapes() {
                 }),
             ),
             case(
-                "mkdir at the root",
-                "import os\nos.mkdir('/newdir')",
+                "mkdir at the root is the scratch tree's, not the host's",
+                "import os\nos.mkdir('/etc')\nos.listdir('/etc'), sorted(os.listdir('/'))",
                 Budget::Default,
-                Expect::Raises("FileNotFoundError"),
+                Expect::Value("([], ['data', 'etc', 'tmp'])"),
             ),
             case(
                 "proc",
@@ -540,6 +540,120 @@ fn files_and_path_escapes() {
     );
     assert!(dir.path().join("file.txt").exists());
     assert!(!dir.path().join("new.txt").exists());
+}
+
+#[test]
+fn scratch_file_system() {
+    run_all(
+        &[
+            case(
+                "fill it",
+                "import errno\n\
+                 f = open('big', 'wb')\n\
+                 try:\n\
+                 \x20   while True: f.write(b'x' * 2**20)\n\
+                 except OSError as e:\n\
+                 \x20   why = errno.errorcode[e.errno]\n\
+                 why, 16 * 2**20 < f.tell() < 64 * 2**20",
+                Budget::SmallMemory,
+                Expect::Value("('ENOSPC', True)"),
+            ),
+            case(
+                "fill it without catching",
+                "f = open('big', 'wb')\nwhile True: f.write(b'x' * 2**20)",
+                Budget::SmallMemory,
+                Expect::Raises("OSError"),
+            ),
+            case(
+                "many files",
+                "i = 0\nwhile True:\n    open('x' * 200 + str(i), 'w').close(); i += 1",
+                Budget::SmallMemory,
+                Expect::Raises("MemoryError"),
+            ),
+            case(
+                "a deep tree",
+                "import os\n\
+                 fd = os.open('.', os.O_RDONLY)\n\
+                 for _ in range(3000):\n\
+                 \x20   os.mkdir('d', dir_fd=fd)\n\
+                 \x20   fd, old = os.open('d', os.O_RDONLY, dir_fd=fd), fd\n\
+                 \x20   os.close(old)\n\
+                 sum(1 for _ in os.walk('d'))",
+                Budget::ShortTime,
+                // Paths stop at 4,096 bytes, as on Linux: os.walk skips what lies deeper.
+                Expect::Value("2046"),
+            ),
+            case(
+                "too many open files",
+                "import os\n[os.open(f'f{i}', os.O_CREAT | os.O_WRONLY) for i in range(5000)]",
+                Budget::Default,
+                Expect::Raises("OSError"),
+            ),
+            case(
+                "a write far past the end",
+                "f = open('far', 'wb')\nf.seek(2**40)\nf.write(b'x')\nf.flush()",
+                Budget::Default,
+                Expect::Raises("OSError"),
+            ),
+            case(
+                "a sparse file of 2 GiB",
+                "import os\nf = open('huge', 'wb')\nos.truncate(f.fileno(), 2**31)\nos.path.getsize('huge')",
+                Budget::SmallMemory,
+                Expect::Value("2147483648"),
+            ),
+            case(
+                "a sparse file of 2 GiB read whole",
+                "import os\nf = open('huge', 'wb')\nos.truncate(f.fileno(), 2**31)\nlen(open('huge', 'rb').read())",
+                Budget::SmallMemory,
+                Expect::Raises("MemoryError"),
+            ),
+            case(
+                "a size past what the platform addresses",
+                "import os\nf = open('huge', 'wb')\nos.truncate(f.fileno(), 2**40)",
+                Budget::Default,
+                Expect::Raises("OSError"),
+            ),
+            case(
+                "dot-dots stop at the root",
+                "import os\n\
+                 (sorted(os.listdir('/tmp/../../../..')), os.path.exists('../../etc/passwd'),\n\
+                  os.path.exists('/tmp/../../etc/hostname'))",
+                Budget::Default,
+                Expect::Value("(['tmp'], False, False)"),
+            ),
+            case(
+                "a symbolic link",
+                "import os\nopen('target', 'w').close()\nos.symlink('/etc/passwd', 'link')",
+                Budget::Default,
+                Expect::Raises("PermissionError"),
+            ),
+            case(
+                "a hard link to a directory",
+                "import os\nos.mkdir('dir')\nos.link('dir', 'again')",
+                Budget::Default,
+                Expect::Raises("PermissionError"),
+            ),
+            case(
+                "a directory moved into itself",
+                "import os\nos.makedirs('a/b')\nos.rename('a', 'a/b/c')",
+                Budget::Default,
+                Expect::Raises("OSError"),
+            ),
+            case(
+                "the root removed",
+                "import os\nos.rmdir('/')",
+                Budget::Default,
+                Expect::Raises("OSError"),
+            ),
+            case(
+                "nothing left for the next evaluation",
+                "import os\nos.listdir('/tmp')",
+                Budget::Default,
+                Expect::Value("[]"),
+            ),
+        ],
+        &Grants::new(),
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Python as people write it, in the evaluator: asyncio, `exit()` and `help()`, stdin,
 //! `PYTHONPATH`, warnings that point at the user's line, SQLite with several connections,
-//! and a clear word on threads.
+//! a clear word on threads, time zones, and scratch files in memory.
 
 mod common;
 
@@ -80,8 +80,11 @@ fn pythonpath_in_the_environment_extends_the_import_path() {
     let grants = Grants::new()
         .with_mount(Mount::read_only(dir.path(), "/mnt").unwrap())
         .with_env("PYTHONPATH", "/mnt:/nowhere");
-    let outcome = run("import sys, mymod\nmymod.X, sys.path[:2]", &grants);
-    assert_eq!(outcome.value.as_deref(), Some("(42, ['/mnt', '/nowhere'])"));
+    let outcome = run("import sys, mymod\nmymod.X, sys.path[:3]", &grants);
+    assert_eq!(
+        outcome.value.as_deref(),
+        Some("(42, ['', '/mnt', '/nowhere'])")
+    );
 }
 
 #[test]
@@ -170,5 +173,88 @@ fn zoneinfo_has_the_iana_data() {
     assert_eq!(
         unknown.error.unwrap().type_name,
         "zoneinfo._common.ZoneInfoNotFoundError"
+    );
+}
+
+#[test]
+fn scratch_files_are_written_and_read_back_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let grants = Grants::new().with_mount(Mount::read_only(dir.path(), "/data").unwrap());
+    let code = r#"
+import os, shutil, tempfile, pathlib
+log = [os.getcwd(), sorted(os.listdir('/'))]
+with open('out.txt', 'w') as f:
+    f.write('hello\n')
+with open('out.txt', 'a') as f:
+    f.write('again\n')
+log.append(open('/tmp/out.txt').read())
+with tempfile.NamedTemporaryFile('w+b') as f:
+    f.write(b'abc'); f.seek(0)
+    log.append((os.path.dirname(f.name), f.read()))
+with tempfile.TemporaryDirectory() as d:
+    p = pathlib.Path(d, 'a', 'b'); p.mkdir(parents=True)
+    (p / 'c.bin').write_bytes(bytes(range(256)) * 1000)
+    log.append([(os.path.relpath(r, d), ds, fs) for r, ds, fs in os.walk(d)])
+    shutil.copytree(d, 'copy')
+    log.append(os.path.getsize('copy/a/b/c.bin'))
+log.append(sorted(os.listdir()))
+f = open('sparse', 'w+b'); f.seek(100_000); f.write(b'end'); f.truncate(100_001); f.seek(0)
+data = f.read(); log.append((len(data), data.count(0), data[-1:])); f.close()
+os.rename('sparse', 'moved'); os.link('moved', 'hard')
+log.append((os.stat('hard').st_nlink, os.path.exists('sparse')))
+shutil.rmtree('copy'); os.remove('moved'); os.remove('hard')
+open('helper.py', 'w').write('ANSWER = 42\n')
+import helper
+log.append(helper.ANSWER)
+log
+"#;
+    let outcome = run(code, &grants);
+    assert_eq!(
+        outcome.value.as_deref(),
+        Some(
+            "['/tmp', ['data', 'tmp'], 'hello\\nagain\\n', ('/tmp', b'abc'), \
+             [('.', ['a'], []), ('a', ['b'], []), ('a/b', [], ['c.bin'])], 256000, \
+             ['copy', 'out.txt'], (100001, 100000, b'd'), (2, False), 42]"
+        )
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_session_keeps_its_files_and_a_fresh_evaluation_starts_empty() {
+    let mut session = evaluator().session(&Limits::default()).unwrap();
+    let first = session
+        .eval("open('notes.txt', 'w').write('kept')\nopen('/tmp/notes.txt').read()")
+        .unwrap();
+    assert_eq!(first.value.as_deref(), Some("'kept'"));
+    let second = session.eval("open('notes.txt').read()").unwrap();
+    assert_eq!(second.value.as_deref(), Some("'kept'"));
+    let fresh = run(
+        "import os\nos.listdir('/tmp'), os.listdir('/')",
+        &Grants::new(),
+    );
+    assert_eq!(fresh.value.as_deref(), Some("([], ['tmp'])"));
+}
+
+#[test]
+fn mounts_sit_beside_the_scratch_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "a,b\n1,2\n").unwrap();
+    let grants = Grants::new().with_mount(Mount::writable(dir.path(), "/work/io").unwrap());
+    let code = "import os, shutil, errno\n\
+        shutil.copy('/work/io/in.csv', 'local.csv')\n\
+        try:\n\
+        \x20   os.rename('local.csv', '/work/io/out.csv')\n\
+        except OSError as e:\n\
+        \x20   crossed = errno.errorcode[e.errno]\n\
+        shutil.move('local.csv', '/work/io/out.csv')\n\
+        crossed, sorted(os.listdir('/')), os.listdir('/work'), os.path.exists('local.csv')";
+    assert_eq!(
+        run(code, &grants).value.as_deref(),
+        Some("('EXDEV', ['tmp', 'work'], ['io'], False)")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.csv")).unwrap(),
+        "a,b\n1,2\n"
     );
 }

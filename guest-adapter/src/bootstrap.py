@@ -230,10 +230,10 @@ class Session:
         for key, value in environ:
             os.environ[key] = value
         sys.argv = list(argv[1:]) or [""]
-        # As python reads PYTHONPATH at start-up: its directories come first.
-        extra = os.environ.get("PYTHONPATH")
-        if extra:
-            sys.path[:0] = [entry for entry in extra.split(os.pathsep) if entry]
+        # As python -c (or its prompt) starts: the working directory, then the directories
+        # of PYTHONPATH. A script or -m puts its own first entry in place of "" (`_main`).
+        extra = os.environ.get("PYTHONPATH", "")
+        sys.path[:0] = ["", *(entry for entry in extra.split(os.pathsep) if entry)]
 
     def _source_name(self, code):
         # A distinct name per evaluation keeps tracebacks showing the right source lines.
@@ -344,12 +344,11 @@ class Session:
             return 2
         if args and args[0] == "-c":
             sys.argv = ["-c", *args[2:]]
-            sys.path.insert(0, "")
             code = args[1]
             exec(compile(code, self._source_name(code), "exec"), self.namespace)
         elif args and args[0] == "-m":
             sys.argv = [args[1], *args[2:]]
-            sys.path.insert(0, os.getcwd() if _has_cwd() else "")
+            sys.path[0] = os.getcwd() if _has_cwd() else ""
             runpy._run_module_as_main(args[1], alter_argv=True)
         elif args and args[0].startswith("-") and args[0] != "-":
             print(f"pyeval: unsupported option {args[0]} (supported: -c, -m, -V, -, a script)",
@@ -357,7 +356,7 @@ class Session:
             return 2
         elif args and args[0] != "-":
             sys.argv = list(args)
-            sys.path.insert(0, os.path.dirname(args[0]) or ".")
+            sys.path[0] = os.path.dirname(args[0]) or "."
             runpy.run_path(args[0], run_name="__main__")
         elif not args and sys.stdin.isatty():
             import code

@@ -10,6 +10,7 @@ use std::ptr;
 use pyo3_ffi::*;
 
 mod heap;
+mod scratch;
 
 wit_bindgen::generate!({
     world: "python",
@@ -112,6 +113,7 @@ pub extern "C" fn pyeval_init() {
         heap::drain_free_lists();
         // The snapshot must not remember the snapshotting host's directories.
         __wasilibc_reset_preopens();
+        scratch::prepare();
     }
 }
 
@@ -221,6 +223,7 @@ unsafe fn wake() {
     __wasilibc_deinitialize_environ();
     // The snapshot's SQLite PRNG state would otherwise be every instance's.
     pyeval_sqlite_reseed();
+    scratch::attach();
     let environ = PyList_New(0);
     for (key, value) in std::env::vars_os() {
         let pair = PyTuple_New(2);

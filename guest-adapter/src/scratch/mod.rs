@@ -1,0 +1,157 @@
+//! The scratch file system: a writable directory tree at `/` (with `/tmp`, the working
+//! directory) in the instance's own memory. A fresh instance starts with it empty, a
+//! session keeps its files between evaluations, and its bytes count against the memory
+//! limit. Directories the host grants (mounts) are seen at their own paths beside it.
+//!
+//! wasi-libc reaches the host through its `__wasi_*` preview1 functions; the link wraps
+//! those that take a descriptor or a path (build.rs passes `--wrap` for each
+//! `__wrap___wasi_*` function of calls.rs), so calls on this file
+//! system's descriptors are served here and every other call goes on to the host.
+
+mod calls;
+mod tree;
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int};
+
+use tree::{DirRef, Errno, Node, BADF, MFILE};
+
+/// This file system's descriptors start here, far above any the host hands out.
+const FIRST_FD: i32 = 0x4000_0000;
+/// The root's descriptor, preopened as `/`.
+const ROOT_FD: i32 = FIRST_FD;
+/// Open descriptors at most, as Linux's usual limit.
+const MAX_OPEN: usize = 1024;
+/// Created in every instance; the working directory.
+const TMP: &str = "/tmp";
+
+/// An open descriptor.
+struct Handle {
+    node: Node,
+    /// The file position.
+    pos: u64,
+    /// `__wasi_fdflags_t` (append matters).
+    flags: u16,
+    rights: u64,
+    inheriting: u64,
+}
+
+/// The tree and the descriptors open on it.
+struct Scratch {
+    root: DirRef,
+    handles: Vec<Option<Handle>>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let root = tree::Dir::root();
+        tree::mkdir(&root, &TMP.as_bytes()[1..]).expect("a new tree takes /tmp");
+        let handle = Handle {
+            node: Node::Dir(root.clone()),
+            pos: 0,
+            flags: 0,
+            rights: calls::ALL_RIGHTS,
+            inheriting: calls::ALL_RIGHTS,
+        };
+        Scratch {
+            root,
+            handles: vec![Some(handle)],
+        }
+    }
+
+    fn handle(&mut self, fd: i32) -> Result<&mut Handle, Errno> {
+        let index = usize::try_from(fd - FIRST_FD).map_err(|_| BADF)?;
+        self.handles
+            .get_mut(index)
+            .and_then(Option::as_mut)
+            .ok_or(BADF)
+    }
+
+    /// The directory a path given with `fd` starts from.
+    fn dir(&mut self, fd: i32) -> Result<DirRef, Errno> {
+        match &self.handle(fd)?.node {
+            Node::Dir(dir) => Ok(dir.clone()),
+            Node::File(_) => Err(tree::NOTDIR),
+        }
+    }
+
+    fn add(&mut self, handle: Handle) -> Result<i32, Errno> {
+        let index = match self.handles.iter().position(Option::is_none) {
+            Some(index) => index,
+            None if self.handles.len() < MAX_OPEN => {
+                self.handles.push(None);
+                self.handles.len() - 1
+            }
+            None => return Err(MFILE),
+        };
+        self.handles[index] = Some(handle);
+        Ok(FIRST_FD + index as i32)
+    }
+
+    fn close(&mut self, fd: i32) -> Result<Handle, Errno> {
+        let index = usize::try_from(fd - FIRST_FD).map_err(|_| BADF)?;
+        self.handles
+            .get_mut(index)
+            .and_then(Option::take)
+            .ok_or(BADF)
+    }
+}
+
+/// Whether `fd` is one of this file system's descriptors.
+fn owns(fd: i32) -> bool {
+    fd >= FIRST_FD
+}
+
+/// Runs `f` on the scratch file system and turns its result into an errno.
+fn serve(f: impl FnOnce(&mut Scratch) -> Result<(), Errno>) -> Errno {
+    SCRATCH.with(|scratch| match f(&mut scratch.borrow_mut()) {
+        Ok(()) => 0,
+        Err(errno) => errno,
+    })
+}
+
+/// Starts the tree anew, so the snapshot holds an empty `/tmp` and nothing of the
+/// snapshotting host's directories.
+pub fn prepare() {
+    SCRATCH.with(|scratch| *scratch.borrow_mut() = Scratch::new());
+}
+
+extern "C" {
+    /// wasi-libc: which preopened directory serves an absolute path (or -1).
+    fn __wasilibc_find_abspath(
+        path: *const c_char,
+        abs_prefix: *mut *const c_char,
+        relative_path: *mut *const c_char,
+    ) -> c_int;
+    /// wasi-libc: adds a preopened directory.
+    fn __wasilibc_register_preopened_fd(fd: c_int, prefix: *const c_char) -> c_int;
+}
+
+/// Makes the tree `/` and the working directory `/tmp`, unless the host granted a
+/// directory at `/` itself. Runs when an instance wakes: wasi-libc then learns the host's
+/// directories (and the tree gets a directory for each, so listings show them).
+pub fn attach() {
+    let mut prefix = std::ptr::null();
+    let mut relative = std::ptr::null();
+    // SAFETY: wasi-libc's own functions, called with a NUL-terminated path and out-pointers.
+    unsafe {
+        if __wasilibc_find_abspath(c"/".as_ptr(), &mut prefix, &mut relative) >= 0 {
+            return;
+        }
+        __wasilibc_register_preopened_fd(ROOT_FD, c"/".as_ptr());
+    }
+    // The directory was just made; nothing else can have removed it yet.
+    let _ = std::env::set_current_dir(TMP);
+}
+
+/// Gives the tree a directory where the host grants one (at a path other than `/`).
+fn note_host_directory(path: &[u8]) {
+    SCRATCH.with(|scratch| {
+        let root = scratch.borrow().root.clone();
+        tree::mkdir_all(&root, path);
+    });
+}
