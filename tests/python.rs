@@ -214,7 +214,7 @@ log
         Some(
             "['/tmp', ['data', 'tmp'], 'hello\\nagain\\n', ('/tmp', b'abc'), \
              [('.', ['a'], []), ('a', ['b'], []), ('a/b', [], ['c.bin'])], 256000, \
-             ['copy', 'out.txt'], (100001, 100000, b'd'), (2, False), 42]"
+             ['copy', 'out.txt'], (100001, 100000, b'e'), (2, False), 42]"
         )
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
