@@ -117,13 +117,15 @@ fn pack_tzdata(dir: &Path) -> Vec<u8> {
             dir.display()
         )
     });
-    let entries = zones
+    // The files of the `tzdata` package, keyed by their path in it.
+    let mut entries: Vec<_> = zones
         .split_whitespace()
         .map(|key| {
             let data = fs::read(dir.join("zoneinfo").join(key)).unwrap();
-            (key.to_owned(), 0, data)
+            (format!("zoneinfo/{key}"), 0, data)
         })
         .collect();
+    entries.push(("zones".to_owned(), 0, zones.into_bytes()));
     pack(b"PYEVTZD1", entries)
 }
 

@@ -36,6 +36,15 @@ fn asyncio_runs_coroutines_tasks_and_timers() {
         outcome.stderr, "",
         "nothing stray from the sandbox's own frames"
     );
+    // A reset policy, or a loop class named outright, is still the sandbox's loop.
+    let reset = run(
+        "import asyncio\n\
+         asyncio.set_event_loop_policy(None)\n\
+         a = asyncio.run(asyncio.sleep(0, 'a'))\n\
+         a + asyncio.run(asyncio.sleep(0, 'b'), loop_factory=asyncio.EventLoop)",
+        &Grants::new(),
+    );
+    assert_eq!(reset.value.as_deref(), Some("'ab'"));
     // A loop sleeping past the wall-time limit is stopped like any other code.
     let limits = Limits::default().with_wall_time(Duration::from_millis(300));
     let slept = evaluator().eval("import asyncio\nasyncio.run(asyncio.sleep(60))", &limits);
@@ -164,6 +173,17 @@ fn zoneinfo_has_the_iana_data() {
         outcome.value.as_deref(),
         Some("('2024-07-01T12:00:00+02:00', '2024-07-01T06:00:00-04:00', True)")
     );
+    // The data is the `tzdata` package, its files reachable as resources.
+    let resources = run(
+        "import importlib.resources as r\n\
+         (r.files('tzdata').joinpath('zones').read_text().split()[:2],\n\
+          r.files('tzdata.zoneinfo.Europe').joinpath('Paris').read_bytes()[:4])",
+        &Grants::new(),
+    );
+    assert_eq!(
+        resources.value.as_deref(),
+        Some("(['Africa/Abidjan', 'Africa/Algiers'], b'TZif')")
+    );
     let unknown = evaluator()
         .eval(
             "import zoneinfo\nzoneinfo.ZoneInfo('Nowhere/City')",
@@ -197,6 +217,7 @@ with tempfile.TemporaryDirectory() as d:
     log.append([(os.path.relpath(r, d), ds, fs) for r, ds, fs in os.walk(d)])
     shutil.copytree(d, 'copy')
     log.append(os.path.getsize('copy/a/b/c.bin'))
+open('café.txt', 'w').write('é')
 log.append(sorted(os.listdir()))
 f = open('sparse', 'w+b'); f.seek(100_000); f.write(b'end'); f.truncate(100_001); f.seek(0)
 data = f.read(); log.append((len(data), data.count(0), data[-1:])); f.close()
@@ -214,7 +235,7 @@ log
         Some(
             "['/tmp', ['data', 'tmp'], 'hello\\nagain\\n', ('/tmp', b'abc'), \
              [('.', ['a'], []), ('a', ['b'], []), ('a/b', [], ['c.bin'])], 256000, \
-             ['copy', 'out.txt'], (100001, 100000, b'e'), (2, False), 42]"
+             ['café.txt', 'copy', 'out.txt'], (100001, 100000, b'e'), (2, False), 42]"
         )
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

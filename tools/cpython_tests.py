@@ -26,6 +26,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cpython  # noqa: E402  (the pinned sources and the cache)
@@ -92,19 +93,22 @@ def stage():
 
 
 class Result:
-    """What the runner reported for one module on one path."""
+    """What the runner reported for one module on one path: its JUnit XML, else its output."""
 
-    def __init__(self, output, status):
+    def __init__(self, output, status, junit):
         self.output = output
-        self.run = self.failed = self.skipped = 0
-        totals = re.search(r"^Total tests: (.*)$", output, re.M)
-        if totals:
-            counts = dict(re.findall(r"(\w+)=(\d+)", totals.group(1)))
-            self.run = int(counts.get("run", 0))
-            self.failed = int(counts.get("failures", 0))
-            self.skipped = int(counts.get("skipped", 0))
+        self.passed, self.failed, self.skipped = 0, [], 0
+        if junit.is_file():
+            for case in ElementTree.parse(junit).getroot().iter("testcase"):
+                kinds = {child.tag for child in case}
+                if kinds & {"failure", "error"}:
+                    self.failed.append(case.get("name", "?"))
+                elif "skipped" in kinds:
+                    self.skipped += 1
+                else:
+                    self.passed += 1
         verdict = re.search(r"^Result: (.*)$", output, re.M)
-        if re.search(r"^\S+ skipped -- ", output, re.M) or re.search(r"\bskipped -- ", output):
+        if re.search(r"^\S+ skipped -- ", output, re.M):
             self.state = "skipped"
         elif verdict and verdict.group(1).strip() == "SUCCESS" and status == 0:
             self.state = "pass"
@@ -113,30 +117,30 @@ class Result:
         else:
             self.state = f"crashed (status {status})"
 
-    @property
-    def passed(self):
-        return self.run - self.failed - self.skipped
-
     def summary(self):
         if self.state == "skipped":
             reason = re.search(r"skipped -- (.*)", self.output)
             return f"skipped: {reason.group(1).strip() if reason else '?'}"
-        counts = f"{self.passed} passed, {self.failed} failed, {self.skipped} skipped"
+        counts = f"{self.passed} passed, {len(self.failed)} failed, {self.skipped} skipped"
         return counts if self.state in ("pass", "fail") else f"{self.state}; {counts}"
 
 
 def run_module(pyeval, lib, module, stock):
     """Runs one module on one path; returns its Result."""
-    with tempfile.TemporaryDirectory(prefix="pyeval-cpython-tests-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="pyeval-cpython-tests-") as host:
+        results, scratch = Path(host, "results"), Path(host, "tmp")
+        results.mkdir()
+        scratch.mkdir()
         command = [str(pyeval), *LIMITS, "--mount", f"{lib}:{GUEST_LIB}",
-                   "--env", f"PYTHONPATH={GUEST_LIB}"]
+                   "--mount", f"{results}:/results:rw", "--env", f"PYTHONPATH={GUEST_LIB}"]
         if stock:
             # The stock interpreter has no scratch files of its own: a host directory is
             # its /tmp.
             command += ["--python", str(stock), "--mount", f"{scratch}:/tmp:rw"]
-        command += ["-m", "test", "--tempdir", "/tmp/regrtest", module]
+        command += ["-m", "test", "--tempdir", "/tmp/regrtest",
+                    "--junit-xml", "/results/junit.xml", module]
         done = subprocess.run(command, capture_output=True, text=True, errors="replace")
-        return Result(done.stdout + done.stderr, done.returncode)
+        return Result(done.stdout + done.stderr, done.returncode, results / "junit.xml")
 
 
 def main():
@@ -171,8 +175,9 @@ def main():
         rows.append((module, ours.summary(), theirs.summary(), note))
         print(f"{module:40} evaluator: {ours.summary():40} python.wasm: {theirs.summary()}"
               + (f"  [{note}]" if note else ""), flush=True)
-        if args.verbose and ours.state != "pass":
-            print(ours.output[-6000:])
+        if args.verbose and ours.state not in ("pass", "skipped"):
+            print(f"    failing in the evaluator: {', '.join(ours.failed)}")
+            print(ours.output[-4000:])
     if args.markdown:
         lines = ["| module | evaluator | stock python.wasm | note |", "|---|---|---|---|"]
         lines += [f"| {' | '.join(row)} |" for row in rows]

@@ -399,12 +399,14 @@ def _utf8(text):
     return text.encode("utf-8", "backslashreplace")
 
 
-def _sandbox_event_loop_policy():
-    """asyncio's default policy, making event loops for a platform without sockets:
-    coroutines, tasks, timers and `asyncio.sleep` on the host's clock, and no self-pipe
-    (there are no other threads to wake a loop)."""
+def _install_sandbox_event_loop():
+    """Makes asyncio's platform event loop one for a platform without sockets: coroutines,
+    tasks, timers and `asyncio.sleep` on the host's clock, and no self-pipe (there are no
+    other threads to wake a loop). It is asyncio's default policy, `EventLoop` and
+    `SelectorEventLoop`, so code that resets the policy or names a loop class gets it too."""
     import asyncio
     import selectors
+    from asyncio import unix_events
 
     class TimerSelector(selectors.BaseSelector):
         """Nothing to watch: `select` sleeps until the next timer is due."""
@@ -431,8 +433,8 @@ def _sandbox_event_loop_policy():
             return self._map
 
     class SandboxEventLoop(asyncio.SelectorEventLoop):
-        def __init__(self):
-            super().__init__(TimerSelector())
+        def __init__(self, selector=None):
+            super().__init__(selector or TimerSelector())
 
         def _make_self_pipe(self):
             pass
@@ -446,30 +448,100 @@ def _sandbox_event_loop_policy():
     class SandboxEventLoopPolicy(asyncio.DefaultEventLoopPolicy):
         _loop_factory = SandboxEventLoop
 
-    return SandboxEventLoopPolicy()
+    for module in (asyncio, unix_events):
+        module.SelectorEventLoop = module.EventLoop = SandboxEventLoop
+        module.DefaultEventLoopPolicy = SandboxEventLoopPolicy
+    asyncio.set_event_loop_policy(SandboxEventLoopPolicy())
 
 
-def _serve_tzdata(blob):
-    """Makes `zoneinfo` find its zones in the packed data of the `tzdata` package, as it
-    would find the installed package."""
-    import zoneinfo
-    from zoneinfo import _common, _tzpath
+class PackedFiles:
+    """A file or directory of packed data, with the methods of
+    `importlib.resources.abc.Traversable` (how `importlib.resources` sees a package's
+    files). `files` maps paths ("a/b/c") to their data, `dirs` holds every directory."""
 
-    index = read_packed(blob, b"PYEVTZD1", "time-zone data")
+    def __init__(self, files, dirs, path=""):
+        self._files, self._dirs, self._path = files, dirs, path
 
-    def load_tzdata(key):
-        entry = index.get(key)
-        if entry is None:
-            raise zoneinfo.ZoneInfoNotFoundError(f"No time zone found with key {key}")
-        _, start, end = entry
-        return io.BytesIO(blob[start:end])
+    @property
+    def name(self):
+        return self._path.rpartition("/")[2]
 
-    def available_timezones():
-        """Returns a set containing all available time zones."""
-        return set(index)
+    def is_dir(self):
+        return self._path in self._dirs
 
-    _common.load_tzdata = load_tzdata
-    _tzpath.available_timezones = zoneinfo.available_timezones = available_timezones
+    def is_file(self):
+        return self._path in self._files
+
+    def iterdir(self):
+        if not self.is_dir():
+            raise NotADirectoryError(self._path)
+        prefix = f"{self._path}/" if self._path else ""
+        names = {p[len(prefix):].partition("/")[0]
+                 for p in (*self._files, *self._dirs) if p.startswith(prefix) and p != prefix}
+        return (self.joinpath(name) for name in sorted(names) if name)
+
+    def joinpath(self, *descendants):
+        parts = [self._path] if self._path else []
+        for descendant in descendants:
+            parts.extend(part for part in str(descendant).split("/") if part)
+        return PackedFiles(self._files, self._dirs, "/".join(parts))
+
+    __truediv__ = joinpath
+
+    def open(self, mode="r", *args, **kwargs):
+        data = self._files.get(self._path)
+        if data is None:
+            raise FileNotFoundError(self._path)
+        stream = io.BytesIO(data)
+        return stream if "b" in mode else io.TextIOWrapper(stream, *args, **kwargs)
+
+    def read_bytes(self):
+        with self.open("rb") as f:
+            return f.read()
+
+    def read_text(self, encoding=None):
+        with self.open(encoding=encoding) as f:
+            return f.read()
+
+
+class TzdataImporter:
+    """The `tzdata` package (the IANA time-zone data), served from its packed files: its
+    packages import and their files are resources, so `zoneinfo` finds them as it finds the
+    installed package."""
+
+    def __init__(self, blob):
+        index = read_packed(blob, b"PYEVTZD1", "time-zone data")
+        files = {path: blob[start:end] for path, (_, start, end) in index.items()}
+        dirs = {""}
+        for path in files:
+            parts = path.split("/")[:-1]
+            dirs.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+        self._root = PackedFiles(files, dirs)
+
+    def _files(self, fullname):
+        return self._root.joinpath(*fullname.split(".")[1:])
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.partition(".")[0] != "tzdata" or not self._files(fullname).is_dir():
+            return None
+        return ModuleSpec(fullname, self, is_package=True)
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        module.__path__ = []
+
+    def get_resource_reader(self, fullname):
+        return _FilesReader(self._files(fullname))
+
+
+class _FilesReader:
+    def __init__(self, files):
+        self._files = files
+
+    def files(self):
+        return self._files
 
 
 def _no_threads(*args, **kwargs):
@@ -482,7 +554,6 @@ def _as_python_is_used():
     """What `python` sets up and this build lacks: `exit`, `quit`, `help` and friends from
     `site`; an event loop that needs no sockets; time-zone data; a clear error for
     threads."""
-    import asyncio
     import site
     import threading
     import _thread
@@ -490,8 +561,8 @@ def _as_python_is_used():
     site.setquit()
     site.setcopyright()
     site.sethelper()
-    asyncio.set_event_loop_policy(_sandbox_event_loop_policy())
-    _serve_tzdata(TZDATA_BLOB)
+    _install_sandbox_event_loop()
+    sys.meta_path.append(TzdataImporter(TZDATA_BLOB))
     _thread.start_new_thread = _thread.start_joinable_thread = _no_threads
     threading._start_joinable_thread = _no_threads
 

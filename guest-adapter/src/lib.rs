@@ -77,6 +77,7 @@ static PRELOAD: &[&str] = &[
     "typing",
     "unicodedata",
     "xml.etree.ElementTree",
+    "zoneinfo",
 ];
 
 /// The environment variable that gives the interpreter's home while the snapshot is taken
@@ -118,6 +119,13 @@ pub extern "C" fn pyeval_init() {
 }
 
 unsafe fn start_interpreter() {
+    // UTF-8 for file names, `open()` and the streams, as python has it on WASI (there it
+    // comes from the C.UTF-8 locale, which an isolated start does not consult).
+    let mut pre = std::mem::MaybeUninit::<PyPreConfig>::uninit();
+    PyPreConfig_InitIsolatedConfig(pre.as_mut_ptr());
+    let mut pre = pre.assume_init();
+    pre.utf8_mode = 1;
+    check(Py_PreInitialize(&pre), "pre-initializing Python");
     let mut config = std::mem::MaybeUninit::<PyConfig>::uninit();
     PyConfig_InitIsolatedConfig(config.as_mut_ptr());
     let mut config = config.assume_init();
