@@ -9,6 +9,7 @@ calculator := env("CARGO_TARGET_DIR", justfile_directory() / "examples/calculato
 # directory, made explicit for the tools the recipes run.
 export PYEVAL_CACHE_DIR := env("PYEVAL_CACHE_DIR", env("XDG_CACHE_HOME", env("HOME") / ".cache") / "pyeval")
 tools := PYEVAL_CACHE_DIR / "tools"
+target_dir := env("CARGO_TARGET_DIR", justfile_directory() / "target")
 wasmtime := tools / "wasmtime-48.0.8/bin/wasmtime"
 
 # Build CPython 3.13 for wasm32-wasip1 from pinned sources (cached outside the tree).
@@ -46,6 +47,14 @@ test: build-component other-hosts
     ! cargo tree -p pyeval -e normal,build --prefix none --depth 1 | grep -E '^serde_json '
     RUSTDOCFLAGS="-D warnings" cargo doc -p pyeval --no-deps --quiet
     PYEVAL_WASMTIME="{{wasmtime}}" cargo test --workspace
+    python3 tools/cpython_tests.py --pyeval "{{target_dir}}/debug/pyeval" --quick
+
+# (Lib/test of the pinned CPython source, unpacked once into the cache; `--quick` runs the
+# subset `just test` runs; MODULES default to the list in tools/cpython_tests.py.)
+# Run CPython's own test modules in the evaluator and on the stock python.wasm.
+cpython-tests *args: build-component
+    cargo build --quiet -p pyeval-cli
+    python3 tools/cpython_tests.py --pyeval "{{target_dir}}/debug/pyeval" "$@"
 
 # (A slice of the same test runs in `just test`.)
 # Fuzz the library with RUNS mutated programs under random limits, from SEED.
