@@ -186,7 +186,10 @@ def main():
         ours, theirs = results[(module, None)], results[(module, stock)]
         note, expected = KNOWN.get(module, ("", ()))
         surprises = [name for name in ours.failed if not any(e in name for e in expected)]
-        if (ours.state != "pass" and not note) or surprises or ours.state.startswith("crash"):
+        # A failure the JUnit file does not name is no known one either.
+        unnamed = ours.state == "fail" and not ours.failed
+        if (ours.state != "pass" and not note) or surprises or unnamed \
+                or ours.state.startswith("crash"):
             unexplained.append(module)
             note = f"NOT EXPLAINED: {', '.join(surprises) or ours.state}"
         elif ours.state == "pass" and note:
