@@ -10,6 +10,7 @@ calculator := env("CARGO_TARGET_DIR", justfile_directory() / "examples/calculato
 export PYEVAL_CACHE_DIR := env("PYEVAL_CACHE_DIR", env("XDG_CACHE_HOME", env("HOME") / ".cache") / "pyeval")
 tools := PYEVAL_CACHE_DIR / "tools"
 target_dir := env("CARGO_TARGET_DIR", justfile_directory() / "target")
+venv := target_dir / "python-venv"
 wasmtime := tools / "wasmtime-48.0.8/bin/wasmtime"
 
 # Build CPython 3.13 for wasm32-wasip1 from pinned sources (cached outside the tree).
@@ -36,8 +37,18 @@ other-hosts: build-component
     cd examples/calculator && cargo build --release --quiet
     cargo run --quiet -p pyeval-componentize --bin pyeval-compose -- "{{calculator}}" target/pyeval.wasm target/calculator.wasm
 
+# (A virtual environment in the target directory, with maturin and pytest pinned by hash;
+# PROFILE is `dev` for tests, `release` for the bench.)
+# Build the Python package (python/) and install it into target's python-venv.
+python PROFILE="dev": build-component
+    [ -x "{{venv}}/bin/python" ] || python3 -m venv "{{venv}}"
+    "{{venv}}/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r python/requirements-dev.txt
+    rm -rf "{{target_dir}}/wheels"
+    "{{venv}}/bin/maturin" build --quiet --strip --profile "{{PROFILE}}" -m python/Cargo.toml --out "{{target_dir}}/wheels"
+    "{{venv}}/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "{{target_dir}}"/wheels/pyeval-*.whl
+
 # Lints and every test.
-test: build-component other-hosts
+test: build-component other-hosts (python "dev")
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cd guest-adapter && cargo fmt -- --check && cargo clippy --release --quiet --target wasm32-wasip1 -- -D warnings
@@ -48,6 +59,8 @@ test: build-component other-hosts
     RUSTDOCFLAGS="-D warnings" cargo doc -p pyeval --no-deps --quiet
     PYEVAL_WASMTIME="{{wasmtime}}" cargo test --workspace
     python3 tools/cpython_tests.py --pyeval "{{target_dir}}/debug/pyeval" --quick
+    # The Python package, installed, against the binary built by the tests above.
+    PYEVAL_BIN="{{target_dir}}/debug/pyeval" "{{venv}}/bin/pytest" -q -p no:cacheprovider python/tests
 
 # (Lib/test of the pinned CPython source, unpacked once into the cache; `--quick` runs the
 # subset `just test` runs; MODULES default to the list in tools/cpython_tests.py.)

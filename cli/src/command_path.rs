@@ -1,7 +1,6 @@
 //! `--python`: a stock CPython WASI build run like `python`.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use pyeval::{CommandRunner, Fuel};
@@ -16,7 +15,7 @@ fn default_cpython_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/cpython")))
 }
 
-pub fn run(cli: &Cli, python: PathBuf) -> Result<ExitCode> {
+pub fn run(cli: &Cli, python: PathBuf) -> Result<u8> {
     if !python.is_file() {
         bail!("{} does not exist or is not a file", python.display());
     }
@@ -46,10 +45,10 @@ pub fn run(cli: &Cli, python: PathBuf) -> Result<ExitCode> {
         render::fuel_stats(cli.fuel, report.fuel_consumed);
     }
     Ok(match report.status {
-        Ok(code) => ExitCode::from(code as u8),
+        Ok(code) => code as u8,
         Err(stopped) => {
             eprintln!("pyeval: {}", render::stopped_message(&stopped));
-            ExitCode::from(render::stopped_status(&stopped))
+            render::stopped_status(&stopped)
         }
     })
 }

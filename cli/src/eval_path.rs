@@ -1,7 +1,6 @@
 //! The default path: the evaluator component, a typed outcome printed as text or JSON.
 
 use std::io::{IsTerminal, Read};
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use pyeval::{EvalError, Evaluator, Stdin};
@@ -10,7 +9,7 @@ use crate::args::Cli;
 use crate::invocation::Invocation;
 use crate::{render, repl};
 
-pub fn run(cli: &Cli) -> Result<ExitCode> {
+pub fn run(cli: &Cli) -> Result<u8> {
     let invocation =
         Invocation::parse(&cli.args, std::io::stdin().is_terminal()).map_err(anyhow::Error::msg)?;
     let limits = cli.limits()?;

@@ -2,7 +2,6 @@
 //! report, and the one table of exit statuses. Hints name the options that change a limit.
 
 use std::io::IsTerminal;
-use std::process::ExitCode;
 
 use pyeval::{EvalError, Fuel, Outcome, Stopped};
 use serde_json::json;
@@ -68,7 +67,7 @@ fn error_message(error: &EvalError) -> String {
 
 /// Prints an outcome like python would, and returns the matching exit status. Text bound
 /// for a terminal has its control characters escaped.
-pub fn text(result: &Result<Outcome, EvalError>, show_value: bool) -> ExitCode {
+pub fn text(result: &Result<Outcome, EvalError>, show_value: bool) -> u8 {
     let out_tty = std::io::stdout().is_terminal();
     let err_tty = std::io::stderr().is_terminal();
     let shown = |text: &str, tty: bool| {
@@ -102,13 +101,13 @@ pub fn text(result: &Result<Outcome, EvalError>, show_value: bool) -> ExitCode {
         }
         Err(error) => {
             eprintln!("pyeval: {}", error_message(error));
-            ExitCode::from(error_status(error))
+            error_status(error)
         }
     }
 }
 
 /// Prints an outcome, or the failure, as one JSON object; returns the exit status.
-pub fn json(result: &Result<Outcome, EvalError>) -> ExitCode {
+pub fn json(result: &Result<Outcome, EvalError>) -> u8 {
     match result {
         Ok(outcome) => {
             println!(
@@ -122,16 +121,16 @@ pub fn json(result: &Result<Outcome, EvalError>) -> ExitCode {
                 "failure": { "kind": error_kind(error), "message": error_message(error) }
             });
             println!("{failure}");
-            ExitCode::from(error_status(error))
+            error_status(error)
         }
     }
 }
 
-fn outcome_status(outcome: &Outcome) -> ExitCode {
+fn outcome_status(outcome: &Outcome) -> u8 {
     match (outcome.exit_code, &outcome.error) {
-        (Some(code), _) => ExitCode::from(code as u8),
-        (None, Some(_)) => ExitCode::from(1),
-        (None, None) => ExitCode::SUCCESS,
+        (Some(code), _) => code as u8,
+        (None, Some(_)) => 1,
+        (None, None) => 0,
     }
 }
 

@@ -1,7 +1,6 @@
 //! A small interactive loop on one session, for a terminal.
 
 use std::io::{BufRead, Write};
-use std::process::ExitCode;
 
 use anyhow::Result;
 use pyeval::{Evaluator, Grants, Limits};
@@ -10,14 +9,14 @@ use crate::render;
 
 /// Reads statements from stdin and evaluates each in one session until end of input.
 /// A block (a line ending in `:`) continues until an empty line.
-pub fn run(evaluator: &Evaluator, limits: &Limits, grants: &Grants) -> Result<ExitCode> {
+pub fn run(evaluator: &Evaluator, limits: &Limits, grants: &Grants) -> Result<u8> {
     eprintln!("pyeval: Python 3.13 in a sandbox; each input runs under the limits. Ctrl-D exits.");
     let mut session = evaluator.session_with(limits, grants)?;
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {
         let Some(source) = read_statement(&mut lines)? else {
-            return Ok(ExitCode::SUCCESS);
+            return Ok(0);
         };
         if source.trim().is_empty() {
             continue;

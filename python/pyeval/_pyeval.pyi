@@ -1,0 +1,114 @@
+"""Type stubs of the compiled part of pyeval."""
+
+from collections.abc import Awaitable, Mapping, Sequence
+from os import PathLike
+from types import TracebackType
+from typing import Optional, Union
+
+class ExceptionInfo:
+    """An exception that escaped the evaluated code."""
+
+    type_name: str
+    """The exception's qualified type name, e.g. ``"ZeroDivisionError"``."""
+    message: str
+    """``str()`` of the exception."""
+    traceback: str
+    """The formatted traceback, as python prints it."""
+
+class Outcome:
+    """The result of an evaluation that ran to its end."""
+
+    stdout: str
+    stderr: str
+    stdout_truncated: bool
+    stderr_truncated: bool
+    value: Optional[str]
+    """``repr()`` of the last expression's value, if the code ended with one (not None)."""
+    error: Optional[ExceptionInfo]
+    exit_code: Optional[int]
+    """The status given to ``exit()`` / ``sys.exit()``, if the code called it."""
+    fuel_used: int
+    wall_time: float
+    """Seconds."""
+
+class Session:
+    """One interpreter whose state persists across evaluations."""
+
+    def eval(self, code: str) -> Outcome: ...
+    def eval_async(self, code: str) -> Awaitable[Outcome]: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Session: ...
+    def __exit__(
+        self,
+        type: Optional[type[BaseException]],
+        value: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> bool: ...
+
+class Evaluator:
+    """Makes a fresh interpreter for every evaluation; safe to share between threads."""
+
+    def __init__(
+        self,
+        *,
+        max_instances: Optional[int] = None,
+        metered: bool = True,
+        memory_budget: Optional[int] = None,
+        component: Optional[Union[str, PathLike[str]]] = None,
+    ) -> None: ...
+    def eval(
+        self,
+        code: str,
+        *,
+        fuel: Optional[int] = None,
+        memory: Optional[int] = None,
+        timeout: Optional[float] = None,
+        max_output: Optional[int] = None,
+        mounts: Optional[Sequence[str]] = None,
+        env: Optional[Mapping[str, str]] = None,
+        argv: Optional[Sequence[str]] = None,
+        stdin: Optional[Union[str, bytes]] = None,
+    ) -> Outcome: ...
+    def eval_async(
+        self,
+        code: str,
+        *,
+        fuel: Optional[int] = None,
+        memory: Optional[int] = None,
+        timeout: Optional[float] = None,
+        max_output: Optional[int] = None,
+        mounts: Optional[Sequence[str]] = None,
+        env: Optional[Mapping[str, str]] = None,
+        argv: Optional[Sequence[str]] = None,
+        stdin: Optional[Union[str, bytes]] = None,
+    ) -> Awaitable[Outcome]: ...
+    def session(
+        self,
+        *,
+        fuel: Optional[int] = None,
+        memory: Optional[int] = None,
+        timeout: Optional[float] = None,
+        max_output: Optional[int] = None,
+        mounts: Optional[Sequence[str]] = None,
+        env: Optional[Mapping[str, str]] = None,
+        argv: Optional[Sequence[str]] = None,
+        stdin: Optional[Union[str, bytes]] = None,
+    ) -> Session: ...
+    @property
+    def metered(self) -> bool: ...
+    @property
+    def max_instances(self) -> int: ...
+
+class EvalError(Exception):
+    """An evaluation produced no outcome."""
+
+class FuelExhausted(EvalError): ...
+class Timeout(EvalError): ...
+class MemoryLimit(EvalError): ...
+class Crashed(EvalError): ...
+class InvalidCode(EvalError): ...
+class TooManyInstances(EvalError): ...
+class SessionEnded(EvalError): ...
+class SetupError(EvalError): ...
+
+def main(argv: Sequence[str]) -> int: ...

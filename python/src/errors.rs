@@ -1,0 +1,91 @@
+//! The exceptions of a stopped or refused evaluation, all under `pyeval.EvalError`.
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+
+create_exception!(
+    pyeval,
+    EvalError,
+    PyException,
+    "An evaluation produced no outcome."
+);
+create_exception!(
+    pyeval,
+    FuelExhausted,
+    EvalError,
+    "The code used its whole fuel budget."
+);
+create_exception!(
+    pyeval,
+    Timeout,
+    EvalError,
+    "The code ran past its wall-time limit."
+);
+create_exception!(
+    pyeval,
+    MemoryLimit,
+    EvalError,
+    "The code needed more memory than its limit (or the evaluator's shared budget)."
+);
+create_exception!(
+    pyeval,
+    Crashed,
+    EvalError,
+    "The interpreter crashed (a WebAssembly trap), or the evaluation was cancelled."
+);
+create_exception!(
+    pyeval,
+    InvalidCode,
+    EvalError,
+    "The code was refused before it ran: too large, or it holds a NUL character."
+);
+create_exception!(
+    pyeval,
+    TooManyInstances,
+    EvalError,
+    "The evaluator holds as many live instances as it may; retry when one ends."
+);
+create_exception!(
+    pyeval,
+    SessionEnded,
+    EvalError,
+    "The session was stopped by an earlier evaluation, or closed; start a new one."
+);
+create_exception!(
+    pyeval,
+    SetupError,
+    EvalError,
+    "The evaluator, a session or a mount could not be set up."
+);
+
+/// The Python exception for `error`.
+pub fn to_py(error: pyeval::EvalError) -> PyErr {
+    use pyeval::{EvalError as E, Stopped as S};
+    let message = error.to_string();
+    match error {
+        E::Stopped(S::FuelExhausted { .. }) => FuelExhausted::new_err(message),
+        E::Stopped(S::Timeout { .. }) => Timeout::new_err(message),
+        E::Stopped(S::MemoryLimit { .. } | S::MemoryBudget { .. }) => MemoryLimit::new_err(message),
+        E::Stopped(_) => Crashed::new_err(message),
+        E::SessionEnded(_) => SessionEnded::new_err(message),
+        E::InvalidCode(_) => InvalidCode::new_err(message),
+        E::TooManyInstances { .. } => TooManyInstances::new_err(message),
+        E::Setup(_) => SetupError::new_err(message),
+        _ => EvalError::new_err(message),
+    }
+}
+
+pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    module.add("EvalError", py.get_type::<EvalError>())?;
+    module.add("FuelExhausted", py.get_type::<FuelExhausted>())?;
+    module.add("Timeout", py.get_type::<Timeout>())?;
+    module.add("MemoryLimit", py.get_type::<MemoryLimit>())?;
+    module.add("Crashed", py.get_type::<Crashed>())?;
+    module.add("InvalidCode", py.get_type::<InvalidCode>())?;
+    module.add("TooManyInstances", py.get_type::<TooManyInstances>())?;
+    module.add("SessionEnded", py.get_type::<SessionEnded>())?;
+    module.add("SetupError", py.get_type::<SetupError>())?;
+    Ok(())
+}

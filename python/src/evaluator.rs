@@ -1,0 +1,204 @@
+//! `Evaluator` and `Session`: the library's, with keyword arguments for limits and grants.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::errors::{to_py, SessionEnded, SetupError};
+use crate::interrupt;
+use crate::options::{grants, limits, Input};
+use crate::outcome::Outcome;
+
+/// Holds the compiled evaluator component and makes a fresh interpreter for every
+/// evaluation. Safe to share between threads: evaluations run without the GIL.
+#[pyclass(module = "pyeval", frozen)]
+pub struct Evaluator {
+    inner: pyeval::Evaluator,
+}
+
+#[pymethods]
+impl Evaluator {
+    /// `max_instances`: live interpreters at most (evaluations in flight plus open
+    /// sessions); `metered`: count fuel (without it, fuel limits are refused);
+    /// `memory_budget`: bytes that all instances may grow past their start, together;
+    /// `component`: a component file to use instead of the built-in one.
+    #[new]
+    #[pyo3(signature = (*, max_instances=None, metered=true, memory_budget=None, component=None))]
+    fn new(
+        py: Python<'_>,
+        max_instances: Option<u32>,
+        metered: bool,
+        memory_budget: Option<usize>,
+        component: Option<std::path::PathBuf>,
+    ) -> PyResult<Self> {
+        let mut builder = pyeval::Evaluator::builder().metered(metered);
+        if let Some(instances) = max_instances {
+            builder = builder.max_instances(instances);
+        }
+        if memory_budget.is_some() {
+            builder = builder.memory_budget(memory_budget);
+        }
+        if let Some(path) = component {
+            builder = builder.component_file(path);
+        }
+        let inner = py
+            .detach(|| builder.build())
+            .map_err(|e| SetupError::new_err(e.to_string()))?;
+        Ok(Evaluator { inner })
+    }
+
+    /// Evaluates `code` in a fresh interpreter and returns its `Outcome`; a stopped run
+    /// raises a subclass of `EvalError`. Limits: `fuel` (-1 for none), `memory` (bytes),
+    /// `timeout` (seconds), `max_output` (bytes of stdout and of stderr kept). Grants:
+    /// `mounts` (`"HOST[:GUEST][:ro|:rw]"`), `env`, `argv`, `stdin` (str or bytes).
+    #[pyo3(signature = (code, *, fuel=None, memory=None, timeout=None, max_output=None,
+                        mounts=None, env=None, argv=None, stdin=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn eval(
+        &self,
+        py: Python<'_>,
+        code: &str,
+        fuel: Option<i64>,
+        memory: Option<usize>,
+        timeout: Option<f64>,
+        max_output: Option<u32>,
+        mounts: Option<Vec<String>>,
+        env: Option<BTreeMap<String, String>>,
+        argv: Option<Vec<String>>,
+        stdin: Option<Input>,
+    ) -> PyResult<Outcome> {
+        let limits = limits(fuel, memory, timeout, max_output)?;
+        let grants = grants(mounts, env, argv, stdin)?;
+        let evaluator = &self.inner;
+        interrupt::run(py, async move {
+            evaluator
+                .eval_async(code, &limits, &grants)
+                .await
+                .map(Outcome::from)
+                .map_err(to_py)
+        })
+    }
+
+    /// `eval` for asyncio code: awaits the evaluation, run on the loop's default executor.
+    #[pyo3(signature = (code, **options))]
+    fn eval_async<'py>(
+        slf: &Bound<'py, Self>,
+        code: String,
+        options: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        in_executor(slf.as_any(), code, options)
+    }
+
+    /// A `Session`: one interpreter whose variables, imports and files persist across its
+    /// evaluations, under the same keyword arguments as `eval` (the limits apply to each
+    /// evaluation). Use it as a context manager, or `close()` it.
+    #[pyo3(signature = (*, fuel=None, memory=None, timeout=None, max_output=None,
+                        mounts=None, env=None, argv=None, stdin=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn session(
+        &self,
+        py: Python<'_>,
+        fuel: Option<i64>,
+        memory: Option<usize>,
+        timeout: Option<f64>,
+        max_output: Option<u32>,
+        mounts: Option<Vec<String>>,
+        env: Option<BTreeMap<String, String>>,
+        argv: Option<Vec<String>>,
+        stdin: Option<Input>,
+    ) -> PyResult<Session> {
+        let limits = limits(fuel, memory, timeout, max_output)?;
+        let grants = grants(mounts, env, argv, stdin)?;
+        let session = py
+            .detach(|| self.inner.session_with(&limits, &grants))
+            .map_err(to_py)?;
+        Ok(Session {
+            inner: Arc::new(tokio::sync::Mutex::new(Some(session))),
+        })
+    }
+
+    /// Whether this evaluator counts fuel.
+    #[getter]
+    fn metered(&self) -> bool {
+        self.inner.is_metered()
+    }
+
+    /// Live interpreters this evaluator holds at most.
+    #[getter]
+    fn max_instances(&self) -> u32 {
+        self.inner.max_instances()
+    }
+}
+
+/// One interpreter whose state persists across evaluations; evaluations on it run one at
+/// a time. After a stopped evaluation (fuel, time, memory, crash) it raises
+/// `SessionEnded`.
+#[pyclass(module = "pyeval", frozen)]
+pub struct Session {
+    inner: Arc<tokio::sync::Mutex<Option<pyeval::Session>>>,
+}
+
+#[pymethods]
+impl Session {
+    /// Evaluates `code` in this session's interpreter and returns its `Outcome`.
+    fn eval(&self, py: Python<'_>, code: &str) -> PyResult<Outcome> {
+        let inner = self.inner.clone();
+        interrupt::run(py, async move {
+            let mut session = inner.lock().await;
+            let session = session
+                .as_mut()
+                .ok_or_else(|| SessionEnded::new_err("this session is closed"))?;
+            session
+                .eval_async(code)
+                .await
+                .map(Outcome::from)
+                .map_err(to_py)
+        })
+    }
+
+    /// `eval` for asyncio code: awaits the evaluation, run on the loop's default executor.
+    fn eval_async<'py>(slf: &Bound<'py, Self>, code: String) -> PyResult<Bound<'py, PyAny>> {
+        in_executor(slf.as_any(), code, None)
+    }
+
+    /// Ends the session and frees its interpreter; later evaluations raise `SessionEnded`.
+    fn close(&self, py: Python<'_>) {
+        let inner = self.inner.clone();
+        // Waits for an evaluation in flight on another thread.
+        py.detach(|| inner.blocking_lock().take());
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _type: Py<PyAny>,
+        _value: Py<PyAny>,
+        _traceback: Py<PyAny>,
+    ) -> bool {
+        self.close(py);
+        false
+    }
+}
+
+/// `loop.run_in_executor(None, functools.partial(obj.eval, code, **options))` on the
+/// running asyncio loop: an awaitable of the outcome. The evaluation releases the GIL, so
+/// the loop goes on meanwhile.
+fn in_executor<'py>(
+    obj: &Bound<'py, PyAny>,
+    code: String,
+    options: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let running = py.import("asyncio")?.call_method0("get_running_loop")?;
+    let call = py
+        .import("functools")?
+        .getattr("partial")?
+        .call((obj.getattr("eval")?, code), options)?;
+    running.call_method1("run_in_executor", (py.None(), call))
+}

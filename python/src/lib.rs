@@ -1,0 +1,28 @@
+//! `pyeval._pyeval`: the pyeval library for Python callers. The `pyeval` package
+//! re-exports it; `python -m pyeval` runs the command line through [`main`].
+
+mod errors;
+mod evaluator;
+mod interrupt;
+mod options;
+mod outcome;
+
+use pyo3::prelude::*;
+
+/// Runs the `pyeval` command line on `argv` (the program's name first) and returns its
+/// exit status.
+#[pyfunction]
+fn main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> u8 {
+    py.detach(|| pyeval_cli::run(argv))
+}
+
+#[pymodule]
+fn _pyeval(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<evaluator::Evaluator>()?;
+    module.add_class::<evaluator::Session>()?;
+    module.add_class::<outcome::Outcome>()?;
+    module.add_class::<outcome::ExceptionInfo>()?;
+    errors::register(module)?;
+    module.add_function(wrap_pyfunction!(main, module)?)?;
+    Ok(())
+}

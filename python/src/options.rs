@@ -1,0 +1,82 @@
+//! Keyword arguments to limits and grants, checked the way the command line checks flags.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use pyeval::{Fuel, Grants, Limits, Mount, Stdin};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+/// What evaluated code reads on stdin: text (sent as UTF-8) or bytes.
+#[derive(FromPyObject)]
+pub enum Input {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// The limits of one evaluation or session; None keeps the default.
+pub fn limits(
+    fuel: Option<i64>,
+    memory: Option<usize>,
+    timeout: Option<f64>,
+    max_output: Option<u32>,
+) -> PyResult<Limits> {
+    let mut limits = Limits::default();
+    if let Some(fuel) = fuel {
+        limits = limits.with_fuel(match fuel {
+            -1 => Fuel::Unlimited,
+            n => Fuel::Limited(u64::try_from(n).map_err(|_| {
+                PyValueError::new_err("fuel must be a budget of at least 0, or -1 for none")
+            })?),
+        });
+    }
+    if let Some(memory) = memory {
+        limits = limits.with_memory_bytes(memory);
+    }
+    if let Some(timeout) = timeout {
+        let limit = Duration::try_from_secs_f64(timeout)
+            .ok()
+            .filter(|limit| !limit.is_zero() && *limit <= pyeval::MAX_WALL_TIME)
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "timeout must be more than 0 and at most {} seconds",
+                    pyeval::MAX_WALL_TIME.as_secs()
+                ))
+            })?;
+        limits = limits.with_wall_time(limit);
+    }
+    if let Some(bytes) = max_output {
+        limits = limits.with_output_bytes(bytes);
+    }
+    Ok(limits)
+}
+
+/// What the code is given: mounts (`"HOST[:GUEST][:ro|:rw]"`, read-only by default),
+/// environment variables, `sys.argv`, stdin.
+pub fn grants(
+    mounts: Option<Vec<String>>,
+    env: Option<BTreeMap<String, String>>,
+    argv: Option<Vec<String>>,
+    stdin: Option<Input>,
+) -> PyResult<Grants> {
+    let mut grants = Grants::new();
+    for spec in mounts.unwrap_or_default() {
+        let mount: Mount = spec
+            .parse()
+            .map_err(|e: pyeval::MountError| PyValueError::new_err(e.to_string()))?;
+        grants = grants.with_mount(mount);
+    }
+    for (key, value) in env.unwrap_or_default() {
+        grants = grants.with_env(key, value);
+    }
+    if let Some(argv) = argv {
+        grants = grants.with_argv(argv);
+    }
+    if let Some(input) = stdin {
+        grants = grants.with_stdin(Stdin::Bytes(match input {
+            Input::Text(text) => text.into_bytes(),
+            Input::Bytes(bytes) => bytes,
+        }));
+    }
+    Ok(grants)
+}

@@ -1,0 +1,246 @@
+"""The pyeval package, installed: its API, its exceptions, and `python -m pyeval`."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import pyeval
+
+EV = pyeval.Evaluator()
+
+
+def test_an_outcome_carries_output_value_and_accounting():
+    outcome = EV.eval("print('hi')\nimport sys\nprint('err', file=sys.stderr)\n6 * 7")
+    assert (outcome.stdout, outcome.stderr, outcome.value) == ("hi\n", "err\n", "42")
+    assert outcome.error is None and outcome.exit_code is None
+    assert not outcome.stdout_truncated and not outcome.stderr_truncated
+    assert outcome.fuel_used > 0 and outcome.wall_time > 0
+    assert repr(outcome).startswith("Outcome(value='42', error=None, exit_code=None")
+
+
+def test_an_exception_in_the_code_is_part_of_the_outcome():
+    error = EV.eval("def f():\n    1 / 0\nf()").error
+    assert (error.type_name, error.message) == ("ZeroDivisionError", "division by zero")
+    assert error.traceback.startswith("Traceback (most recent call last):")
+    assert "line 2, in f" in error.traceback
+
+
+def test_exit_gives_an_exit_code():
+    assert EV.eval("exit(3)").exit_code == 3
+
+
+@pytest.mark.parametrize(
+    "code, options, exception",
+    [
+        ("while True: pass", {"fuel": 10_000_000}, pyeval.FuelExhausted),
+        ("while True: pass", {"fuel": -1, "timeout": 0.3}, pyeval.Timeout),
+        ("1", {"memory": 1 << 20}, pyeval.MemoryLimit),
+        ("import os\nos.abort()", {}, pyeval.Crashed),
+        ("'\0'", {}, pyeval.InvalidCode),
+    ],
+)
+def test_stopped_runs_raise_typed_exceptions(code, options, exception):
+    with pytest.raises(exception) as raised:
+        EV.eval(code, **options)
+    assert isinstance(raised.value, pyeval.EvalError)
+    # The interpreter process goes on, and so does the evaluator.
+    assert EV.eval("1 + 1").value == "2"
+
+
+def test_a_full_pool_raises_too_many_instances():
+    small = pyeval.Evaluator(max_instances=1)
+    assert small.max_instances == 1
+    with small.session() as session:
+        session.eval("a = 1")  # a session takes its slot when it first runs
+        with pytest.raises(pyeval.TooManyInstances):
+            small.eval("1")
+    assert small.eval("1").value == "1"
+
+
+def test_a_component_that_does_not_exist_is_a_setup_error(tmp_path):
+    with pytest.raises(pyeval.SetupError, match="nowhere.wasm"):
+        pyeval.Evaluator(component=tmp_path / "nowhere.wasm")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"fuel": -2}, {"timeout": 0}, {"timeout": -1.0}, {"mounts": ["a:b:c:d"]}],
+)
+def test_bad_options_are_value_errors(options):
+    with pytest.raises(ValueError):
+        EV.eval("1", **options)
+
+
+def test_unmetered_evaluators_refuse_a_fuel_limit():
+    free = pyeval.Evaluator(metered=False)
+    assert not free.metered
+    assert free.eval("2 ** 10", fuel=-1).value == "1024"
+    with pytest.raises(pyeval.EvalError):
+        free.eval("1", fuel=1000)
+
+
+def test_output_past_the_limit_is_cut_and_flagged():
+    outcome = EV.eval("print('x' * 100_000)", max_output=1000)
+    assert outcome.stdout_truncated and len(outcome.stdout) <= 1000
+
+
+def test_a_session_keeps_state_and_ends_after_a_stop():
+    with EV.session(fuel=50_000_000) as session:
+        session.eval("x = 41")
+        assert session.eval("x + 1").value == "42"
+        with pytest.raises(pyeval.FuelExhausted):
+            session.eval("while True: pass")
+        with pytest.raises(pyeval.SessionEnded):
+            session.eval("x")
+    closed = EV.session()
+    closed.close()
+    with pytest.raises(pyeval.SessionEnded):
+        closed.eval("1")
+
+
+def test_mounts_are_read_only_unless_asked(tmp_path):
+    (tmp_path / "data.txt").write_text("inside")
+    ro = EV.eval(
+        "print(open('/data/data.txt').read())\nopen('/data/new.txt', 'w')",
+        mounts=[f"{tmp_path}:/data"],
+    )
+    assert ro.stdout == "inside\n" and ro.error.type_name == "PermissionError"
+    rw = EV.eval("open('/data/new.txt', 'w').write('made')", mounts=[f"{tmp_path}:/data:rw"])
+    assert rw.error is None
+    assert (tmp_path / "new.txt").read_text() == "made"
+
+
+def test_env_argv_and_stdin_are_what_is_granted():
+    outcome = EV.eval(
+        "import os, sys\n(os.environ.get('GREETING'), sys.argv, input(), sys.stdin.read())",
+        env={"GREETING": "hello"},
+        argv=["prog", "one"],
+        stdin="first line\nrest",
+    )
+    assert outcome.value == "('hello', ['prog', 'one'], 'first line', 'rest')"
+    assert EV.eval("import sys\nsys.stdin.buffer.read()", stdin=b"\x00\xff").value == (
+        "b'\\x00\\xff'"
+    )
+
+
+def test_hostile_code_ends_typed_and_contained():
+    bomb = EV.eval("a = []\nwhile True: a.append(' ' * 10**6)", memory=64 << 20)
+    assert bomb.error.type_name == "MemoryError"
+    flood = EV.eval("for _ in range(10_000): print('x' * 10_000)", max_output=4096)
+    assert flood.stdout_truncated
+    with pytest.raises(pyeval.FuelExhausted):
+        EV.eval("while True: pass", fuel=20_000_000)
+    assert EV.eval("'alive'").value == "'alive'"
+
+
+def test_threads_evaluate_in_parallel():
+    """The GIL is released while the guest runs: two evaluations on two threads overlap."""
+    spans = []
+
+    def work():
+        start = time.monotonic()
+        EV.eval("import time\ntime.sleep(0.5)")
+        spans.append((start, time.monotonic()))
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (a_start, a_end), (b_start, b_end) = spans
+    assert max(a_start, b_start) < min(a_end, b_end), "the evaluations did not overlap"
+
+
+def test_asyncio_callers_await_evaluations():
+    async def main():
+        fresh = EV.eval_async("2 + 2")
+        limited = EV.eval_async("while True: pass", fuel=10_000_000)
+        with EV.session() as session:
+            await session.eval_async("y = 5")
+            kept = await session.eval_async("y * 2")
+        results = await asyncio.gather(fresh, limited, return_exceptions=True)
+        return results, kept
+
+    (fresh, limited), kept = asyncio.run(main())
+    assert fresh.value == "4" and kept.value == "10"
+    assert isinstance(limited, pyeval.FuelExhausted)
+
+
+def test_ctrl_c_interrupts_a_long_evaluation():
+    script = (
+        "import pyeval, sys\n"
+        "ev = pyeval.Evaluator()\n"
+        "print('ready', flush=True)\n"
+        "ev.eval('while True: pass', fuel=-1, timeout=120)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stdout.readline() == "ready\n"
+    time.sleep(0.3)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode != 0
+    assert "KeyboardInterrupt" in stderr
+
+
+CLI_CASES = [
+    (["-c", "print(6 * 7)"], {}),
+    (["-c", "1 / 0"], {}),
+    (["-c", "import sys; print(sys.argv)", "a", "b"], {}),
+    (["-c", "exit(4)"], {}),
+    (["--stats", "-c", "sum(range(10**6))"], {"INITIAL_FUEL": "1000000"}),
+    (["--json", "-c", "print('j')"], {}),
+    (["--fuel", "nope", "-c", "1"], {}),
+    (["-V"], {}),
+]
+
+
+@pytest.mark.parametrize("args, env", CLI_CASES)
+def test_python_m_pyeval_is_the_command_line(args, env):
+    binary = os.environ["PYEVAL_BIN"]  # the pyeval binary to compare with (`just test`)
+    environ = {**os.environ, **env}
+
+    def run(command):
+        done = subprocess.run(command + args, capture_output=True, text=True, env=environ)
+        return done.returncode, done.stdout, done.stderr
+
+    module = run([sys.executable, "-m", "pyeval"])
+    cli = run([binary])
+    if "--json" in args:
+        # Timing and fuel differ from run to run; the rest is the same.
+        import json
+
+        strip = lambda out: {k: v for k, v in json.loads(out).items()  # noqa: E731
+                             if k not in ("wall_time_us", "fuel_used")}
+        assert (module[0], strip(module[1])) == (cli[0], strip(cli[1]))
+    else:
+        assert module == cli
+
+
+def test_the_chat_bot_example_replies_per_conversation():
+    example = os.path.join(os.path.dirname(__file__), "../../examples/python/chatbot.py")
+    messages = (
+        "alice: ```python\\nx = 6 * 7\\nx\\n```\n"
+        "bob: ```python\\nx\\n```\n"
+        "alice: ```python\\nprint(x + 1)\\n```\n"
+        "bob: ```python\\nwhile True: pass\\n```\n"
+        "bob: no code here\n"
+    )
+    done = subprocess.run(
+        [sys.executable, example], input=messages, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "alice> 42",
+        "bob> NameError: name 'x' is not defined",
+        "alice> 43",
+        "bob> stopped: out of fuel: the code used its whole budget of 200,000,000 fuel units",
+        "bob> (no code block)",
+    ]
