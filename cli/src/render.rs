@@ -118,7 +118,7 @@ pub fn json(result: &Result<Outcome, EvalError>) -> u8 {
         }
         Err(error) => {
             let failure = json!({
-                "failure": { "kind": error_kind(error), "message": error_message(error) }
+                "failure": { "kind": error.kind(), "message": error_message(error) }
             });
             println!("{failure}");
             error_status(error)
@@ -131,20 +131,6 @@ fn outcome_status(outcome: &Outcome) -> u8 {
         (Some(code), _) => code as u8,
         (None, Some(_)) => 1,
         (None, None) => 0,
-    }
-}
-
-fn error_kind(error: &EvalError) -> &'static str {
-    match error {
-        EvalError::Stopped(Stopped::FuelExhausted { .. }) => "fuel_exhausted",
-        EvalError::Stopped(Stopped::Timeout { .. }) => "timeout",
-        EvalError::Stopped(Stopped::MemoryLimit { .. }) => "memory_limit",
-        EvalError::Stopped(Stopped::MemoryBudget { .. }) => "memory_budget",
-        EvalError::Stopped(_) => "trap",
-        EvalError::SessionEnded(_) => "session_ended",
-        EvalError::InvalidCode(_) => "invalid_code",
-        EvalError::TooManyInstances { .. } => "too_many_instances",
-        _ => "setup",
     }
 }
 

@@ -110,9 +110,11 @@ pub extern "C" fn pyeval_init() {
         pyeval_sqlite_setup();
         let session = run_bootstrap();
         SESSION = session;
+        scratch::enter_tmp();
         heap::seal();
         heap::drain_free_lists();
-        // The snapshot must not remember the snapshotting host's directories.
+        // The snapshot must not remember the snapshotting host's directories (nor the
+        // scratch tree the directories it saw).
         __wasilibc_reset_preopens();
         scratch::prepare();
     }
@@ -231,7 +233,6 @@ unsafe fn wake() {
     __wasilibc_deinitialize_environ();
     // The snapshot's SQLite PRNG state would otherwise be every instance's.
     pyeval_sqlite_reseed();
-    scratch::attach();
     let environ = PyList_New(0);
     for (key, value) in std::env::vars_os() {
         let pair = PyTuple_New(2);

@@ -136,6 +136,24 @@ pub enum EvalError {
 }
 
 impl EvalError {
+    /// A short, stable name of this error's kind, for machines: `fuel_exhausted`,
+    /// `timeout`, `memory_limit`, `memory_budget`, `trap`, `cancelled`, `session_ended`,
+    /// `invalid_code`, `too_many_instances` or `setup`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EvalError::Stopped(Stopped::FuelExhausted { .. }) => "fuel_exhausted",
+            EvalError::Stopped(Stopped::Timeout { .. }) => "timeout",
+            EvalError::Stopped(Stopped::MemoryLimit { .. }) => "memory_limit",
+            EvalError::Stopped(Stopped::MemoryBudget { .. }) => "memory_budget",
+            EvalError::Stopped(Stopped::Cancelled) => "cancelled",
+            EvalError::Stopped(Stopped::Trap(_)) => "trap",
+            EvalError::SessionEnded(_) => "session_ended",
+            EvalError::InvalidCode(_) => "invalid_code",
+            EvalError::TooManyInstances { .. } => "too_many_instances",
+            EvalError::Setup(_) => "setup",
+        }
+    }
+
     /// The stop behind this error, whether it ended this evaluation or an earlier one.
     pub fn stopped(&self) -> Option<&Stopped> {
         match self {

@@ -1,5 +1,7 @@
 //! wasi-libc's preview1 calls, wrapped: `__wrap___wasi_X` serves the scratch file system's
-//! descriptors and passes every other call to `__real___wasi_X`, the host's.
+//! descriptors and passes every other call to `__real___wasi_X`, the host's; and
+//! wasi-libc's preopen lookup, wrapped so that paths outside the host's directories reach
+//! the tree.
 //!
 //! Pointers come from wasi-libc, which passes valid buffers of the lengths it states; the
 //! `unsafe` blocks below rely on that and nothing else.
@@ -7,7 +9,7 @@
 use std::ffi::{c_char, CStr};
 use std::slice;
 
-use super::tree::{self, Errno, Node, ACCES, BADF, INVAL, ISDIR, NAMETOOLONG, NOTDIR, PERM, XDEV};
+use super::tree::{self, Errno, Node, ACCES, BADF, INVAL, ISDIR, NOTDIR, PERM, XDEV};
 use super::{note_host_directory, owns, serve, Handle, ROOT_FD};
 
 /// Every `__wasi_rights_t` bit.
@@ -27,9 +29,6 @@ const FST_MTIM_NOW: u16 = 1 << 3;
 const WHENCE_SET: u8 = 0;
 const WHENCE_CUR: u8 = 1;
 const WHENCE_END: u8 = 2;
-
-/// The name the root is preopened under.
-const ROOT_NAME: &[u8] = b"/";
 
 /// `__wasi_iovec_t` and `__wasi_ciovec_t`.
 #[repr(C)]
@@ -159,6 +158,11 @@ extern "C" {
     ) -> Errno;
     fn __real___wasi_path_symlink(old: *const c_char, fd: i32, new: *const c_char) -> Errno;
     fn __real___wasi_path_unlink_file(fd: i32, path: *const c_char) -> Errno;
+    fn __real___wasilibc_find_abspath(
+        path: *const c_char,
+        prefix: *mut *const c_char,
+        relative: *mut *const c_char,
+    ) -> i32;
 }
 
 /// The bytes of a NUL-terminated path.
@@ -477,19 +481,37 @@ unsafe extern "C" fn __wrap___wasi_fd_write(
     })
 }
 
+/// wasi-libc's map from an absolute path to the preopened directory that holds it (the
+/// longest prefix wins). A path no host directory holds falls to the scratch tree, whose
+/// prefix `/` is shorter than any other. (A host directory at `/` itself holds every
+/// path, and the tree is not used.)
+#[no_mangle]
+unsafe extern "C" fn __wrap___wasilibc_find_abspath(
+    path: *const c_char,
+    prefix: *mut *const c_char,
+    relative: *mut *const c_char,
+) -> i32 {
+    let fd = __real___wasilibc_find_abspath(path, prefix, relative);
+    if fd >= 0 {
+        return fd;
+    }
+    let mut rest = path;
+    while *rest == b'/' as c_char {
+        rest = rest.add(1);
+    }
+    // As wasi-libc gives them: the prefix without its leading `/`, and `.` for the root.
+    *prefix = c"".as_ptr();
+    *relative = if *rest == 0 { c".".as_ptr() } else { rest };
+    ROOT_FD
+}
+
 #[no_mangle]
 unsafe extern "C" fn __wrap___wasi_fd_prestat_get(fd: i32, out: *mut PreStat) -> Errno {
     if !owns(fd) {
         return __real___wasi_fd_prestat_get(fd, out);
     }
-    if fd != ROOT_FD {
-        return BADF;
-    }
-    out.write(PreStat {
-        tag: 0,
-        name_len: ROOT_NAME.len(),
-    });
-    0
+    // The tree is reached through the lookup above, never listed as a preopen.
+    BADF
 }
 
 #[no_mangle]
@@ -505,14 +527,7 @@ unsafe extern "C" fn __wrap___wasi_fd_prestat_dir_name(
         }
         return errno;
     }
-    if fd != ROOT_FD {
-        return BADF;
-    }
-    if len < ROOT_NAME.len() {
-        return NAMETOOLONG;
-    }
-    path.copy_from_nonoverlapping(ROOT_NAME.as_ptr(), ROOT_NAME.len());
-    0
+    BADF
 }
 
 /// Size of a `__wasi_dirent_t` before its name.

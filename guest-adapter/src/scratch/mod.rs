@@ -4,26 +4,27 @@
 //! limit. Directories the host grants (mounts) are seen at their own paths beside it.
 //!
 //! wasi-libc reaches the host through its `__wasi_*` preview1 functions; the link wraps
-//! those that take a descriptor or a path (build.rs passes `--wrap` for each
-//! `__wrap___wasi_*` function of calls.rs), so calls on this file
-//! system's descriptors are served here and every other call goes on to the host.
+//! those that take a descriptor or a path (build.rs passes `--wrap` for each `__wrap_*`
+//! function of calls.rs), so calls on this file system's descriptors are served here and
+//! every other call goes on to the host. It also wraps the lookup that maps an absolute
+//! path to a preopened directory: a path no host directory holds is the tree's.
 
 mod calls;
 mod tree;
 
 use std::cell::RefCell;
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, CStr};
 
 use tree::{DirRef, Errno, Node, BADF, MFILE};
 
 /// This file system's descriptors start here, far above any the host hands out.
 const FIRST_FD: i32 = 0x4000_0000;
-/// The root's descriptor, preopened as `/`.
+/// The root's descriptor, where every path outside the host's directories resolves.
 const ROOT_FD: i32 = FIRST_FD;
 /// Open descriptors at most, as Linux's usual limit.
 const MAX_OPEN: usize = 1024;
 /// Created in every instance; the working directory.
-const TMP: &str = "/tmp";
+const TMP: &CStr = c"/tmp";
 
 /// An open descriptor.
 struct Handle {
@@ -49,7 +50,7 @@ thread_local! {
 impl Scratch {
     fn new() -> Self {
         let root = tree::Dir::root();
-        tree::mkdir(&root, &TMP.as_bytes()[1..]).expect("a new tree takes /tmp");
+        tree::mkdir(&root, &TMP.to_bytes()[1..]).expect("a new tree takes /tmp");
         let handle = Handle {
             node: Node::Dir(root.clone()),
             pos: 0,
@@ -120,32 +121,16 @@ pub fn prepare() {
     SCRATCH.with(|scratch| *scratch.borrow_mut() = Scratch::new());
 }
 
-extern "C" {
-    /// wasi-libc: which preopened directory serves an absolute path (or -1).
-    fn __wasilibc_find_abspath(
-        path: *const c_char,
-        abs_prefix: *mut *const c_char,
-        relative_path: *mut *const c_char,
-    ) -> c_int;
-    /// wasi-libc: adds a preopened directory.
-    fn __wasilibc_register_preopened_fd(fd: c_int, prefix: *const c_char) -> c_int;
-}
-
-/// Makes the tree `/` and the working directory `/tmp`, unless the host granted a
-/// directory at `/` itself. Runs when an instance wakes: wasi-libc then learns the host's
-/// directories (and the tree gets a directory for each, so listings show them).
-pub fn attach() {
-    let mut prefix = std::ptr::null();
-    let mut relative = std::ptr::null();
-    // SAFETY: wasi-libc's own functions, called with a NUL-terminated path and out-pointers.
-    unsafe {
-        if __wasilibc_find_abspath(c"/".as_ptr(), &mut prefix, &mut relative) >= 0 {
-            return;
-        }
-        __wasilibc_register_preopened_fd(ROOT_FD, c"/".as_ptr());
+/// Makes `/tmp` the working directory. Runs before the snapshot, so every instance
+/// starts there without a call of its own.
+pub fn enter_tmp() {
+    extern "C" {
+        /// wasi-libc's `chdir`, which keeps the working directory as a path.
+        fn chdir(path: *const c_char) -> c_int;
     }
-    // The directory was just made; nothing else can have removed it yet.
-    let _ = std::env::set_current_dir(TMP);
+    // SAFETY: a NUL-terminated path.
+    let done = unsafe { chdir(TMP.as_ptr()) };
+    assert_eq!(done, 0, "the scratch tree has /tmp");
 }
 
 /// Gives the tree a directory where the host grants one (at a path other than `/`).
