@@ -24,27 +24,8 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", requires = "python")]
     pub stdlib: Option<PathBuf>,
 
-    /// Fuel budget (roughly, wasm instructions); underscores allowed; -1 for no limit.
-    #[arg(
-        long,
-        env = "INITIAL_FUEL",
-        default_value = "1_000_000_000",
-        value_name = "N",
-        allow_negative_numbers = true
-    )]
-    pub fuel: Fuel,
-
-    /// Cap on the interpreter's memory, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = (pyeval::DEFAULT_MEMORY_BYTES >> 20) as u64)]
-    memory: u64,
-
-    /// Wall-clock limit of a run, in seconds, including time blocked in host calls.
-    #[arg(long, value_name = "SECONDS", default_value_t = pyeval::DEFAULT_WALL_TIME.as_secs_f64())]
-    timeout: f64,
-
-    /// Bytes of stdout and of stderr kept (evaluator only); the rest is dropped.
-    #[arg(long, value_name = "BYTES", default_value_t = pyeval::DEFAULT_OUTPUT_BYTES)]
-    max_output: u32,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 
     /// Print the outcome as one JSON object (evaluator only).
     #[arg(long, conflicts_with = "python")]
@@ -85,6 +66,48 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 impl Cli {
     /// The limits the options ask for; out-of-range values are refused.
     pub fn limits(&self) -> Result<Limits> {
+        self.limits.limits()
+    }
+
+    /// The mounts and environment the options grant.
+    pub fn grants(&self) -> Grants {
+        let mut grants = Grants::new();
+        grants.mounts = self.mounts.clone();
+        grants.env = self.env.clone();
+        grants
+    }
+}
+
+/// The limits of each run (for `serve` and `mcp`: of each request, and the most a request
+/// may ask for).
+#[derive(clap::Args, Debug)]
+pub struct LimitArgs {
+    /// Fuel budget (roughly, wasm instructions); underscores allowed; -1 for no limit.
+    #[arg(
+        long,
+        env = "INITIAL_FUEL",
+        default_value = "1_000_000_000",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub fuel: Fuel,
+
+    /// Cap on the interpreter's memory, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = (pyeval::DEFAULT_MEMORY_BYTES >> 20) as u64)]
+    memory: u64,
+
+    /// Wall-clock limit of a run, in seconds, including time blocked in host calls.
+    #[arg(long, value_name = "SECONDS", default_value_t = pyeval::DEFAULT_WALL_TIME.as_secs_f64())]
+    timeout: f64,
+
+    /// Bytes of stdout and of stderr kept (evaluator only); the rest is dropped.
+    #[arg(long, value_name = "BYTES", default_value_t = pyeval::DEFAULT_OUTPUT_BYTES)]
+    max_output: u32,
+}
+
+impl LimitArgs {
+    /// The limits the options ask for; out-of-range values are refused.
+    pub fn limits(&self) -> Result<Limits> {
         let wall_time = Duration::try_from_secs_f64(self.timeout)
             .ok()
             .filter(|t| !t.is_zero() && *t <= pyeval::MAX_WALL_TIME);
@@ -109,13 +132,5 @@ impl Cli {
             .with_memory_bytes(memory_bytes)
             .with_wall_time(wall_time)
             .with_output_bytes(self.max_output))
-    }
-
-    /// The mounts and environment the options grant.
-    pub fn grants(&self) -> Grants {
-        let mut grants = Grants::new();
-        grants.mounts = self.mounts.clone();
-        grants.env = self.env.clone();
-        grants
     }
 }

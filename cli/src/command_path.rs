@@ -29,7 +29,8 @@ pub fn run(cli: &Cli, python: PathBuf) -> Result<u8> {
             .flatten()
             .find(|dir| dir.is_dir()),
     };
-    let mut builder = CommandRunner::builder(&python).metered(matches!(cli.fuel, Fuel::Limited(_)));
+    let mut builder =
+        CommandRunner::builder(&python).metered(matches!(cli.limits.fuel, Fuel::Limited(_)));
     if let Some(stdlib) = stdlib {
         builder = builder.stdlib(stdlib);
     }
@@ -42,7 +43,7 @@ pub fn run(cli: &Cli, python: PathBuf) -> Result<u8> {
     let report = runner.run(&cli.args, &limits, &cli.grants())?;
 
     if cli.stats {
-        render::fuel_stats(cli.fuel, report.fuel_consumed);
+        render::fuel_stats(cli.limits.fuel, report.fuel_consumed);
     }
     Ok(match report.status {
         Ok(code) => code as u8,

@@ -59,7 +59,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
             Err(EvalError::Stopped(pyeval::Stopped::FuelExhausted { budget })) => Some(*budget),
             Err(_) => None,
         };
-        render::fuel_stats(cli.fuel, used);
+        render::fuel_stats(cli.limits.fuel, used);
         if let Ok(outcome) = &result {
             eprintln!(
                 "pyeval: wall time: {:.3} ms",

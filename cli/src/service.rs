@@ -1,0 +1,129 @@
+//! `pyeval serve` (the HTTP/JSON API) and `pyeval mcp` (a Model Context Protocol server on
+//! stdio), both from the `pyeval-server` crate.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use pyeval::Evaluator;
+use pyeval_server::{mcp, Policy};
+
+use crate::args::LimitArgs;
+
+/// Serve the evaluator over HTTP/JSON: POST /v1/eval, sessions under /v1/sessions,
+/// GET /healthz and /metrics. The limits are each request's default and the most a request
+/// may ask for.
+#[derive(Parser, Debug)]
+#[command(name = "pyeval serve")]
+pub struct ServeCli {
+    /// Address and port to listen on (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+
+    /// A file holding the bearer token every request but /healthz must send. Required
+    /// unless the address is a loopback one.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+
+    /// Live interpreters at most (evaluations in flight plus sessions that have run); past
+    /// it, requests get 503 with Retry-After at once.
+    #[arg(long, value_name = "N", default_value_t = pyeval::DEFAULT_MAX_INSTANCES)]
+    max_instances: u32,
+
+    /// Sessions open at once at most.
+    #[arg(long, value_name = "N", default_value_t = Policy::default().max_sessions)]
+    max_sessions: usize,
+
+    /// Seconds after which an unused session is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = Policy::default().session_idle.as_secs_f64())]
+    session_idle: f64,
+
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Serve a Model Context Protocol server on stdin/stdout with one tool, `run_python`
+/// (code, optional session name). The limits apply to every call.
+#[derive(Parser, Debug)]
+#[command(name = "pyeval mcp")]
+pub struct McpCli {
+    /// Named sessions kept at most.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    max_sessions: usize,
+
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+pub fn serve(cli: ServeCli) -> Result<u8> {
+    let token = match &cli.token_file {
+        Some(path) => {
+            let token = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the token file {}", path.display()))?;
+            let token = token.trim().to_owned();
+            if token.is_empty() {
+                bail!("the token file {} is empty", path.display());
+            }
+            Some(token)
+        }
+        None if cli.listen.ip().is_loopback() => None,
+        None => bail!(
+            "{} is reachable from other machines: give --token-file, so that only clients \
+             with the token can run code",
+            cli.listen
+        ),
+    };
+    let session_idle = Duration::try_from_secs_f64(cli.session_idle)
+        .ok()
+        .filter(|idle| !idle.is_zero())
+        .context("--session-idle must be a number of seconds above 0")?;
+    let policy = Policy {
+        limits: cli.limits.limits()?,
+        max_sessions: cli.max_sessions,
+        session_idle,
+        ..Policy::default()
+    };
+    let evaluator = Evaluator::builder()
+        .max_instances(cli.max_instances)
+        .metered(matches!(cli.limits.fuel, pyeval::Fuel::Limited(_)))
+        .on_compile(|| eprintln!("pyeval: compiling the evaluator for this machine (once)"))
+        .build()?;
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(cli.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cli.listen))?;
+        eprintln!("pyeval: serving on http://{}", listener.local_addr()?);
+        pyeval_server::http::serve(listener, evaluator, policy, token, shutdown()).await?;
+        eprintln!("pyeval: stopped");
+        Ok(0)
+    })
+}
+
+pub fn mcp(cli: McpCli) -> Result<u8> {
+    let evaluator = Evaluator::builder()
+        .metered(matches!(cli.limits.fuel, pyeval::Fuel::Limited(_)))
+        .build()?;
+    let tool = mcp::PythonTool::new(evaluator, cli.limits.limits()?, cli.max_sessions);
+    runtime()?.block_on(mcp::serve_stdio(tool))?;
+    Ok(0)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Resolves at SIGTERM or Ctrl-C: the server then stops accepting and finishes what is in
+/// flight.
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    eprintln!("pyeval: shutting down; finishing the requests in flight");
+}

@@ -1,0 +1,156 @@
+//! A Model Context Protocol server with one tool, `run_python`: code runs in a fresh
+//! interpreter, or in a named session that keeps its variables between calls of this
+//! client. The result is text a model reads well: the output, the value, the traceback.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pyeval::{EvalError, Evaluator, Limits, Outcome, Session};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::{schemars, tool, tool_handler, tool_router, ServerHandler, ServiceExt};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+/// The arguments of `run_python`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct RunPython {
+    /// Python 3.13 source to run. The value of a last expression is returned, as in a
+    /// notebook cell.
+    pub code: String,
+    /// A name of your choosing: calls with the same name share variables, imports and
+    /// files. Without it, the code runs in a fresh interpreter.
+    #[serde(default)]
+    pub session: Option<String>,
+}
+
+/// The `run_python` server: one evaluator, the operator's limits, this client's sessions.
+#[derive(Clone)]
+pub struct PythonTool {
+    evaluator: Evaluator,
+    limits: Limits,
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
+    max_sessions: usize,
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl PythonTool {
+    /// A server whose evaluations run under `limits`, with at most `max_sessions` named
+    /// sessions.
+    pub fn new(evaluator: Evaluator, limits: Limits, max_sessions: usize) -> Self {
+        PythonTool {
+            evaluator,
+            limits,
+            sessions: Arc::default(),
+            max_sessions,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    #[tool(
+        description = "Run Python 3.13 code in a sandbox (no network, no host files) and \
+                       return what it printed, the value of its last expression and any \
+                       traceback. Pass `session` to keep variables between calls."
+    )]
+    async fn run_python(&self, Parameters(request): Parameters<RunPython>) -> CallToolResult {
+        let result = match &request.session {
+            None => {
+                self.evaluator
+                    .eval_async(&request.code, &self.limits, &Default::default())
+                    .await
+            }
+            Some(name) => self.in_session(name, &request.code).await,
+        };
+        match result {
+            Ok(outcome) => report(&outcome),
+            Err(error) => CallToolResult::error(vec![ContentBlock::text(stopped(
+                &error,
+                request.session.is_some(),
+            ))]),
+        }
+    }
+}
+
+impl PythonTool {
+    async fn in_session(&self, name: &str, code: &str) -> Result<Outcome, EvalError> {
+        let mut sessions = self.sessions.lock().await;
+        if !sessions.contains_key(name) && sessions.len() >= self.max_sessions {
+            return Err(EvalError::InvalidCode(format!(
+                "{} sessions are open, the most this server keeps",
+                self.max_sessions
+            )));
+        }
+        let session = match sessions.entry(name.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(self.evaluator.session(&self.limits)?)
+            }
+        };
+        let result = session.eval_async(code).await;
+        if matches!(result, Err(EvalError::Stopped(_))) {
+            // Its state is lost: the next call with this name starts afresh.
+            sessions.remove(name);
+        }
+        result
+    }
+}
+
+/// The outcome as sections a model reads well; an exception makes it a tool error.
+fn report(outcome: &Outcome) -> CallToolResult {
+    let mut text = String::new();
+    let mut section = |title: &str, body: &str| {
+        if !body.is_empty() {
+            text.push_str(&format!("[{title}]\n{}\n", body.trim_end_matches('\n')));
+        }
+    };
+    section("stdout", &outcome.stdout);
+    section("stderr", &outcome.stderr);
+    if let Some(value) = &outcome.value {
+        section("value", value);
+    }
+    if let Some(error) = &outcome.error {
+        section("traceback", &error.traceback);
+    }
+    if let Some(code) = outcome.exit_code {
+        section("exit status", &code.to_string());
+    }
+    if outcome.stdout_truncated || outcome.stderr_truncated {
+        section("note", "output past the limit was cut");
+    }
+    if text.is_empty() {
+        text.push_str("(no output)\n");
+    }
+    let content = vec![ContentBlock::text(text)];
+    if outcome.error.is_some() {
+        CallToolResult::error(content)
+    } else {
+        CallToolResult::success(content)
+    }
+}
+
+fn stopped(error: &EvalError, in_session: bool) -> String {
+    let mut text = format!("[stopped]\n{error}\n");
+    if in_session && matches!(error, EvalError::Stopped(_)) {
+        text.push_str("The session's state is lost; the next call with its name starts afresh.\n");
+    }
+    text
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for PythonTool {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
+            "run_python runs Python 3.13 with its standard library in a WebAssembly sandbox \
+             under fuel, memory, time and output limits; files live in memory (/tmp).",
+        )
+    }
+}
+
+/// Serves `tool` over this process's stdin and stdout until the client disconnects.
+pub async fn serve_stdio(tool: PythonTool) -> anyhow::Result<()> {
+    let running = tool.serve(rmcp::transport::stdio()).await?;
+    running.waiting().await?;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! The JSON of the HTTP API: requests, and failures as `{"error": {"kind", "message"}}`
+//! with an HTTP status per kind.
+
+use std::collections::BTreeMap;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use pyeval::{EvalError, Grants, Stdin};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::policy::RequestLimits;
+
+/// `POST /v1/eval`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalRequest {
+    pub code: String,
+    #[serde(default)]
+    pub limits: RequestLimits,
+    #[serde(flatten)]
+    pub grants: GrantRequest,
+}
+
+/// `POST /v1/sessions` (every field optional; the body may be empty).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    #[serde(default)]
+    pub limits: RequestLimits,
+    #[serde(flatten)]
+    pub grants: GrantRequest,
+}
+
+/// `POST /v1/sessions/{id}/eval`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionEvalRequest {
+    pub code: String,
+}
+
+/// What a request may grant its code: environment, `sys.argv`, stdin. (Host directories
+/// are the operator's to grant, not a client's.)
+#[derive(Debug, Default, Deserialize)]
+pub struct GrantRequest {
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub stdin: Option<String>,
+}
+
+impl GrantRequest {
+    pub fn grants(self) -> Grants {
+        let mut grants = Grants::new().with_argv(self.argv);
+        for (key, value) in self.env {
+            grants = grants.with_env(key, value);
+        }
+        if let Some(stdin) = self.stdin {
+            grants = grants.with_stdin(Stdin::Bytes(stdin.into_bytes()));
+        }
+        grants
+    }
+}
+
+/// A request that produced no outcome.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+    /// Seconds after which a retry may succeed (`Retry-After`).
+    pub retry_after: Option<u32>,
+}
+
+impl Failure {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Failure {
+            status,
+            kind,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+}
+
+impl From<EvalError> for Failure {
+    fn from(error: EvalError) -> Self {
+        let kind = error.kind();
+        let status = match kind {
+            "fuel_exhausted" => StatusCode::UNPROCESSABLE_ENTITY,
+            "timeout" => StatusCode::REQUEST_TIMEOUT,
+            "memory_limit" => StatusCode::INSUFFICIENT_STORAGE,
+            "invalid_code" => StatusCode::BAD_REQUEST,
+            "session_ended" => StatusCode::GONE,
+            "too_many_instances" | "memory_budget" => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let failure = Failure::new(status, kind, error.to_string());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            failure.retry_after(1)
+        } else {
+            failure
+        }
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "kind": self.kind, "message": self.message } });
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
