@@ -36,6 +36,10 @@ pub struct ServeCli {
     #[arg(long, value_name = "N", default_value_t = Policy::default().max_sessions)]
     max_sessions: usize,
 
+    /// Seconds a client may take to send a request's body.
+    #[arg(long, value_name = "SECONDS", default_value_t = Policy::default().body_timeout.as_secs_f64())]
+    body_timeout: f64,
+
     /// Seconds after which an unused session is closed.
     #[arg(long, value_name = "SECONDS", default_value_t = Policy::default().session_idle.as_secs_f64())]
     session_idle: f64,
@@ -75,15 +79,11 @@ pub fn serve(cli: ServeCli) -> Result<u8> {
             cli.listen
         ),
     };
-    let session_idle = Duration::try_from_secs_f64(cli.session_idle)
-        .ok()
-        .filter(|idle| !idle.is_zero())
-        .context("--session-idle must be a number of seconds above 0")?;
     let policy = Policy {
         limits: cli.limits.limits()?,
         max_sessions: cli.max_sessions,
-        session_idle,
-        ..Policy::default()
+        session_idle: seconds(cli.session_idle, "--session-idle")?,
+        body_timeout: seconds(cli.body_timeout, "--body-timeout")?,
     };
     let evaluator = Evaluator::builder()
         .max_instances(cli.max_instances)
@@ -108,6 +108,14 @@ pub fn mcp(cli: McpCli) -> Result<u8> {
     let tool = mcp::PythonTool::new(evaluator, cli.limits.limits()?, cli.max_sessions);
     runtime()?.block_on(mcp::serve_stdio(tool))?;
     Ok(0)
+}
+
+/// A duration flag: seconds above 0.
+fn seconds(value: f64, flag: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("{flag} must be a number of seconds above 0"))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -32,7 +32,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::sessions::{Full, Sessions};
-use crate::wire::{EvalRequest, Failure, SessionEvalRequest, SessionRequest};
+use crate::wire::{grants, EvalRequest, Failure, SessionEvalRequest, SessionRequest};
 
 /// Everything a request handler needs.
 struct Service {
@@ -170,7 +170,7 @@ async fn eval(
 ) -> Result<Json<Outcome>, Failure> {
     let request: EvalRequest = parse(body, None)?;
     let limits = service.policy.limits_for(&request.limits);
-    let grants = request.grants.grants();
+    let grants = grants(request.env, request.argv, request.stdin);
     let _running = service.metrics.running();
     let started = Instant::now();
     let result = service
@@ -189,7 +189,7 @@ async fn open_session(
     let limits = service.policy.limits_for(&request.limits);
     let session = service
         .evaluator
-        .session_with(&limits, &request.grants.grants())?;
+        .session_with(&limits, &grants(request.env, request.argv, request.stdin))?;
     let id = service.sessions.open(session).map_err(|Full(max)| {
         Failure::new(
             StatusCode::TOO_MANY_REQUESTS,

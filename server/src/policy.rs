@@ -34,7 +34,7 @@ impl Default for Policy {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestLimits {
-    /// Fuel budget.
+    /// Fuel budget (ignored by a server that does not meter fuel).
     pub fuel: Option<u64>,
     /// Memory cap in bytes.
     pub memory_bytes: Option<usize>,
@@ -49,10 +49,10 @@ impl Policy {
     /// policy's own value elsewhere.
     pub fn limits_for(&self, asked: &RequestLimits) -> Limits {
         let max = &self.limits;
+        // A server without fuel metering cannot count a request's budget either.
         let fuel = match (asked.fuel, max.fuel) {
             (Some(asked), Fuel::Limited(cap)) => Fuel::Limited(asked.min(cap)),
-            (Some(asked), Fuel::Unlimited) => Fuel::Limited(asked),
-            (None, fuel) => fuel,
+            (_, fuel) => fuel,
         };
         let wall_time = asked.timeout_ms.map_or(max.wall_time, |ms| {
             Duration::from_millis(ms.max(1)).min(max.wall_time)

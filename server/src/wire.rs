@@ -19,8 +19,12 @@ pub struct EvalRequest {
     pub code: String,
     #[serde(default)]
     pub limits: RequestLimits,
-    #[serde(flatten)]
-    pub grants: GrantRequest,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub stdin: Option<String>,
 }
 
 /// `POST /v1/sessions` (every field optional; the body may be empty).
@@ -29,8 +33,12 @@ pub struct EvalRequest {
 pub struct SessionRequest {
     #[serde(default)]
     pub limits: RequestLimits,
-    #[serde(flatten)]
-    pub grants: GrantRequest,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub stdin: Option<String>,
 }
 
 /// `POST /v1/sessions/{id}/eval`.
@@ -42,27 +50,15 @@ pub struct SessionEvalRequest {
 
 /// What a request may grant its code: environment, `sys.argv`, stdin. (Host directories
 /// are the operator's to grant, not a client's.)
-#[derive(Debug, Default, Deserialize)]
-pub struct GrantRequest {
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    #[serde(default)]
-    pub argv: Vec<String>,
-    #[serde(default)]
-    pub stdin: Option<String>,
-}
-
-impl GrantRequest {
-    pub fn grants(self) -> Grants {
-        let mut grants = Grants::new().with_argv(self.argv);
-        for (key, value) in self.env {
-            grants = grants.with_env(key, value);
-        }
-        if let Some(stdin) = self.stdin {
-            grants = grants.with_stdin(Stdin::Bytes(stdin.into_bytes()));
-        }
-        grants
+pub fn grants(env: BTreeMap<String, String>, argv: Vec<String>, stdin: Option<String>) -> Grants {
+    let mut grants = Grants::new().with_argv(argv);
+    for (key, value) in env {
+        grants = grants.with_env(key, value);
     }
+    if let Some(stdin) = stdin {
+        grants = grants.with_stdin(Stdin::Bytes(stdin.into_bytes()));
+    }
+    grants
 }
 
 /// A request that produced no outcome.

@@ -1,0 +1,395 @@
+//! `pyeval serve` end to end: the real binary on 127.0.0.1, spoken to over plain TCP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `pyeval serve`, stopped when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pyeval"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "the server exited"
+            );
+            if let Some(addr) = line.trim().strip_prefix("pyeval: serving on http://") {
+                let addr = addr.parse().unwrap();
+                // Keep draining stderr so the server never blocks on it.
+                std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+                return Server { child, addr };
+            }
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, body: &str) -> Response {
+        self.send(method, path, &[], body)
+    }
+
+    fn send(&self, method: &str, path: &str, headers: &[&str], body: &str) -> Response {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for header in headers {
+            head.push_str(header);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body.as_bytes()).unwrap();
+        Response::read(stream)
+    }
+
+    fn eval(&self, body: &str) -> Response {
+        self.request("POST", "/v1/eval", body)
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        terminate(&self.child);
+        let status = wait(&mut self.child, Duration::from_secs(20));
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn terminate(child: &Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+fn wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(started.elapsed() < limit, "the server did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Response {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Response {
+    fn read(mut stream: TcpStream) -> Response {
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        let raw = String::from_utf8(raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        Response {
+            status,
+            head: head.to_ascii_lowercase(),
+            body: body.to_owned(),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// The `kind` of a failure body.
+    fn kind(&self) -> String {
+        self.json()["error"]["kind"].as_str().unwrap().to_owned()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+    }
+}
+
+#[test]
+fn fresh_evaluations_and_their_failures() {
+    let server = Server::start(&["--fuel", "50_000_000"]);
+    assert_eq!(server.request("GET", "/healthz", "").body, "ok\n");
+
+    let ok = server.eval(r#"{"code": "print('hi')\n6 * 7", "argv": ["a"], "env": {"K": "v"}}"#);
+    assert_eq!(ok.status, 200);
+    let outcome = ok.json();
+    assert_eq!(
+        (outcome["stdout"].as_str(), outcome["value"].as_str()),
+        (Some("hi\n"), Some("42"))
+    );
+    let granted = server.eval(
+        r#"{"code": "import os, sys\n(os.environ['K'], sys.argv, input())", "argv": ["p", "a"], "env": {"K": "v"}, "stdin": "line\n"}"#,
+    );
+    assert_eq!(granted.json()["value"], "('v', ['p', 'a'], 'line')");
+    let raised = server.eval(r#"{"code": "1 / 0"}"#);
+    assert_eq!(raised.status, 200);
+    assert_eq!(raised.json()["error"]["type_name"], "ZeroDivisionError");
+
+    for (body, status, kind) in [
+        // Asking for more fuel than the server allows gets the server's budget.
+        (
+            r#"{"code": "while True: pass", "limits": {"fuel": 1000000000000}}"#,
+            422,
+            "fuel_exhausted",
+        ),
+        (
+            r#"{"code": "import time\ntime.sleep(5)", "limits": {"timeout_ms": 200}}"#,
+            408,
+            "timeout",
+        ),
+        (
+            r#"{"code": "1", "limits": {"memory_bytes": 1048576}}"#,
+            507,
+            "memory_limit",
+        ),
+        (r#"{"code": "import os\nos.abort()"}"#, 500, "trap"),
+        (r#"{"code": "'\u0000'"}"#, 400, "invalid_code"),
+        (r#"{"code": 1}"#, 400, "bad_request"),
+        (r#"{"code": "1", "mounts": ["/etc"]}"#, 400, "bad_request"),
+        ("{not json", 400, "bad_request"),
+        ("", 400, "bad_request"),
+    ] {
+        let response = server.eval(body);
+        assert_eq!(
+            (response.status, response.kind()),
+            (status, kind.to_owned()),
+            "{body}"
+        );
+    }
+    let capped = server.eval(r#"{"code": "while True: pass", "limits": {"fuel": 1000000000000}}"#);
+    assert!(capped.body.contains("50,000,000"), "{}", capped.body);
+    assert_eq!(server.request("GET", "/v1/nowhere", "").status, 404);
+    assert_eq!(server.request("GET", "/v1/eval", "").status, 405);
+    // The server is still there after all of that.
+    assert_eq!(server.eval(r#"{"code": "1 + 1"}"#).json()["value"], "2");
+
+    let metrics = server.request("GET", "/metrics", "").body;
+    for line in [
+        "pyeval_evaluations_total{outcome=\"ok\"} 3",
+        "pyeval_evaluations_total{outcome=\"exception\"} 1",
+        "pyeval_evaluations_total{outcome=\"fuel_exhausted\"} 2",
+        "pyeval_evaluations_total{outcome=\"timeout\"} 1",
+        "pyeval_evaluation_seconds_count 10",
+        "pyeval_evaluations_in_flight 0",
+        "pyeval_sessions_open 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in:\n{metrics}"
+        );
+    }
+}
+
+#[test]
+fn sessions_keep_state_until_closed_stopped_or_idle() {
+    let server = Server::start(&[
+        "--max-sessions",
+        "2",
+        "--session-idle",
+        "1",
+        "--fuel",
+        "50_000_000",
+    ]);
+    let created = server.request("POST", "/v1/sessions", "");
+    assert_eq!(created.status, 201);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/v1/sessions/{id}").as_str())
+    );
+    let path = format!("/v1/sessions/{id}/eval");
+    server.request("POST", &path, r#"{"code": "x = 20"}"#);
+    let kept = server.request("POST", &path, r#"{"code": "x * 2 + 2"}"#);
+    assert_eq!(kept.json()["value"], "42");
+
+    let second = server.request("POST", "/v1/sessions", r#"{"limits": {"fuel": 10000000}}"#);
+    let second_id = second.json()["id"].as_str().unwrap().to_owned();
+    let full = server.request("POST", "/v1/sessions", "");
+    assert_eq!(
+        (full.status, full.kind()),
+        (429, "too_many_sessions".to_owned())
+    );
+    assert!(full.header("retry-after").is_some());
+
+    // A stop ends the session: later evaluations say so.
+    let second_path = format!("/v1/sessions/{second_id}/eval");
+    assert_eq!(
+        server
+            .request("POST", &second_path, r#"{"code": "while True: pass"}"#)
+            .status,
+        422
+    );
+    let ended = server.request("POST", &second_path, r#"{"code": "1"}"#);
+    assert_eq!(
+        (ended.status, ended.kind()),
+        (410, "session_ended".to_owned())
+    );
+
+    assert_eq!(
+        server
+            .request("DELETE", &format!("/v1/sessions/{second_id}"), "")
+            .status,
+        204
+    );
+    let gone = server.request("POST", &second_path, r#"{"code": "1"}"#);
+    assert_eq!(
+        (gone.status, gone.kind()),
+        (404, "unknown_session".to_owned())
+    );
+    assert_eq!(
+        server
+            .request("DELETE", &format!("/v1/sessions/{second_id}"), "")
+            .status,
+        404
+    );
+
+    // Idle past a second: expired.
+    std::thread::sleep(Duration::from_millis(2500));
+    let expired = server.request("POST", &path, r#"{"code": "x"}"#);
+    assert_eq!(
+        (expired.status, expired.kind()),
+        (404, "unknown_session".to_owned())
+    );
+}
+
+#[test]
+fn a_full_pool_is_refused_at_once_with_retry_after() {
+    let server = Server::start(&["--max-instances", "1"]);
+    let id = server.request("POST", "/v1/sessions", "").json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The session takes the only slot when it first runs.
+    server.request(
+        "POST",
+        &format!("/v1/sessions/{id}/eval"),
+        r#"{"code": "a = 1"}"#,
+    );
+    let started = Instant::now();
+    let refused = server.eval(r#"{"code": "1"}"#);
+    assert_eq!(
+        (refused.status, refused.kind()),
+        (503, "too_many_instances".to_owned())
+    );
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    server.request("DELETE", &format!("/v1/sessions/{id}"), "");
+    assert_eq!(server.eval(r#"{"code": "1"}"#).status, 200);
+}
+
+#[test]
+fn oversized_and_slow_bodies_are_refused_and_the_server_lives() {
+    let server = Server::start(&["--body-timeout", "0.5"]);
+    // The default code limit is 1 MiB; the body may be about twice that.
+    let huge = format!(r#"{{"code": "{}"}}"#, "x".repeat(3 << 20));
+    let refused = server.eval(&huge);
+    assert_eq!(
+        (refused.status, refused.kind()),
+        (413, "body_too_large".to_owned())
+    );
+    // Code over the code limit in a body the server accepts is refused as code.
+    let long = format!(r#"{{"code": "{}"}}"#, "#".repeat(1_100_000));
+    assert_eq!(server.eval(&long).kind(), "invalid_code");
+
+    // A client that sends half a body and stalls is cut off.
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.write_all(b"POST /v1/eval HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"code\":")
+        .unwrap();
+    let started = Instant::now();
+    let response = Response::read(slow);
+    assert_eq!(
+        (response.status, response.kind()),
+        (408, "body_unread".to_owned())
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        server.eval(r#"{"code": "'alive'"}"#).json()["value"],
+        "'alive'"
+    );
+}
+
+#[test]
+fn a_token_guards_everything_but_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let server = Server::start(&["--token-file", token_file.to_str().unwrap()]);
+    let refused = server.eval(r#"{"code": "1"}"#);
+    assert_eq!(
+        (refused.status, refused.kind()),
+        (401, "unauthorized".to_owned())
+    );
+    assert_eq!(refused.header("www-authenticate"), Some("bearer"));
+    let wrong = server.send(
+        "POST",
+        "/v1/eval",
+        &["Authorization: Bearer s3cres"],
+        r#"{"code": "1"}"#,
+    );
+    assert_eq!(wrong.status, 401);
+    let right = server.send(
+        "POST",
+        "/v1/eval",
+        &["Authorization: Bearer s3cret"],
+        r#"{"code": "1"}"#,
+    );
+    assert_eq!(right.status, 200);
+    assert_eq!(server.request("GET", "/metrics", "").status, 401);
+    assert_eq!(server.request("GET", "/healthz", "").status, 200);
+
+    // Reachable from other machines without a token: refused before it listens.
+    let open = Command::new(env!("CARGO_BIN_EXE_pyeval"))
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(open.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&open.stderr).contains("--token-file"));
+}
+
+#[test]
+fn sigterm_lets_requests_in_flight_finish() {
+    let server = Server::start(&[]);
+    let addr = server.addr;
+    let slow = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let body = r#"{"code": "import time\ntime.sleep(1)\n'done'"}"#;
+        write!(
+            stream,
+            "POST /v1/eval HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        Response::read(stream)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let status = server.stop();
+    let finished = slow.join().unwrap();
+    assert_eq!(finished.json()["value"], "'done'");
+    assert!(status.success(), "{status:?}");
+}
