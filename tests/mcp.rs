@@ -1,0 +1,85 @@
+//! `pyeval mcp` driven by a real MCP client (rmcp's) over the binary's stdio.
+
+use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock};
+use rmcp::service::RunningService;
+use rmcp::transport::TokioChildProcess;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::json;
+
+async fn client(args: &[&str]) -> RunningService<RoleClient, ()> {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyeval"));
+    command.arg("mcp").args(args);
+    let transport = TokioChildProcess::new(command).expect("pyeval mcp starts");
+    ().serve(transport)
+        .await
+        .expect("the MCP handshake succeeds")
+}
+
+async fn run(
+    client: &RunningService<RoleClient, ()>,
+    arguments: serde_json::Value,
+) -> (bool, String) {
+    let params = CallToolRequestParams::new("run_python")
+        .with_arguments(arguments.as_object().unwrap().clone());
+    let result: CallToolResult = client.call_tool(params).await.expect("the call completes");
+    let text = result
+        .content
+        .iter()
+        .map(|block| match block {
+            ContentBlock::Text(text) => text.text.clone(),
+            other => panic!("unexpected content {other:?}"),
+        })
+        .collect();
+    (result.is_error == Some(true), text)
+}
+
+#[tokio::test]
+async fn run_python_with_sessions_and_errors() {
+    let client = client(&["--fuel", "100_000_000"]).await;
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0].name, "run_python");
+    let schema = serde_json::to_string(&tools[0].input_schema).unwrap();
+    assert!(
+        schema.contains("\"code\"") && schema.contains("\"session\""),
+        "{schema}"
+    );
+
+    let (failed, text) = run(&client, json!({"code": "print('hi')\n6 * 7"})).await;
+    assert!(!failed);
+    assert_eq!(text, "[stdout]\nhi\n[value]\n42\n");
+
+    // A session keeps its variables between calls; a fresh run does not see them.
+    run(&client, json!({"code": "total = 40", "session": "s"})).await;
+    let (_, kept) = run(&client, json!({"code": "total + 2", "session": "s"})).await;
+    assert_eq!(kept, "[value]\n42\n");
+    let (failed, fresh) = run(&client, json!({"code": "total"})).await;
+    assert!(failed);
+    assert!(
+        fresh.contains("NameError: name 'total' is not defined"),
+        "{fresh}"
+    );
+
+    // An exception is a tool error with its traceback.
+    let (failed, raised) = run(&client, json!({"code": "1 / 0"})).await;
+    assert!(failed);
+    assert!(
+        raised.starts_with("[traceback]\nTraceback (most recent call last):"),
+        "{raised}"
+    );
+    assert!(raised.contains("ZeroDivisionError: division by zero"));
+
+    // A stop is a tool error too; the session starts afresh next time.
+    let (failed, stopped) = run(&client, json!({"code": "while True: pass", "session": "s"})).await;
+    assert!(failed);
+    assert!(stopped.starts_with("[stopped]\nout of fuel"), "{stopped}");
+    assert!(stopped.contains("starts afresh"));
+    let (failed, after) = run(
+        &client,
+        json!({"code": "'total' in globals()", "session": "s"}),
+    )
+    .await;
+    assert!(!failed);
+    assert_eq!(after, "[value]\nFalse\n");
+    client.cancel().await.unwrap();
+}
