@@ -13,7 +13,7 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pyeval"))
+        let child = Command::new(env!("CARGO_BIN_EXE_pyeval"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
@@ -21,7 +21,12 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        // Owned by the server from here on: a failing test still stops the process.
+        let mut server = Server {
+            child,
+            addr: ([127, 0, 0, 1], 0).into(),
+        };
+        let mut stderr = BufReader::new(server.child.stderr.take().unwrap());
         let mut line = String::new();
         loop {
             line.clear();
@@ -30,10 +35,10 @@ impl Server {
                 "the server exited"
             );
             if let Some(addr) = line.trim().strip_prefix("pyeval: serving on http://") {
-                let addr = addr.parse().unwrap();
+                server.addr = addr.parse().unwrap();
                 // Keep draining stderr so the server never blocks on it.
                 std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-                return Server { child, addr };
+                return server;
             }
         }
     }
