@@ -1,6 +1,8 @@
 //! `pyeval-bench [OUT.json]`: measures the evaluator and the command path on this machine,
 //! prints a table and writes the numbers as JSON (default `bench/results.json`).
 
+mod server;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -63,6 +65,7 @@ fn main() -> Result<()> {
 
     let throughput_1 = throughput(&evaluator, 1);
     let throughput_2 = throughput(&evaluator, 2);
+    let (served, mixed) = server::measure(&evaluator)?;
     let faults = faults_per_fresh_eval(&evaluator)?;
     let command = command_path("print(1)", COMMAND_RUNS)?;
     let (process_warm, process_first) = whole_process()?;
@@ -134,6 +137,12 @@ fn main() -> Result<()> {
             "evaluations": SECRET_THREADS * SECRET_RUNS,
             "cross_talk": cross_talk,
         },
+        "server": {
+            "fresh_print_1": served.iter().map(server::Load::json).collect::<Vec<_>>(),
+            "mixed_8_clients": mixed.json(),
+            "added_p50_ms_1_client": ms(served[0].p50.saturating_sub(percentile(&fresh, 50.0))),
+            "throughput_over_in_process_2_threads": served.iter().map(|l| l.per_s).fold(0.0, f64::max) / throughput_2,
+        },
         "cpu_loop_1e6": {
             "evaluator_ms": ms(cpu_metered),
             "evaluator_fuel_off_ms": ms(cpu_unmetered),
@@ -161,6 +170,28 @@ fn main() -> Result<()> {
     );
     println!("| fresh evaluations/s, 1 thread | {throughput_1:.0} |");
     println!("| fresh evaluations/s, 2 threads | {throughput_2:.0} |");
+    for load in &served {
+        println!(
+            "| served fresh print(1), {} clients: per s / p50 / p99 / errors | {:.0} / {:.3} / {:.3} ms / {} |",
+            load.clients,
+            load.per_s,
+            ms(load.p50),
+            ms(load.p99),
+            load.errors
+        );
+    }
+    println!(
+        "| served mixed load (fresh, sessions, timeouts, hostile), 8 clients: per s / p50 / p99 / errors | {:.0} / {:.3} / {:.3} ms / {} |",
+        mixed.per_s,
+        ms(mixed.p50),
+        ms(mixed.p99),
+        mixed.errors
+    );
+    println!(
+        "| server over in-process: added p50 at 1 client / best throughput vs 2 threads | {:.3} ms / {:.0}% |",
+        results["server"]["added_p50_ms_1_client"].as_f64().unwrap_or(0.0),
+        100.0 * results["server"]["throughput_over_in_process_2_threads"].as_f64().unwrap_or(0.0)
+    );
     println!(
         "| command path (stock python.wasm) `-c 'print(1)'`, p50 ({COMMAND_RUNS} runs) | {:.1} ms, {} fuel |",
         ms(command.0),
