@@ -230,10 +230,12 @@ class Session:
         for key, value in environ:
             os.environ[key] = value
         sys.argv = list(argv[1:]) or [""]
-        # As python -c (or its prompt) starts: the working directory, then the directories
-        # of PYTHONPATH. A script or -m puts its own first entry in place of "" (`_main`).
-        extra = os.environ.get("PYTHONPATH", "")
-        sys.path[:0] = ["", *(entry for entry in extra.split(os.pathsep) if entry)]
+        # As python reads PYTHONPATH at start-up: its directories come right after the
+        # working directory's "" (which the snapshot holds; a script or -m puts its own
+        # first entry in its place, see `_main`).
+        extra = os.environ.get("PYTHONPATH")
+        if extra:
+            sys.path[1:1] = [entry for entry in extra.split(os.pathsep) if entry]
 
     def _source_name(self, code):
         # A distinct name per evaluation keeps tracebacks showing the right source lines.
@@ -626,8 +628,10 @@ def prepare(preload):
     for name in [name for name in linecache.cache if name.startswith("<string")]:
         del linecache.cache[name]
     session._counter = 0
-    # Nothing is imported from the file system any more: the snapshot's directories are gone.
-    sys.path[:] = []
+    # Nothing is imported from the snapshot's directories any more (they are gone); the
+    # working directory comes first, as with python -c. (Set here, not at wake: changing
+    # sys.path there costs every evaluation.)
+    sys.path[:] = [""]
     sys.path_importer_cache.clear()
     importlib.invalidate_caches()
     return session
