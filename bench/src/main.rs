@@ -1,5 +1,6 @@
 //! `pyeval-bench [OUT.json]`: measures the evaluator and the command path on this machine,
 //! prints a table and writes the numbers as JSON (default `bench/results.json`).
+//! `pyeval-bench --server-only` measures just the HTTP server and writes nothing.
 
 mod server;
 
@@ -35,6 +36,14 @@ fn main() -> Result<()> {
     let evaluator = Evaluator::builder()
         .on_compile(|| eprintln!("compiling the evaluator..."))
         .build()?;
+    if out.as_os_str() == "--server-only" {
+        // A quick look at the server alone; nothing is written.
+        let (served, mixed) = server::measure(&evaluator)?;
+        for load in served.iter().chain([&mixed]) {
+            println!("{}", load.json());
+        }
+        return Ok(());
+    }
     let limits = Limits::default();
 
     // Warm up: page in the compiled code and the snapshot image.
