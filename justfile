@@ -57,7 +57,8 @@ test: build-component other-hosts (python "dev")
     ! cargo tree -p pyeval -e normal,build --prefix none | grep -E '^clap '
     ! cargo tree -p pyeval -e normal,build --prefix none --depth 1 | grep -E '^serde_json '
     RUSTDOCFLAGS="-D warnings" cargo doc -p pyeval --no-deps --quiet
-    PYEVAL_WASMTIME="{{wasmtime}}" cargo test --workspace
+    # (The Python package's extension is built, and tested, by maturin and pytest below.)
+    PYEVAL_WASMTIME="{{wasmtime}}" cargo test --workspace --exclude pyeval-python
     python3 tools/cpython_tests.py --pyeval "{{target_dir}}/debug/pyeval" --quick
     # The Python package, installed, against the binary built by the tests above.
     PYEVAL_BIN="{{target_dir}}/debug/pyeval" "{{venv}}/bin/pytest" -q -p no:cacheprovider python/tests

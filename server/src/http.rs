@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -135,9 +135,7 @@ fn parse<T: DeserializeOwned>(
     empty: Option<T>,
 ) -> Result<T, Failure> {
     let body = body.map_err(|rejection| match rejection {
-        BytesRejection::FailedToBufferBody(ref failed)
-            if failed.body_text().contains("length limit") =>
-        {
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
             Failure::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
