@@ -56,16 +56,24 @@ impl Metrics {
     /// The exposition text, with `sessions` open sessions.
     pub fn render(&self, sessions: usize) -> String {
         let mut out = String::new();
-        out.push_str("# HELP pyeval_evaluations_total Evaluations by how they ended.\n");
-        out.push_str("# TYPE pyeval_evaluations_total counter\n");
+        family(
+            &mut out,
+            "pyeval_evaluations_total",
+            "counter",
+            "Evaluations by how they ended.",
+        );
         for (ending, count) in self.by_outcome.lock().unwrap().iter() {
             let _ = writeln!(
                 out,
                 "pyeval_evaluations_total{{outcome=\"{ending}\"}} {count}"
             );
         }
-        out.push_str("# HELP pyeval_evaluation_seconds Wall time of evaluations.\n");
-        out.push_str("# TYPE pyeval_evaluation_seconds histogram\n");
+        family(
+            &mut out,
+            "pyeval_evaluation_seconds",
+            "histogram",
+            "Wall time of evaluations.",
+        );
         let mut cumulative = 0;
         for (i, count) in self.latency.iter().enumerate() {
             cumulative += count.load(Ordering::Relaxed);
@@ -78,27 +86,36 @@ impl Metrics {
         let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "pyeval_evaluation_seconds_sum {sum}");
         let _ = writeln!(out, "pyeval_evaluation_seconds_count {cumulative}");
-        out.push_str(
-            "# HELP pyeval_fuel_consumed_total Fuel used by evaluations that ran to their end.\n",
-        );
-        out.push_str("# TYPE pyeval_fuel_consumed_total counter\n");
-        let _ = writeln!(
-            out,
-            "pyeval_fuel_consumed_total {}",
-            self.fuel.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP pyeval_evaluations_in_flight Evaluations running now.\n");
-        out.push_str("# TYPE pyeval_evaluations_in_flight gauge\n");
-        let _ = writeln!(
-            out,
-            "pyeval_evaluations_in_flight {}",
-            self.in_flight.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP pyeval_sessions_open Sessions open now.\n");
-        out.push_str("# TYPE pyeval_sessions_open gauge\n");
-        let _ = writeln!(out, "pyeval_sessions_open {sessions}");
+        for (name, kind, help, value) in [
+            (
+                "pyeval_fuel_consumed_total",
+                "counter",
+                "Fuel used by evaluations that ran to their end.",
+                self.fuel.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "pyeval_evaluations_in_flight",
+                "gauge",
+                "Evaluations running now.",
+                self.in_flight.load(Ordering::Relaxed),
+            ),
+            (
+                "pyeval_sessions_open",
+                "gauge",
+                "Sessions open now.",
+                sessions as i64,
+            ),
+        ] {
+            family(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
         out
     }
+}
+
+/// The `# HELP` and `# TYPE` lines of a metric.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// An evaluation in flight, for the gauge.
