@@ -4,6 +4,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 set positional-arguments := true
 
 guest := env("CARGO_TARGET_DIR", justfile_directory() / "guest-adapter/target") / "wasm32-wasip1/release/pyeval_guest.wasm"
+guest_with_packages := env("CARGO_TARGET_DIR", justfile_directory() / "guest-adapter/target") / "wasm32-wasip1/packages/pyeval_guest.wasm"
 calculator := env("CARGO_TARGET_DIR", justfile_directory() / "examples/calculator/target") / "wasm32-wasip1/release/pyeval_calculator.wasm"
 # Where every expensive output is cached: the same rule as the library's default cache
 # directory, made explicit for the tools the recipes run.
@@ -23,6 +24,17 @@ build-component: build-cpython
     python3 tools/tzdata.py
     cd guest-adapter && cargo build --release --quiet
     cargo run --quiet -p pyeval-componentize --bin pyeval-componentize -- "{{guest}}" target/cpython/stdlib target/pyeval.wasm
+
+# (LOCK names each package, version and SHA-256, see packages/sci.toml; numpy is
+# cross-compiled, the others are pure-Python wheels; all cached outside the tree.)
+# Build a component with the packages of LOCK into OUT (load it with `pyeval --component`).
+build-component-with LOCK OUT: build-cpython
+    python3 tools/tzdata.py
+    packages="$(python3 tools/packages.py "{{LOCK}}")" && cd guest-adapter && PYEVAL_PACKAGES_DIR="$packages" cargo build --profile packages --quiet
+    cargo run --quiet -p pyeval-componentize --bin pyeval-componentize -- "{{guest_with_packages}}" target/cpython/stdlib "{{OUT}}"
+
+# Build target/pyeval-sci.wasm: the `sci` profile (numpy, sympy, dateutil, ...).
+build-sci: (build-component-with "packages/sci.toml" "target/pyeval-sci.wasm")
 
 # Run pyeval with python's arguments, e.g. `just run -c "print('hello')"`.
 run *args: build-component

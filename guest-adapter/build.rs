@@ -66,12 +66,89 @@ fn main() {
     let blob = pack_stdlib(&cpython.join("stdlib"));
     fs::write(out.join("stdlib.bin"), blob).unwrap();
 
+    let packages = std::env::var_os("PYEVAL_PACKAGES_DIR").map(PathBuf::from);
+    println!("cargo:rerun-if-env-changed=PYEVAL_PACKAGES_DIR");
+    link_packages(&cpython, packages.as_deref(), &out);
+
     let tzdata = std::env::var_os("PYEVAL_TZDATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest_dir.join("../target/tzdata"));
     println!("cargo:rerun-if-env-changed=PYEVAL_TZDATA_DIR");
     println!("cargo:rerun-if-changed={}", tzdata.join("zones").display());
     fs::write(out.join("tzdata.bin"), pack_tzdata(&tzdata)).unwrap();
+}
+
+/// Links the packages of PYEVAL_PACKAGES_DIR (made by tools/packages.py), if set: their
+/// extension modules registered as built-in modules under their dotted names
+/// (`packages.c`), their Python files packed (`packages.bin`, the layout of the stdlib's,
+/// with data files flagged 2 and keyed by path), the modules to import before the
+/// snapshot (`preload.txt`). Without it all three are empty.
+fn link_packages(cpython: &Path, dir: Option<&Path>, out: &Path) {
+    let mut extensions = Vec::new();
+    let mut preload = String::new();
+    let mut blob = pack(b"PYEVPKG1", Vec::new());
+    if let Some(dir) = dir {
+        println!("cargo:rerun-if-changed={}", dir.join("lock.toml").display());
+        let listed = fs::read_to_string(dir.join("extensions.txt"))
+            .unwrap_or_else(|e| panic!("{}: {e}; run tools/packages.py", dir.display()));
+        println!(
+            "cargo:rustc-link-search=native={}",
+            dir.join("lib").display()
+        );
+        for line in listed.lines() {
+            let (module, archive) = line.split_once(' ').expect("`module archive.a` lines");
+            let lib = archive
+                .strip_prefix("lib")
+                .and_then(|a| a.strip_suffix(".a"));
+            println!("cargo:rustc-link-lib=static={}", lib.expect("libNAME.a"));
+            extensions.push(module.to_owned());
+        }
+        if !extensions.is_empty() {
+            // numpy's C++ parts, long double in printf (numpy prints float128), and
+            // compiler-rt's long double arithmetic (Rust's builtins lack the complex ones).
+            let builtins = cpython.join("toolchain/clang-resource/lib/wasm32-unknown-wasip1");
+            println!("cargo:rustc-link-search=native={}", builtins.display());
+            for lib in [
+                "c++",
+                "c++abi",
+                "c-printscan-long-double",
+                "clang_rt.builtins",
+            ] {
+                println!("cargo:rustc-link-lib=static={lib}");
+            }
+        }
+        preload = fs::read_to_string(dir.join("preload.txt")).unwrap();
+        blob = pack_site(&dir.join("site"));
+    }
+    fs::write(out.join("packages.bin"), blob).unwrap();
+    fs::write(out.join("preload.txt"), preload).unwrap();
+
+    let mut c = String::from("#include <Python.h>\n");
+    for module in &extensions {
+        let short = module.rsplit('.').next().unwrap();
+        c += &format!("extern PyObject *PyInit_{short}(void);\n");
+    }
+    c += "static struct _inittab packages[] = {\n";
+    for module in &extensions {
+        let short = module.rsplit('.').next().unwrap();
+        c += &format!("    {{\"{module}\", PyInit_{short}}},\n");
+    }
+    c += "    {0, 0}\n};\n";
+    c += "int pyeval_packages_register(void) { return PyImport_ExtendInittab(packages); }\n";
+    let source = out.join("packages.c");
+    fs::write(&source, c).unwrap();
+    let mut build = cc::Build::new();
+    build
+        .compiler(cpython.join("toolchain/bin/clang"))
+        .archiver(cpython.join("toolchain/bin/llvm-ar"))
+        .file(&source)
+        .include(cpython.join("include/python3.13"))
+        .opt_level(2);
+    if !extensions.is_empty() {
+        println!("cargo:rerun-if-changed=src/cxx_throw.c");
+        build.file("src/cxx_throw.c");
+    }
+    build.compile("pyeval_packages");
 }
 
 /// Has the link send wasi-libc's calls of each `__wasi_X` that src/scratch/calls.rs
@@ -129,21 +206,65 @@ fn pack_tzdata(dir: &Path) -> Vec<u8> {
     pack(b"PYEVTZD1", entries)
 }
 
+/// Packs the compiled modules of `site` as [`pack_stdlib`] does, and its data files keyed
+/// by their path under `site`, flagged 2.
+fn pack_site(site: &Path) -> Vec<u8> {
+    let mut entries = compiled_modules(site);
+    let mut data = Vec::new();
+    collect_data(site, &mut data);
+    data.sort();
+    for path in data {
+        let key = path
+            .strip_prefix(site)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        entries.push((key, 2, fs::read(&path).unwrap()));
+    }
+    pack(b"PYEVPKG1", entries)
+}
+
+/// Files under `site` that no running package reads: source (Python, C, Cython), stubs,
+/// compiled code (packed as modules), documents and images.
+const NOT_DATA: &[&str] = &[
+    "py", "pyc", "pyi", "typed", "h", "c", "pxd", "pyx", "md", "rst", "png", "template",
+];
+
+/// The data files under `dir`.
+fn collect_data(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_data(&path, out);
+        } else {
+            let extension = path.extension().unwrap_or_default().to_string_lossy();
+            if !NOT_DATA.contains(&extension.as_ref()) {
+                out.push(path);
+            }
+        }
+    }
+}
+
 /// Packs every compiled module of `stdlib`, keyed by module name and flagged 1 for a
 /// package, its data the module's marshalled code (its .pyc minus the 16-byte header), in
 /// the layout of [`pack`].
 fn pack_stdlib(stdlib: &Path) -> Vec<u8> {
+    pack(b"PYEVSTD1", compiled_modules(stdlib))
+}
+
+/// `(module name, 1 for a package else 0, marshalled code)` of every compiled module
+/// under `root`, sorted by name.
+fn compiled_modules(root: &Path) -> Vec<(String, u8, Vec<u8>)> {
     let mut modules = Vec::new();
-    collect(stdlib, stdlib, &mut modules);
+    collect(root, root, &mut modules);
     modules.sort();
-    let entries = modules
+    modules
         .into_iter()
         .map(|(name, is_package, pyc)| {
             let code = fs::read(&pyc).unwrap_or_else(|e| panic!("reading {}: {e}", pyc.display()));
             (name, u8::from(is_package), code[16..].to_vec())
         })
-        .collect();
-    pack(b"PYEVSTD1", entries)
+        .collect()
 }
 
 /// `magic | u32 count | count × (u16 name length | name | u8 flag | u32 offset | u32 length)

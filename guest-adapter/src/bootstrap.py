@@ -3,7 +3,8 @@
 It installs the importer that serves the standard library from the component's own
 memory, and defines what the Rust exports call: `evaluate` for `evaluator.eval` and
 `main` for `wasi:cli/run`. The Rust side passes in `STDLIB_BLOB`, a memoryview of the
-packed standard library and `TZDATA_BLOB`, the packed time-zone data (see
+packed standard library, `PACKAGES_BLOB`, the packed packages the component was built
+with (empty without), and `TZDATA_BLOB`, the packed time-zone data (see
 guest-adapter/build.rs for their layouts), `compile_split` (src/compile_split.c) and
 `IGNORED_OPTIONS`, the text of src/ignored_options.txt.
 """
@@ -48,26 +49,31 @@ def read_packed(blob, magic, what):
     return index
 
 
-class StdlibImporter:
-    """A meta-path finder and loader for the compiled stdlib packed into the component."""
+class PackedImporter:
+    """A meta-path finder and loader for compiled modules packed into the component: the
+    standard library, and the packages a component was built with."""
 
-    def __init__(self, blob):
+    def __init__(self, blob, magic, what, base):
         self._blob = blob
-        self._index = read_packed(blob, b"PYEVSTD1", "the standard library")
+        self._index = read_packed(blob, magic, what)
+        self._base = base
+
+    def __bool__(self):
+        return bool(self._index)
 
     def find_spec(self, fullname, path=None, target=None):
         entry = self._index.get(fullname)
-        if entry is None:
+        if entry is None or entry[0] > 1:
             return None
         is_package = bool(entry[0])
         relative = fullname.replace(".", "/")
         if is_package:
-            origin = f"{STDLIB_DIR}/{relative}/__init__.py"
+            origin = f"{self._base}/{relative}/__init__.py"
         else:
-            origin = f"{STDLIB_DIR}/{relative}.py"
+            origin = f"{self._base}/{relative}.py"
         spec = ModuleSpec(fullname, self, origin=origin, is_package=is_package)
         if is_package:
-            spec.submodule_search_locations = [f"{STDLIB_DIR}/{relative}"]
+            spec.submodule_search_locations = [f"{self._base}/{relative}"]
         spec.has_location = True
         return spec
 
@@ -86,6 +92,13 @@ class StdlibImporter:
 
     def get_source(self, fullname):
         return None
+
+    def get_data(self, path):
+        """A package's data file, by its path (`pkgutil.get_data`)."""
+        entry = self._index.get(os.path.relpath(path, self._base))
+        if entry is None or entry[0] != 2:
+            raise FileNotFoundError(path)
+        return bytes(self._blob[entry[1] : entry[2]])
 
 
 class _CappedSink(io.RawIOBase):
@@ -223,6 +236,10 @@ class Session:
         # 256 bits from the host's entropy (asking for the 2,496 bytes `random.seed()` reads
         # costs more than the rest of waking up).
         random.seed(int.from_bytes(os.urandom(32)))
+        # numpy's global generator (np.random.rand and the like) too, if it is loaded.
+        mtrand = sys.modules.get("numpy.random.mtrand")
+        if mtrand is not None:
+            mtrand.seed(list(struct.unpack("<8I", os.urandom(32))))
         # Item by item: `clear` and `update` go through the Mapping ABCs, whose isinstance
         # checks cost more than everything else here.
         for key in list(os.environ):
@@ -613,7 +630,12 @@ def _gather_hot_code(session):
 def prepare(preload):
     """Installs the stdlib importer, imports `preload`, warms up evaluation, and returns the
     session every export uses. Runs once, before the snapshot."""
-    sys.meta_path.insert(0, StdlibImporter(STDLIB_BLOB))
+    sys.meta_path.insert(0, PackedImporter(STDLIB_BLOB, b"PYEVSTD1", "standard library",
+                                           STDLIB_DIR))
+    packages = PackedImporter(PACKAGES_BLOB, b"PYEVPKG1", "packages",
+                              f"{STDLIB_DIR}/site-packages")
+    if packages:
+        sys.meta_path.insert(1, packages)
     for name in preload:
         __import__(name)
     _as_python_is_used()

@@ -26,6 +26,13 @@ static STDLIB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stdlib.bin"));
 /// The IANA time-zone data of the `tzdata` package, packed by build.rs.
 static TZDATA: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tzdata.bin"));
 
+/// The packages this component was built with (tools/packages.py), packed by build.rs;
+/// an empty pack in the stdlib-only component.
+static PACKAGES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/packages.bin"));
+
+/// The packages' modules to import before the snapshot, one a line (after [`PRELOAD`]).
+static PACKAGES_PRELOAD: &str = include_str!(concat!(env!("OUT_DIR"), "/preload.txt"));
+
 /// The guest's Python half.
 static BOOTSTRAP: &str = include_str!("bootstrap.py");
 
@@ -96,6 +103,8 @@ extern "C" {
     fn pyeval_sqlite_setup();
     /// src/sqlite_vfs.c: SQLite seeds its PRNG again when it next needs randomness.
     fn pyeval_sqlite_reseed();
+    /// Registers the packages' extension modules as built-in modules (build.rs makes it).
+    fn pyeval_packages_register() -> std::ffi::c_int;
 }
 
 /// The `Session` object of bootstrap.py, set by `pyeval_init`.
@@ -123,6 +132,9 @@ pub extern "C" fn pyeval_init() {
 unsafe fn start_interpreter() {
     // UTF-8 for file names, `open()` and the streams, as python has it on WASI (there it
     // comes from the C.UTF-8 locale, which an isolated start does not consult).
+    if pyeval_packages_register() != 0 {
+        panic!("registering the packages' extension modules failed");
+    }
     let mut pre = std::mem::MaybeUninit::<PyPreConfig>::uninit();
     PyPreConfig_InitIsolatedConfig(pre.as_mut_ptr());
     let mut pre = pre.assume_init();
@@ -169,7 +181,11 @@ unsafe fn check(status: PyStatus, what: &str) {
 unsafe fn run_bootstrap() -> *mut PyObject {
     let module = PyImport_AddModule(c"_pyeval".as_ptr());
     let globals = PyModule_GetDict(module);
-    for (name, blob) in [(c"STDLIB_BLOB", STDLIB), (c"TZDATA_BLOB", TZDATA)] {
+    for (name, blob) in [
+        (c"STDLIB_BLOB", STDLIB),
+        (c"TZDATA_BLOB", TZDATA),
+        (c"PACKAGES_BLOB", PACKAGES),
+    ] {
         let view =
             PyMemoryView_FromMemory(blob.as_ptr() as *mut c_char, blob.len() as _, PyBUF_READ);
         PyDict_SetItemString(
@@ -190,6 +206,9 @@ unsafe fn run_bootstrap() -> *mut PyObject {
     );
     let file = PyUnicode_FromString(BOOTSTRAP_NAME.as_ptr());
     PyDict_SetItemString(globals, c"__file__".as_ptr(), file);
+    // As every module has: native code (Cython's, for one) looks builtins up through the
+    // calling frame's globals.
+    PyDict_SetItemString(globals, c"__builtins__".as_ptr(), PyEval_GetBuiltins());
     let source = CString::new(BOOTSTRAP).unwrap();
     let code = expect(
         Py_CompileString(source.as_ptr(), BOOTSTRAP_NAME.as_ptr(), Py_file_input),
@@ -201,8 +220,8 @@ unsafe fn run_bootstrap() -> *mut PyObject {
     );
 
     let preload = PyList_New(0);
-    for name in PRELOAD {
-        let name = CString::new(*name).unwrap();
+    for name in PRELOAD.iter().copied().chain(PACKAGES_PRELOAD.lines()) {
+        let name = CString::new(name).unwrap();
         PyList_Append(preload, PyUnicode_FromString(name.as_ptr()));
     }
     let prepare = PyDict_GetItemString(globals, c"prepare".as_ptr());

@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""Cross-compile numpy for wasm32-wasip1, for static linking into the evaluator.
+
+    python3 tools/numpy_wasi.py VERSION SHA256     (prints the output directory)
+
+numpy's sdist (fetched with pip, checked against SHA256) is configured with its own
+vendored meson and a cross file for the toolchain of `just build-cpython` (clang-19 and
+wasi-libc), with LLVM's libc++ for wasm32 from Debian's archive (pinned .debs). There is
+no BLAS (numpy's bundled lapack-lite), no threads, no SIMD dispatch. Each extension module
+is "linked" into a static archive instead of a shared object, and listed with its dotted
+name, so the guest can register it as a built-in module.
+
+The result goes to `<cache>/numpy-VERSION-<hash>/`, the hash covering every input:
+
+    site/            numpy's Python files (tests left out), with .pyc compiled for 3.13
+    tests/           numpy's test packages, in the same layout
+    lib/             one archive per extension module, plus libc++ and libc++abi
+    extensions.txt   `dotted.module.name archive.a` per extension module
+    manifest.json    versions, hashes, flags
+
+A C++ `throw` cannot be caught in this build (wasm exceptions are not used): the guest's
+`__cxa_throw` ends the evaluation; see the README.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpython  # noqa: E402  (the CPython build this one compiles against)
+
+# (Debian binary package, .deb, SHA-256): LLVM's C++ library for wasm32, at clang's version.
+CXX_DEBS = [
+    ("libc++-19-dev-wasm32", "libc++-19-dev-wasm32_1%3a19.1.7-3~deb12u1_all.deb",
+     "e2c3a1ec97f42ff660688e7a435dab7cb785211d9e9559eef86192a218c24ce8"),
+    ("libc++abi-19-dev-wasm32", "libc++abi-19-dev-wasm32_1%3a19.1.7-3~deb12u1_all.deb",
+     "a0835ee4cf44d41ee988e77be30d023134160a80bdea02b03a6a384c3f048e4d"),
+]
+# Tools the build runs on the build machine, pinned by hash.
+BUILD_REQUIREMENTS = Path(__file__).resolve().parent / "numpy-build-requirements.txt"
+# numpy's build options: the bundled fallbacks, one code path (no runtime CPU dispatch).
+MESON_OPTIONS = [
+    "-Dallow-noblas=true", "-Dblas=none", "-Dlapack=none",
+    "-Ddisable-threading=true", "-Ddisable-optimization=true", "-Ddisable-svml=true",
+    "-Ddisable-highway=true", "-Ddisable-intel-sort=true",
+    "-Dcpu-baseline=none", "-Dcpu-dispatch=none",
+    "-Dbuildtype=release", "-Db_ndebug=true",
+]
+CFLAGS = ["-O2", "-DNDEBUG", "-D_WASI_EMULATED_SIGNAL", "-D_WASI_EMULATED_PROCESS_CLOCKS",
+          "-D_WASI_EMULATED_MMAN"]
+# Exceptions are compiled as calls (`throw` becomes `__cxa_throw`) so numpy's C++ builds.
+CXXFLAGS = [*CFLAGS, "-fexceptions"]
+WASI_SYSCONFIG = "_sysconfigdata__wasi_wasm32-wasi"
+
+
+def inputs_hash(version, digest, cpython_dir):
+    sha = hashlib.sha256()
+    sha.update(Path(__file__).read_bytes())
+    sha.update(BUILD_REQUIREMENTS.read_bytes())
+    sha.update(f"numpy {version} {digest}\n".encode())
+    for _, name, d in CXX_DEBS:
+        sha.update(f"{name}={d}\n".encode())
+    sha.update((cpython_dir / "manifest.json").read_bytes())
+    return sha.hexdigest()[:16]
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def run(cmd, log, cwd=None, env=None):
+    with open(log, "a") as out:
+        out.write(f"$ {' '.join(map(str, cmd))}\n")
+        out.flush()
+        done = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, stdout=out,
+                              stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        tail = Path(log).read_text(errors="replace").splitlines()[-30:]
+        sys.exit("\n".join(tail) + f"\n[pyeval] numpy build failed: {' '.join(map(str, cmd[:3]))}"
+                 f" ... (exit {done.returncode}); full log: {log}")
+
+
+def fetch_sdist(version, digest, downloads, log):
+    """numpy's sdist from the package index, through pip, without building it."""
+    name = f"numpy-{version}.tar.gz"
+    path = downloads / name
+    if path.is_file() and sha256(path) == digest:
+        return path
+    downloads.mkdir(parents=True, exist_ok=True)
+    # pip prepares an sdist's metadata before saving it, which for numpy means a whole
+    # native build; a stand-in backend reads the metadata from PKG-INFO instead.
+    shim = downloads / "pyeval-sdist-shim"
+    shim.mkdir(exist_ok=True)
+    (shim / "mesonpy.py").write_text(METADATA_SHIM)
+    req = downloads / f"numpy-{version}.req"
+    req.write_text(f"numpy=={version} --hash=sha256:{digest}\n")
+    env = {**os.environ, "PYTHONPATH": str(shim)}
+    run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+         "--no-deps", "--no-binary", "numpy", "--no-build-isolation", "--require-hashes",
+         "-r", req, "-d", downloads], log, env=env)
+    if sha256(path) != digest:
+        sys.exit(f"[pyeval] {path}: SHA-256 does not match the lock file")
+    return path
+
+
+METADATA_SHIM = '''\
+"""Stand-in build backend: only reports the metadata an sdist carries in PKG-INFO."""
+import os
+
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    with open("PKG-INFO", encoding="utf-8") as f:
+        info = f.read()
+    fields = dict(line.split(": ", 1) for line in info.splitlines()[:3] if ": " in line)
+    name = f"{fields['Name']}-{fields['Version']}.dist-info"
+    os.makedirs(os.path.join(metadata_directory, name))
+    with open(os.path.join(metadata_directory, name, "METADATA"), "w", encoding="utf-8") as f:
+        f.write(info)
+    return name
+
+
+def build_wheel(*args, **kwargs):
+    raise RuntimeError("this backend only reports metadata")
+'''
+
+
+def fetch_cxx(downloads, dest, log):
+    """libc++ and libc++abi for wasm32 from Debian's archive, unpacked into dest."""
+    for package, deb, digest in CXX_DEBS:
+        path = downloads / deb
+        if not (path.is_file() and sha256(path) == digest):
+            run(["apt-get", "download", package], log, cwd=downloads)
+            if sha256(path) != digest:
+                sys.exit(f"[pyeval] {path}: SHA-256 does not match the pinned one")
+        run(["dpkg-deb", "-x", path, dest], log)
+    return dest / "usr/lib/llvm-19"
+
+
+def write_tools(work, cpython_dir, native_python, cxx, venv):
+    """Wrappers and the cross file meson is given."""
+    bin_ = work / "bin"
+    bin_.mkdir(parents=True, exist_ok=True)
+    toolchain = cpython_dir / "toolchain/bin"
+    # The build machine's python, answering sysconfig questions as the wasm build would.
+    sysconfig_dir = work / "sysconfig"
+    sysconfig_dir.mkdir(exist_ok=True)
+    shutil.copy(cpython_dir / "stdlib" / f"{WASI_SYSCONFIG}.py", sysconfig_dir)
+    (sysconfig_dir / "sitecustomize.py").write_text(SYSCONFIG_PATCH)
+    python = bin_ / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        f"export _PYTHON_SYSCONFIGDATA_NAME={WASI_SYSCONFIG}\n"
+        f"export PYTHONPATH={sysconfig_dir}\n"
+        f"export PYEVAL_WASI_INCLUDE={cpython_dir / 'include/python3.13'}\n"
+        f'exec {native_python} "$@"\n')
+    link = bin_ / "link-static"
+    link.write_text(LINK_STATIC.format(python=sys.executable, ar=toolchain / "llvm-ar"))
+    cxx_include = cxx / "include/wasm32-wasi/c++/v1"
+    for tool in (python, link):
+        tool.chmod(0o755)
+
+    def quoted(items):
+        return "[" + ", ".join(f"'{i}'" for i in items) + "]"
+
+    cross = work / "cross.ini"
+    cross.write_text(f"""\
+[binaries]
+c = {quoted([link, toolchain / 'clang'])}
+cpp = {quoted([link, toolchain / 'clang++', '-nostdinc++', '-isystem', cxx_include])}
+ar = '{toolchain / "llvm-ar"}'
+python = '{python}'
+cython = '{venv / "bin/cython"}'
+
+[host_machine]
+system = 'wasi'
+cpu_family = 'wasm32'
+cpu = 'wasm32'
+endian = 'little'
+
+[properties]
+needs_exe_wrapper = true
+longdouble_format = 'IEEE_QUAD_LE'
+
+[built-in options]
+c_args = {quoted(CFLAGS)}
+cpp_args = {quoted(CXXFLAGS)}
+""")
+    return cross
+
+
+# sysconfig's paths come from the running interpreter's prefix, not its sysconfig data:
+# point the include directories at the wasm build's headers.
+SYSCONFIG_PATCH = '''\
+import os
+import sysconfig
+
+_get_paths = sysconfig.get_paths
+
+
+def get_paths(*args, **kwargs):
+    paths = _get_paths(*args, **kwargs)
+    paths["include"] = paths["platinclude"] = os.environ["PYEVAL_WASI_INCLUDE"]
+    return paths
+
+
+sysconfig.get_paths = get_paths
+sysconfig.get_path = lambda name, *a, **k: get_paths(*a, **k)[name]
+'''
+
+# The compiler as meson calls it, except that code is not position-independent (it is
+# linked statically) and a shared module (a Python extension) is made into a static
+# archive of its objects and archives, for the guest to link.
+LINK_STATIC = '''\
+#!{python}
+import os, subprocess, sys
+
+args = [a for a in sys.argv[1:] if a not in ("-fPIC", "-fpic")]
+if "-shared" not in args:
+    os.execv(args[0], args)
+out = args[args.index("-o") + 1]
+inputs = [a for a in args[1:] if not a.startswith("-") and a != out
+          and (a.endswith(".o") or a.endswith(".a") or a.endswith(".obj"))]
+if os.path.exists(out):
+    os.remove(out)
+objects = [a for a in inputs if not a.endswith(".a")]
+archives = [a for a in inputs if a.endswith(".a")]
+subprocess.run(["{ar}", "qc", out, *objects], check=True)
+for archive in archives:
+    subprocess.run(["{ar}", "qcL", out, archive], check=True)
+subprocess.run(["{ar}", "s", out], check=True)
+'''
+
+
+def build(version, digest, cache, cpython_dir, out):
+    work = cache / f"numpy-build-{out.name.rsplit('-', 1)[1]}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    log = work / "build.log"
+    downloads = cache / "downloads"
+    started = time.time()
+    print("[pyeval] numpy: fetching sources and build tools ...", flush=True)
+    sdist = fetch_sdist(version, digest, downloads, log)
+    cxx = fetch_cxx(downloads, work / "cxx", log)
+    venv = work / "venv"
+    run([sys.executable, "-m", "venv", venv], log)
+    run([venv / "bin/pip", "install", "--quiet", "--disable-pip-version-check",
+         "--require-hashes", "--no-deps", "-r", BUILD_REQUIREMENTS], log)
+    with tarfile.open(sdist) as tar:
+        tar.extractall(work, filter="data")
+    src = work / f"numpy-{version}"
+    native_python = cpython.Build(cache, cpython.inputs_hash()).work / "native-python/python"
+    cross = write_tools(work, cpython_dir, native_python, cxx, venv)
+    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
+    print("[pyeval] numpy: configuring ...", flush=True)
+    run([venv / "bin/python", src / "vendored-meson/meson/meson.py", "setup",
+         "--cross-file", cross, "--prefix", "/", f"-Dpython.purelibdir=site",
+         "-Dpython.platlibdir=site", *MESON_OPTIONS, work / "build", src], log, env=env)
+    print(f"[pyeval] numpy: compiling (log: {log}) ...", flush=True)
+    run([venv / "bin/ninja", "-C", work / "build"], log, env=env)
+    stage = work / "stage"
+    run([venv / "bin/python", src / "vendored-meson/meson/meson.py", "install", "-C",
+         work / "build", "--destdir", stage, "--tags", "runtime,python-runtime,tests"], log, env=env)
+    collect(stage / "site", out, cxx, native_python, log)
+    (out / "manifest.json").write_text(json.dumps({
+        "numpy": version, "sha256": digest, "meson_options": MESON_OPTIONS,
+        "cflags": CFLAGS, "cxxflags": CXXFLAGS, "cxx": [d for _, d, _ in CXX_DEBS],
+        "seconds": round(time.time() - started),
+    }, indent=2) + "\n")
+    shutil.rmtree(work)
+
+
+def collect(site, out, cxx, native_python, log):
+    """Moves the extension archives to lib/ and the Python files to site/."""
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "lib").mkdir(parents=True)
+    extensions = []
+    for archive in sorted(site.rglob("*.so")):
+        rel = archive.relative_to(site)
+        dotted = ".".join(rel.parent.parts + (rel.name.split(".")[0],))
+        name = f"lib{dotted.replace('.', '_')}.a"
+        shutil.move(archive, tmp / "lib" / name)
+        extensions.append(f"{dotted} {name}")
+    for lib in ("libc++.a", "libc++abi.a"):
+        shutil.copy(cxx / "lib/wasm32-wasi" / lib, tmp / "lib" / lib)
+    # numpy's own tests stay out of the component: tests/ keeps them for `just numpy-tests`.
+    for tests in sorted(site.rglob("tests"), reverse=True):
+        if tests.is_dir():
+            dest = tmp / "tests" / tests.relative_to(site)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(tests, dest)
+    shutil.move(site, tmp / "site")
+    run([native_python, "-m", "compileall", "-q", "-j0", tmp / "site"], log)
+    (tmp / "extensions.txt").write_text("\n".join(extensions) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("version")
+    parser.add_argument("sha256")
+    parser.add_argument("--force", action="store_true", help="rebuild even if cached")
+    args = parser.parse_args()
+    cache = cpython.cache_root()
+    cpython_dir = cache / f"cpython-{cpython.PYTHON_VERSION}-{cpython.inputs_hash()}"
+    if not (cpython_dir / "manifest.json").is_file():
+        sys.exit("[pyeval] no CPython build for this checkout: run `just build-cpython` first")
+    key = inputs_hash(args.version, args.sha256, cpython_dir)
+    out = cache / f"numpy-{args.version}-{key}"
+    if args.force or not (out / "manifest.json").is_file():
+        build(args.version, args.sha256, cache, cpython_dir, out)
+    print(out)
+
+
+if __name__ == "__main__":
+    main()

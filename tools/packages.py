@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Gather the packages a lock file names, for a component built with them.
+
+    python3 tools/packages.py LOCK.toml     (prints the output directory)
+
+The lock file (see packages/sci.toml) names each package, its version and the SHA-256 of
+what is fetched: a pure-Python wheel (`py3-none-any`), fetched with pip; or, for numpy,
+its sdist, cross-compiled by tools/numpy_wasi.py. Packages with native code other than
+numpy are refused. The result goes to `<cache>/packages-<lock name>-<hash>/`, the hash
+covering every input, and is what guest-adapter/build.rs reads from PYEVAL_PACKAGES_DIR:
+
+    site/            the packages' Python files, with .pyc compiled for 3.13
+    lib/             static archives to link (numpy's extension modules, libc++)
+    extensions.txt   `dotted.module.name archive.a` per extension module
+    preload.txt      modules imported before the snapshot, one a line
+    tests/           numpy's own tests (not in the component)
+"""
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpython  # noqa: E402
+import numpy_wasi  # noqa: E402
+
+# Packages built from source by a recipe of ours, by name.
+NATIVE = {"numpy": numpy_wasi}
+
+
+class LockError(Exception):
+    """The lock file is malformed or names something this build cannot include."""
+
+
+def read_lock(path):
+    try:
+        lock = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise LockError(f"{path}: {e}") from e
+    packages = lock.get("package", [])
+    if not packages:
+        raise LockError(f"{path}: no [[package]] entries")
+    for p in packages:
+        missing = {"name", "version", "sha256"} - p.keys()
+        if missing:
+            raise LockError(f"{path}: package {p.get('name', '?')!r} lacks {sorted(missing)}")
+        if len(p["sha256"]) != 64:
+            raise LockError(f"{path}: package {p['name']!r}: sha256 is not 64 hex digits")
+    preload = lock.get("preload", [])
+    if not all(isinstance(m, str) for m in preload):
+        raise LockError(f"{path}: preload must be a list of module names")
+    return packages, preload
+
+
+def fetch_wheel(package, downloads):
+    """A pure-Python wheel of `package`, fetched with pip and checked against its hash."""
+    downloads.mkdir(parents=True, exist_ok=True)
+    for wheel in downloads.glob("*.whl"):
+        if numpy_wasi.sha256(wheel) == package["sha256"]:
+            return wheel
+    req = downloads / f"{package['name']}.req"
+    req.write_text(f"{package['name']}=={package['version']} --hash=sha256:{package['sha256']}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+         "--no-deps", "--only-binary", ":all:", "--require-hashes", "-r", req, "-d", downloads],
+        capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LockError(f"fetching {package['name']} {package['version']} (a pure-Python "
+                        f"wheel with the locked hash):\n{done.stdout}{done.stderr}")
+    for wheel in downloads.glob("*.whl"):
+        if numpy_wasi.sha256(wheel) == package["sha256"]:
+            return wheel
+    raise LockError(f"pip fetched no wheel of {package['name']} with the locked hash")
+
+
+def unpack_wheel(wheel, site):
+    if not wheel.name.endswith(("-py3-none-any.whl", "-py2.py3-none-any.whl")):
+        raise LockError(f"{wheel.name} is not a pure-Python wheel; only numpy is compiled")
+    with zipfile.ZipFile(wheel) as z:
+        for name in z.namelist():
+            top = name.split("/", 1)[0]
+            if top.endswith((".dist-info", ".data")):
+                continue
+            z.extract(name, site)
+
+
+def inputs_hash(lock_path, packages):
+    sha = hashlib.sha256()
+    sha.update(Path(__file__).read_bytes())
+    sha.update(lock_path.read_bytes())
+    cache = cpython.cache_root()
+    for p in packages:
+        if p["name"] in NATIVE:
+            sha.update(str(native_dir(p, cache)).encode())
+    return sha.hexdigest()[:16]
+
+
+def native_dir(package, cache):
+    builder = NATIVE[package["name"]]
+    cpython_dir = cache / f"cpython-{cpython.PYTHON_VERSION}-{cpython.inputs_hash()}"
+    key = builder.inputs_hash(package["version"], package["sha256"], cpython_dir)
+    return cache / f"{package['name']}-{package['version']}-{key}"
+
+
+def gather(lock_path, out, packages, preload):
+    cache = cpython.cache_root()
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    site, lib = tmp / "site", tmp / "lib"
+    site.mkdir(parents=True)
+    lib.mkdir()
+    extensions = []
+    for p in packages:
+        if p["name"] in NATIVE:
+            built = subprocess.run(
+                [sys.executable, str(Path(NATIVE[p["name"]].__file__)), p["version"], p["sha256"]],
+                stdout=subprocess.PIPE, text=True)
+            if built.returncode != 0:
+                sys.exit(built.returncode)
+            built = Path(built.stdout.strip().splitlines()[-1])
+            shutil.copytree(built / "site", site, dirs_exist_ok=True)
+            if (built / "tests").is_dir():
+                shutil.copytree(built / "tests", tmp / "tests", dirs_exist_ok=True)
+            for archive in (built / "lib").iterdir():
+                os.symlink(archive, lib / archive.name)
+            extensions += (built / "extensions.txt").read_text().splitlines()
+        else:
+            unpack_wheel(fetch_wheel(p, cache / "downloads" / "wheels"), site)
+    native_python = cpython.Build(cache, cpython.inputs_hash()).work / "native-python/python"
+    done = subprocess.run([native_python, "-m", "compileall", "-q", "-j0", site],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"[pyeval] compiling the packages' Python files failed:\n{done.stdout}")
+    (tmp / "extensions.txt").write_text("".join(f"{e}\n" for e in extensions))
+    (tmp / "preload.txt").write_text("".join(f"{m}\n" for m in preload))
+    shutil.copy(lock_path, tmp / "lock.toml")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("lock", type=Path)
+    args = parser.parse_args()
+    try:
+        packages, preload = read_lock(args.lock)
+        out = cpython.cache_root() / f"packages-{args.lock.stem}-{inputs_hash(args.lock, packages)}"
+        if not (out / "lock.toml").is_file():
+            gather(args.lock, out, packages, preload)
+    except LockError as e:
+        sys.exit(f"[pyeval] {e}")
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
