@@ -419,7 +419,7 @@ fn components_from_files_are_checked() {
         "{refused:?}"
     );
 
-    // A valid component of another world: refused with the world it lacks.
+    // A valid component that pyeval did not build: refused before it is compiled.
     let other = wat::parse_str("(component)").unwrap();
     let refused = Evaluator::builder()
         .component_bytes(other)
@@ -427,13 +427,32 @@ fn components_from_files_are_checked() {
         .build();
     match refused {
         Err(SetupError::Load { reason, .. }) => {
-            assert!(reason.contains("pyeval:sandbox/python"), "{reason}")
+            assert!(reason.contains("not a pyeval evaluator component"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The component as another version of pyeval would have stamped it.
+    let component = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/pyeval.wasm");
+    let mut older = std::fs::read(component).unwrap();
+    let stamp = pyeval_engine::stamp();
+    let at = older
+        .windows(stamp.len())
+        .rposition(|w| w == stamp.as_bytes())
+        .expect("the component names its pyeval version");
+    older[at..at + 12].copy_from_slice(b"pyeval 0.0.9");
+    let refused = Evaluator::builder()
+        .component_bytes(older)
+        .cache(pyeval::CacheLocation::Disabled)
+        .build();
+    match refused {
+        Err(SetupError::Load { reason, .. }) => {
+            assert!(reason.contains("it was built for pyeval 0.0.9"), "{reason}")
         }
         other => panic!("{other:?}"),
     }
 
     // The component itself, from its file, with a cache of its own.
-    let component = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/pyeval.wasm");
     let cache = dir.path().join("cache");
     let from_file = Evaluator::builder()
         .component_file(component)

@@ -12,7 +12,7 @@ name, so the guest can register it as a built-in module.
 
 The result goes to `<cache>/numpy-VERSION-<hash>/`, the hash covering every input:
 
-    site/            numpy's Python files (tests left out), with .pyc compiled for 3.13
+    site/            numpy's Python files (tests left out)
     tests/           numpy's test packages, in the same layout
     lib/             one archive per extension module, plus libc++ and libc++abi
     extensions.txt   `dotted.module.name archive.a` per extension module
@@ -271,7 +271,7 @@ def build(version, digest, cache, cpython_dir, out):
     stage = work / "stage"
     run([venv / "bin/python", src / "vendored-meson/meson/meson.py", "install", "-C",
          work / "build", "--destdir", stage, "--tags", "runtime,python-runtime,tests"], log, env=env)
-    collect(stage / "site", out, cxx, native_python, log)
+    collect(stage / "site", out, cxx)
     (out / "manifest.json").write_text(json.dumps({
         "numpy": version, "sha256": digest, "meson_options": MESON_OPTIONS,
         "cflags": CFLAGS, "cxxflags": CXXFLAGS, "cxx": [d for _, d, _ in CXX_DEBS],
@@ -280,7 +280,7 @@ def build(version, digest, cache, cpython_dir, out):
     shutil.rmtree(work)
 
 
-def collect(site, out, cxx, native_python, log):
+def collect(site, out, cxx):
     """Moves the extension archives to lib/ and the Python files to site/."""
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -301,7 +301,6 @@ def collect(site, out, cxx, native_python, log):
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(tests, dest)
     shutil.move(site, tmp / "site")
-    run([native_python, "-m", "compileall", "-q", "-j0", tmp / "site"], log)
     (tmp / "extensions.txt").write_text("\n".join(extensions) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

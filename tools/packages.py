@@ -19,6 +19,7 @@ covering every input, and is what guest-adapter/build.rs reads from PYEVAL_PACKA
 import argparse
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cpython  # noqa: E402
 import numpy_wasi  # noqa: E402
 
+# Changes some packages need to run here (a file per package and version; see each).
+PATCHES = Path(__file__).resolve().parent.parent / "packages" / "patches"
 # Packages built from source by a recipe of ours, by name.
 NATIVE = {"numpy": numpy_wasi}
 
@@ -90,10 +93,33 @@ def unpack_wheel(wheel, site):
             z.extract(name, site)
 
 
+def guest_stdlib():
+    """Where the guest has its stdlib (pyeval-engine's GUEST_STDLIB, the one source)."""
+    engine = (Path(__file__).resolve().parent.parent / "engine/src/lib.rs").read_text()
+    return re.search(r'pub const GUEST_STDLIB: &str = "([^"]+)";', engine).group(1)
+
+
+def patch_file(package):
+    """packages/patches/NAME-VERSION.diff, the changes a package needs here, if any."""
+    return PATCHES / f"{package['name']}-{package['version']}.diff"
+
+
+def apply_patch(package, site):
+    diff = patch_file(package)
+    if diff.is_file():
+        done = subprocess.run(["patch", "-p1", "--quiet", "-d", site, "-i", diff],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise LockError(f"{diff} does not apply:\n{done.stdout}{done.stderr}")
+
+
 def inputs_hash(lock_path, packages):
     sha = hashlib.sha256()
     sha.update(Path(__file__).read_bytes())
     sha.update(lock_path.read_bytes())
+    for p in packages:
+        if patch_file(p).is_file():
+            sha.update(patch_file(p).read_bytes())
     cache = cpython.cache_root()
     for p in packages:
         if p["name"] in NATIVE:
@@ -132,8 +158,12 @@ def gather(lock_path, out, packages, preload):
             extensions += (built / "extensions.txt").read_text().splitlines()
         else:
             unpack_wheel(fetch_wheel(p, cache / "downloads" / "wheels"), site)
+    for p in packages:
+        apply_patch(p, site)
     native_python = cpython.Build(cache, cpython.inputs_hash()).work / "native-python/python"
-    done = subprocess.run([native_python, "-m", "compileall", "-q", "-j0", site],
+    # Compiled as if installed, so tracebacks name the files where the guest has them.
+    done = subprocess.run([native_python, "-m", "compileall", "-q", "-f", "-j0", "-s", site,
+                           "-p", f"{guest_stdlib()}/site-packages", site],
                           capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"[pyeval] compiling the packages' Python files failed:\n{done.stdout}")

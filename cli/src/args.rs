@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::{ArgAction, Parser};
-use pyeval::{Fuel, Grants, Limits, Mount};
+use pyeval::{Evaluator, EvaluatorBuilder, Fuel, Grants, Limits, Mount};
 
 /// Run Python in a WebAssembly sandbox. Arguments after the options are Python's own,
 /// as `python` takes them: `-c CODE`, `SCRIPT ARGS...`, `-m MODULE`, `-` (stdin).
@@ -16,8 +16,11 @@ pub struct Cli {
     /// Run a stock CPython WASI build (a core module with `_start`, such as
     /// target/cpython/python.wasm) or a component exporting wasi:cli/run, instead of the
     /// evaluator.
-    #[arg(long, value_name = "FILE.wasm")]
+    #[arg(long, value_name = "FILE.wasm", conflicts_with = "component")]
     pub python: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub component: ComponentArg,
 
     /// Standard library of that build, mounted read-only at /usr/local/lib/python3.13
     /// [default: the `stdlib` directory beside FILE.wasm, else that of `just build-cpython`].
@@ -54,6 +57,25 @@ pub struct Cli {
         value_name = "PYTHON ARGS"
     )]
     pub args: Vec<String>,
+}
+
+/// Which evaluator component to run (shared by every subcommand that evaluates).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ComponentArg {
+    /// Run an evaluator component built with packages (`just build-component-with`, such
+    /// as target/pyeval-sci.wasm) instead of the embedded one, which has the stdlib only.
+    #[arg(long, value_name = "FILE.wasm")]
+    pub component: Option<PathBuf>,
+}
+
+impl ComponentArg {
+    /// A builder of the evaluator this option asks for.
+    pub fn builder(&self) -> EvaluatorBuilder {
+        match &self.component {
+            Some(path) => Evaluator::builder().component_file(path),
+            None => Evaluator::builder(),
+        }
+    }
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {

@@ -19,7 +19,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
     let (program, argv, show_value) = match invocation {
         Invocation::Interactive => {
             grants.stdin = Stdin::Empty;
-            let evaluator = load()?;
+            let evaluator = load(cli)?;
             return repl::run(&evaluator, &limits, &grants);
         }
         Invocation::Version => (
@@ -52,7 +52,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
     };
 
     grants.argv = argv;
-    let result = load()?.eval_with(&program, &limits, &grants);
+    let result = load(cli)?.eval_with(&program, &limits, &grants);
     if cli.stats {
         let used = match &result {
             Ok(outcome) => Some(outcome.fuel_used),
@@ -95,8 +95,10 @@ fn read_program(input: impl Read, limit: usize, what: &str) -> Result<String> {
 }
 
 /// The evaluator, telling the user when it compiles.
-fn load() -> Result<Evaluator> {
-    Ok(Evaluator::builder()
+fn load(cli: &Cli) -> Result<Evaluator> {
+    Ok(cli
+        .component
+        .builder()
         // One evaluation, or one session at a time (the REPL replaces an ended one).
         .max_instances(2)
         .on_compile(|| {

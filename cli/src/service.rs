@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use pyeval::Evaluator;
 use pyeval_server::{mcp, Policy};
 
-use crate::args::LimitArgs;
+use crate::args::{ComponentArg, LimitArgs};
 
 /// Serve the evaluator over HTTP/JSON: POST /v1/eval, sessions under /v1/sessions,
 /// GET /healthz and /metrics. The limits are each request's default and the most a request
@@ -45,6 +44,9 @@ pub struct ServeCli {
     session_idle: f64,
 
     #[command(flatten)]
+    component: ComponentArg,
+
+    #[command(flatten)]
     limits: LimitArgs,
 }
 
@@ -56,6 +58,9 @@ pub struct McpCli {
     /// Named sessions kept at most.
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_sessions: usize,
+
+    #[command(flatten)]
+    component: ComponentArg,
 
     #[command(flatten)]
     limits: LimitArgs,
@@ -85,7 +90,9 @@ pub fn serve(cli: ServeCli) -> Result<u8> {
         session_idle: seconds(cli.session_idle, "--session-idle")?,
         body_timeout: seconds(cli.body_timeout, "--body-timeout")?,
     };
-    let evaluator = Evaluator::builder()
+    let evaluator = cli
+        .component
+        .builder()
         .max_instances(cli.max_instances)
         .metered(matches!(cli.limits.fuel, pyeval::Fuel::Limited(_)))
         .on_compile(|| eprintln!("pyeval: compiling the evaluator for this machine (once)"))
@@ -102,7 +109,9 @@ pub fn serve(cli: ServeCli) -> Result<u8> {
 }
 
 pub fn mcp(cli: McpCli) -> Result<u8> {
-    let evaluator = Evaluator::builder()
+    let evaluator = cli
+        .component
+        .builder()
         .metered(matches!(cli.limits.fuel, pyeval::Fuel::Limited(_)))
         .build()?;
     let tool = mcp::PythonTool::new(evaluator, cli.limits.limits()?, cli.max_sessions);

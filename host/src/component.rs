@@ -60,17 +60,22 @@ impl ComponentSource {
                 compiled: (!EMBEDDED_COMPILED.is_empty()).then_some(EMBEDDED_COMPILED),
                 name: "the embedded evaluator component".into(),
             },
-            ComponentSource::Bytes(bytes) => Loaded {
-                key: crate::cache::source_key(bytes),
-                bytes: Cow::Borrowed(bytes),
-                compiled: None,
-                name: "the evaluator component given".into(),
-            },
+            ComponentSource::Bytes(bytes) => {
+                let name = "the evaluator component given".to_owned();
+                check_stamp(bytes, &name)?;
+                Loaded {
+                    key: crate::cache::source_key(bytes),
+                    bytes: Cow::Borrowed(bytes),
+                    compiled: None,
+                    name,
+                }
+            }
             ComponentSource::File(path) => {
                 let bytes = std::fs::read(path).map_err(|e| SetupError::Read {
                     path: path.display().to_string(),
                     reason: e.to_string(),
                 })?;
+                check_stamp(&bytes, &path.display().to_string())?;
                 Loaded {
                     key: crate::cache::source_key(&bytes),
                     bytes: Cow::Owned(bytes),
@@ -80,6 +85,36 @@ impl ComponentSource {
             }
         })
     }
+}
+
+/// Refuses a component that does not name this pyeval in its
+/// [`pyeval_engine::STAMP_SECTION`]: one built by another version, or not by pyeval.
+fn check_stamp(bytes: &[u8], name: &str) -> Result<(), SetupError> {
+    let refuse = |reason: String| SetupError::Load {
+        what: name.to_owned(),
+        reason,
+    };
+    let expected = pyeval_engine::stamp();
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| refuse(format!("not a WebAssembly component: {e}")))?;
+        if let wasmparser::Payload::CustomSection(section) = payload {
+            if section.name() == pyeval_engine::STAMP_SECTION {
+                let found = String::from_utf8_lossy(section.data());
+                if found == expected {
+                    return Ok(());
+                }
+                return Err(refuse(format!(
+                    "it was built for {found}, this is {expected}: build it again with this \
+                     version (`just build-component-with LOCK OUT.wasm`)"
+                )));
+            }
+        }
+    }
+    Err(refuse(format!(
+        "not a pyeval evaluator component (it has no {} section naming the pyeval it was \
+         built for); build one with `just build-component-with LOCK OUT.wasm`",
+        pyeval_engine::STAMP_SECTION
+    )))
 }
 
 /// Whether the embedded component was compiled at build time (so a first run on a new

@@ -53,7 +53,7 @@ fn main() -> Result<()> {
         started.elapsed().as_secs_f64(),
         snapshot.len() as f64 / 1e6
     );
-    let component = wit_component::ComponentEncoder::default()
+    let mut component = wit_component::ComponentEncoder::default()
         .module(&snapshot)?
         .adapter(
             "wasi_snapshot_preview1",
@@ -62,6 +62,7 @@ fn main() -> Result<()> {
         .validate(true)
         .encode()
         .context("building the component")?;
+    add_stamp(&mut component);
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -73,6 +74,32 @@ fn main() -> Result<()> {
         component.len() as f64 / 1e6
     );
     precompile(out, &component)
+}
+
+/// Appends the custom section naming the pyeval this component is built for.
+fn add_stamp(component: &mut Vec<u8>) {
+    let name = pyeval_engine::STAMP_SECTION.as_bytes();
+    let stamp = pyeval_engine::stamp();
+    let mut body = leb128(name.len());
+    body.extend_from_slice(name);
+    body.extend_from_slice(stamp.as_bytes());
+    component.push(0); // custom section id
+    component.extend(leb128(body.len()));
+    component.extend(body);
+}
+
+/// `n` as unsigned LEB128.
+fn leb128(mut n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
 }
 
 /// Writes the compiled form of `component` (the bytes of `out`) beside it, unless it is
