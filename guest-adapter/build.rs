@@ -82,10 +82,11 @@ fn main() {
 /// extension modules registered as built-in modules under their dotted names
 /// (`packages.c`), their Python files packed (`packages.bin`, the layout of the stdlib's,
 /// with data files flagged 2 and keyed by path), the modules to import before the
-/// snapshot (`preload.txt`). Without it all three are empty.
+/// snapshot (`preload.txt`) and the code run then (`warmup.py`). Without it all are empty.
 fn link_packages(cpython: &Path, dir: Option<&Path>, out: &Path) {
     let mut extensions = Vec::new();
     let mut preload = String::new();
+    let mut warmup = String::new();
     let mut blob = pack(b"PYEVPKG1", Vec::new());
     if let Some(dir) = dir {
         println!("cargo:rerun-if-changed={}", dir.join("lock.toml").display());
@@ -118,10 +119,12 @@ fn link_packages(cpython: &Path, dir: Option<&Path>, out: &Path) {
             }
         }
         preload = fs::read_to_string(dir.join("preload.txt")).unwrap();
+        warmup = fs::read_to_string(dir.join("warmup.py")).unwrap();
         blob = pack_site(&dir.join("site"));
     }
     fs::write(out.join("packages.bin"), blob).unwrap();
     fs::write(out.join("preload.txt"), preload).unwrap();
+    fs::write(out.join("warmup.py"), warmup).unwrap();
 
     let mut c = String::from("#include <Python.h>\n");
     for module in &extensions {

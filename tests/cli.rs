@@ -2,7 +2,7 @@
 
 mod binary;
 
-use binary::{pyeval, Run};
+use binary::{pyeval, Run, PYTHON_WASM};
 
 #[test]
 fn code_prints_output_and_the_trailing_value() {
@@ -350,4 +350,39 @@ fn the_program_reads_stdin() {
     std::fs::write(&script, "import sys\nprint(len(sys.stdin.read()))\n").unwrap();
     let run = Run::new(&[script.to_str().unwrap()]).stdin("12345").go();
     assert_eq!(run.stdout, "5\n");
+}
+
+#[test]
+fn another_component_is_loaded_with_component() {
+    let sci = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/pyeval-sci.wasm");
+    let run = pyeval(&[
+        "--component",
+        sci,
+        "-c",
+        "import numpy as np; print(np.linalg.det(np.eye(3)))",
+    ]);
+    run.assert_status(0);
+    assert_eq!(run.stdout, "1.0\n");
+
+    let missing = pyeval(&["--component", "/nonexistent/x.wasm", "-c", "1"]);
+    missing.assert_status(2);
+    assert!(
+        missing.stderr.contains("cannot read /nonexistent/x.wasm"),
+        "{}",
+        missing.stderr
+    );
+    let not_ours = pyeval(&["--component", PYTHON_WASM, "-c", "1"]);
+    not_ours.assert_status(2);
+    assert!(
+        not_ours.stderr.contains("not a pyeval evaluator component"),
+        "{}",
+        not_ours.stderr
+    );
+    let both = pyeval(&["--component", sci, "--python", PYTHON_WASM, "-c", "1"]);
+    both.assert_status(2);
+    assert!(
+        both.stderr.contains("cannot be used with"),
+        "{}",
+        both.stderr
+    );
 }

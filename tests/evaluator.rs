@@ -427,7 +427,10 @@ fn components_from_files_are_checked() {
         .build();
     match refused {
         Err(SetupError::Load { reason, .. }) => {
-            assert!(reason.contains("not a pyeval evaluator component"), "{reason}")
+            assert!(
+                reason.contains("not a pyeval evaluator component"),
+                "{reason}"
+            )
         }
         other => panic!("{other:?}"),
     }

@@ -53,11 +53,28 @@ MESON_OPTIONS = [
     "-Dcpu-baseline=none", "-Dcpu-dispatch=none",
     "-Dbuildtype=release", "-Db_ndebug=true",
 ]
-CFLAGS = ["-O2", "-DNDEBUG", "-D_WASI_EMULATED_SIGNAL", "-D_WASI_EMULATED_PROCESS_CLOCKS",
+CFLAGS = ["-O3", "-msimd128", "-DNDEBUG", "-D_WASI_EMULATED_SIGNAL", "-D_WASI_EMULATED_PROCESS_CLOCKS",
           "-D_WASI_EMULATED_MMAN"]
 # Exceptions are compiled as calls (`throw` becomes `__cxa_throw`) so numpy's C++ builds.
 CXXFLAGS = [*CFLAGS, "-fexceptions"]
 WASI_SYSCONFIG = "_sysconfigdata__wasi_wasm32-wasi"
+# Changes packages need to build or run here: NAME-VERSION.diff, applied with `patch -p1`
+# (each says why at its top).
+PATCHES = Path(__file__).resolve().parent.parent / "packages" / "patches"
+
+
+def patch_file(name, version):
+    return PATCHES / f"{name}-{version}.diff"
+
+
+def apply_patch(name, version, tree):
+    """Applies packages/patches/NAME-VERSION.diff to `tree`, if there is one."""
+    diff = patch_file(name, version)
+    if diff.is_file():
+        done = subprocess.run(["patch", "-p1", "--quiet", "-d", tree, "-i", diff],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"[pyeval] {diff} does not apply:\n{done.stdout}{done.stderr}")
 
 
 def inputs_hash(version, digest, cpython_dir):
@@ -65,6 +82,8 @@ def inputs_hash(version, digest, cpython_dir):
     sha.update(Path(__file__).read_bytes())
     sha.update(BUILD_REQUIREMENTS.read_bytes())
     sha.update(f"numpy {version} {digest}\n".encode())
+    if patch_file("numpy", version).is_file():
+        sha.update(patch_file("numpy", version).read_bytes())
     for _, name, d in CXX_DEBS:
         sha.update(f"{name}={d}\n".encode())
     sha.update((cpython_dir / "manifest.json").read_bytes())
@@ -259,6 +278,7 @@ def build(version, digest, cache, cpython_dir, out):
     with tarfile.open(sdist) as tar:
         tar.extractall(work, filter="data")
     src = work / f"numpy-{version}"
+    apply_patch("numpy", version, src)
     native_python = cpython.Build(cache, cpython.inputs_hash()).work / "native-python/python"
     cross = write_tools(work, cpython_dir, native_python, cxx, venv)
     env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}

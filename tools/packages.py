@@ -13,6 +13,7 @@ covering every input, and is what guest-adapter/build.rs reads from PYEVAL_PACKA
     lib/             static archives to link (numpy's extension modules, libc++)
     extensions.txt   `dotted.module.name archive.a` per extension module
     preload.txt      modules imported before the snapshot, one a line
+    warmup.py        code run once before the snapshot (after the imports)
     tests/           numpy's own tests (not in the component)
 """
 
@@ -31,8 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cpython  # noqa: E402
 import numpy_wasi  # noqa: E402
 
-# Changes some packages need to run here (a file per package and version; see each).
-PATCHES = Path(__file__).resolve().parent.parent / "packages" / "patches"
 # Packages built from source by a recipe of ours, by name.
 NATIVE = {"numpy": numpy_wasi}
 
@@ -58,7 +57,14 @@ def read_lock(path):
     preload = lock.get("preload", [])
     if not all(isinstance(m, str) for m in preload):
         raise LockError(f"{path}: preload must be a list of module names")
-    return packages, preload
+    warmup = lock.get("warmup", "")
+    if not isinstance(warmup, str):
+        raise LockError(f"{path}: warmup must be a string of Python code")
+    try:
+        compile(warmup, f"{path}: warmup", "exec")
+    except SyntaxError as e:
+        raise LockError(f"{path}: warmup: {e}") from e
+    return packages, preload, warmup
 
 
 def fetch_wheel(package, downloads):
@@ -99,27 +105,14 @@ def guest_stdlib():
     return re.search(r'pub const GUEST_STDLIB: &str = "([^"]+)";', engine).group(1)
 
 
-def patch_file(package):
-    """packages/patches/NAME-VERSION.diff, the changes a package needs here, if any."""
-    return PATCHES / f"{package['name']}-{package['version']}.diff"
-
-
-def apply_patch(package, site):
-    diff = patch_file(package)
-    if diff.is_file():
-        done = subprocess.run(["patch", "-p1", "--quiet", "-d", site, "-i", diff],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            raise LockError(f"{diff} does not apply:\n{done.stdout}{done.stderr}")
-
-
 def inputs_hash(lock_path, packages):
     sha = hashlib.sha256()
     sha.update(Path(__file__).read_bytes())
     sha.update(lock_path.read_bytes())
     for p in packages:
-        if patch_file(p).is_file():
-            sha.update(patch_file(p).read_bytes())
+        diff = numpy_wasi.patch_file(p["name"], p["version"])
+        if diff.is_file() and p["name"] not in NATIVE:
+            sha.update(diff.read_bytes())
     cache = cpython.cache_root()
     for p in packages:
         if p["name"] in NATIVE:
@@ -134,7 +127,7 @@ def native_dir(package, cache):
     return cache / f"{package['name']}-{package['version']}-{key}"
 
 
-def gather(lock_path, out, packages, preload):
+def gather(lock_path, out, packages, preload, warmup):
     cache = cpython.cache_root()
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -159,7 +152,8 @@ def gather(lock_path, out, packages, preload):
         else:
             unpack_wheel(fetch_wheel(p, cache / "downloads" / "wheels"), site)
     for p in packages:
-        apply_patch(p, site)
+        if p["name"] not in NATIVE:
+            numpy_wasi.apply_patch(p["name"], p["version"], site)
     native_python = cpython.Build(cache, cpython.inputs_hash()).work / "native-python/python"
     # Compiled as if installed, so tracebacks name the files where the guest has them.
     done = subprocess.run([native_python, "-m", "compileall", "-q", "-f", "-j0", "-s", site,
@@ -169,6 +163,7 @@ def gather(lock_path, out, packages, preload):
         sys.exit(f"[pyeval] compiling the packages' Python files failed:\n{done.stdout}")
     (tmp / "extensions.txt").write_text("".join(f"{e}\n" for e in extensions))
     (tmp / "preload.txt").write_text("".join(f"{m}\n" for m in preload))
+    (tmp / "warmup.py").write_text(warmup)
     shutil.copy(lock_path, tmp / "lock.toml")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
@@ -179,10 +174,10 @@ def main():
     parser.add_argument("lock", type=Path)
     args = parser.parse_args()
     try:
-        packages, preload = read_lock(args.lock)
+        packages, preload, warmup = read_lock(args.lock)
         out = cpython.cache_root() / f"packages-{args.lock.stem}-{inputs_hash(args.lock, packages)}"
         if not (out / "lock.toml").is_file():
-            gather(args.lock, out, packages, preload)
+            gather(args.lock, out, packages, preload, warmup)
     except LockError as e:
         sys.exit(f"[pyeval] {e}")
     print(out)

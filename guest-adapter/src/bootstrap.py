@@ -6,7 +6,8 @@ memory, and defines what the Rust exports call: `evaluate` for `evaluator.eval` 
 packed standard library, `PACKAGES_BLOB`, the packed packages the component was built
 with (empty without), and `TZDATA_BLOB`, the packed time-zone data (see
 guest-adapter/build.rs for their layouts), `compile_split` (src/compile_split.c) and
-`IGNORED_OPTIONS`, the text of src/ignored_options.txt.
+`IGNORED_OPTIONS`, the text of src/ignored_options.txt, and `PACKAGES_WARMUP`, code
+the packages' lock file runs before the snapshot (empty without).
 """
 
 import builtins
@@ -638,6 +639,8 @@ def prepare(preload):
         sys.meta_path.insert(1, packages)
     for name in preload:
         __import__(name)
+    if PACKAGES_WARMUP:
+        exec(compile(PACKAGES_WARMUP, "<pyeval packages warm-up>", "exec"), {})
     _as_python_is_used()
     session = Session()
     _gather_hot_code(session)

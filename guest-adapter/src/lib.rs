@@ -33,6 +33,9 @@ static PACKAGES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/packages.bin"
 /// The packages' modules to import before the snapshot, one a line (after [`PRELOAD`]).
 static PACKAGES_PRELOAD: &str = include_str!(concat!(env!("OUT_DIR"), "/preload.txt"));
 
+/// Code the packages' lock file has run once before the snapshot (empty without).
+static PACKAGES_WARMUP: &str = include_str!(concat!(env!("OUT_DIR"), "/warmup.py"));
+
 /// The guest's Python half.
 static BOOTSTRAP: &str = include_str!("bootstrap.py");
 
@@ -203,6 +206,11 @@ unsafe fn run_bootstrap() -> *mut PyObject {
         globals,
         c"IGNORED_OPTIONS".as_ptr(),
         str_object(IGNORED_OPTIONS),
+    );
+    PyDict_SetItemString(
+        globals,
+        c"PACKAGES_WARMUP".as_ptr(),
+        str_object(PACKAGES_WARMUP),
     );
     let file = PyUnicode_FromString(BOOTSTRAP_NAME.as_ptr());
     PyDict_SetItemString(globals, c"__file__".as_ptr(), file);

@@ -1,0 +1,239 @@
+//! The `sci` component (target/pyeval-sci.wasm, which `just build-sci` makes): numpy, sympy
+//! and the others of packages/sci.toml, loaded from its file. A corpus of the kind of code
+//! chat-bot users and LLMs write, with the outcomes native CPython with the same packages
+//! gives, through the library and through the wasmtime CLI; hostile code with numpy loaded;
+//! and what differs from a 64-bit native build, so that a change to it is noticed.
+
+#[path = "common/wave.rs"]
+mod wave;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use pyeval::{EvalError, Evaluator, Fuel, Limits, Stopped};
+use wave::{wave_field, wave_string};
+
+fn repo() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// One evaluator of the sci component per test binary.
+fn sci() -> &'static Evaluator {
+    static EVALUATOR: OnceLock<Evaluator> = OnceLock::new();
+    EVALUATOR.get_or_init(|| {
+        Evaluator::builder()
+            .component_file(repo().join("target/pyeval-sci.wasm"))
+            .build()
+            .expect("target/pyeval-sci.wasm loads (`just build-sci` makes it)")
+    })
+}
+
+/// What the corpus compares.
+#[derive(Debug, PartialEq, Eq, serde::Deserialize)]
+struct Summary {
+    stdout: String,
+    value: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Snippet {
+    code: String,
+    #[serde(flatten)]
+    expected: Summary,
+}
+
+fn corpus() -> Vec<Snippet> {
+    let text = std::fs::read_to_string(repo().join("tests/sci_corpus.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn eval(code: &str, limits: &Limits) -> Result<pyeval::Outcome, EvalError> {
+    sci().eval(code, limits)
+}
+
+fn value(code: &str) -> String {
+    let outcome = eval(code, &Limits::default()).unwrap();
+    assert!(outcome.error.is_none(), "{code:?}: {:?}", outcome.error);
+    outcome.value.unwrap_or_default()
+}
+
+#[test]
+fn corpus_through_pyeval() {
+    for snippet in corpus() {
+        let outcome = eval(&snippet.code, &Limits::default()).unwrap();
+        let got = Summary {
+            stdout: outcome.stdout,
+            value: outcome.value,
+            error: outcome.error.map(|e| e.type_name),
+        };
+        assert_eq!(got, snippet.expected, "{:?}", snippet.code);
+    }
+}
+
+/// The wasmtime CLI, caching what it compiles in a temporary directory that lives as long
+/// as the test binary (the sci component takes it seconds to compile).
+fn wasmtime() -> Command {
+    static CACHE: OnceLock<(tempfile::TempDir, String)> = OnceLock::new();
+    let cli = std::env::var_os("PYEVAL_WASMTIME")
+        .expect("PYEVAL_WASMTIME names the wasmtime CLI (`just test` installs it)");
+    let (_, config) = CACHE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("cache.toml");
+        let cache = dir.path().join("cache");
+        std::fs::write(&config, format!("[cache]\ndirectory = {:?}\n", cache)).unwrap();
+        let config = format!("cache-config={}", config.display());
+        (dir, config)
+    });
+    let mut command = Command::new(cli);
+    command.current_dir(repo()).arg("run").args(["-C", config]);
+    command
+}
+
+#[test]
+fn corpus_through_the_wasmtime_cli() {
+    for snippet in corpus() {
+        let call = format!("eval({})", wave_string(&snippet.code));
+        let out = wasmtime()
+            .args(["--invoke", &call, "target/pyeval-sci.wasm"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let wave = String::from_utf8(out.stdout).unwrap();
+        let got = Summary {
+            stdout: wave_field(&wave, "stdout: ").unwrap_or_default(),
+            value: wave_field(&wave, "value: some("),
+            error: wave_field(&wave, "type-name: "),
+        };
+        assert_eq!(got, snippet.expected, "{:?} gave {wave}", snippet.code);
+    }
+}
+
+#[test]
+fn the_wasmtime_cli_runs_it_as_a_command() {
+    let out = wasmtime()
+        .args(["target/pyeval-sci.wasm", "-c"])
+        .arg("import numpy, sympy; print(numpy.__version__, sympy.__version__)")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2.4.6 1.14.0\n");
+}
+
+/// numpy on wasm32 is numpy on a 32-bit platform: its default integer is 32 bits wide (so
+/// `np.arange(10**6).sum()` wraps, where a 64-bit build gives 499999500000), and the
+/// floating-point status flags numpy reads to warn are never raised in WebAssembly.
+#[test]
+fn what_differs_from_a_64_bit_build() {
+    assert_eq!(
+        value("import numpy as np\nnp.arange(3).dtype.name"),
+        "'int32'"
+    );
+    assert_eq!(
+        value("import numpy as np\nnp.arange(10**6).sum()"),
+        "np.int32(1783293664)"
+    );
+    assert_eq!(
+        value("import numpy as np\nnp.arange(10**6, dtype=np.int64).sum()"),
+        "np.int64(499999500000)"
+    );
+    let divide =
+        "import warnings, numpy as np\nwarnings.simplefilter('error')\nnp.array([1.0]) / 0";
+    assert_eq!(value(divide), "array([inf])");
+    // float128 is IEEE quad precision here (80-bit x87 extended on x86-64).
+    assert_eq!(
+        value("import numpy as np\nnp.finfo(np.longdouble).bits"),
+        "128"
+    );
+}
+
+#[test]
+fn each_fresh_evaluation_has_its_own_random_state() {
+    let draw = "import numpy as np\n(np.random.rand(), np.random.default_rng().random())";
+    let first = value(draw);
+    let second = value(draw);
+    assert_ne!(
+        first, second,
+        "the snapshot's random state leaked into both"
+    );
+    let (a, b) = first
+        .trim_matches(|c| c == '(' || c == ')')
+        .split_once(", ")
+        .unwrap();
+    assert_ne!(a, b);
+    // Seeded, they are what numpy gives everywhere.
+    assert_eq!(
+        value("import numpy as np\nnp.random.seed(0)\nnp.random.rand()"),
+        "0.5488135039273248"
+    );
+}
+
+#[test]
+fn a_session_keeps_its_arrays() {
+    let mut session = sci().session(&Limits::default()).unwrap();
+    session
+        .eval("import numpy as np\na = np.arange(6).reshape(2, 3)")
+        .unwrap();
+    let outcome = session.eval("(a * 2).tolist()").unwrap();
+    assert_eq!(outcome.value.as_deref(), Some("[[0, 2, 4], [6, 8, 10]]"));
+}
+
+#[test]
+fn hostile_code_with_numpy_is_contained() {
+    let defaults = Limits::default();
+    // Past what a 32-bit size can hold (2 GiB): refused by numpy itself.
+    let huge = eval("import numpy as np\nnp.zeros(2**31)", &defaults).unwrap();
+    assert_eq!(huge.error.unwrap().type_name, "ValueError");
+    // Past the memory limit, within the address space.
+    let big = eval("import numpy as np\na = np.ones(2**27)", &defaults).unwrap();
+    assert_eq!(
+        big.error.unwrap().type_name,
+        "numpy._core._exceptions._ArrayMemoryError"
+    );
+    // A vectorized loop forever: fuel, then (unmetered) the deadline.
+    let forever = "import numpy as np\nwhile True:\n    np.arange(10**6).sum()";
+    let fuel = eval(
+        forever,
+        &defaults.clone().with_fuel(Fuel::Limited(200_000_000)),
+    );
+    assert!(
+        matches!(fuel, Err(EvalError::Stopped(Stopped::FuelExhausted { .. }))),
+        "{fuel:?}"
+    );
+    let unmetered = defaults
+        .clone()
+        .with_fuel(Fuel::Unlimited)
+        .with_wall_time(Duration::from_secs(1));
+    let time = eval(forever, &unmetered);
+    assert!(
+        matches!(time, Err(EvalError::Stopped(Stopped::Timeout { .. }))),
+        "{time:?}"
+    );
+    // One long call inside numpy's C code (a 2000×2000 matrix product) is stopped too.
+    let matmul = "import numpy as np\na = np.ones((2000, 2000))\na @ a";
+    let time = eval(matmul, &unmetered);
+    assert!(
+        matches!(time, Err(EvalError::Stopped(Stopped::Timeout { .. }))),
+        "{time:?}"
+    );
+    // Printing a whole large array (about 49 KB of text): the output limit cuts it, the
+    // outcome says so.
+    let flood = "import sys, numpy as np\nnp.set_printoptions(threshold=sys.maxsize)\n\
+                 print(np.arange(10**4))";
+    let small_output = defaults.clone().with_output_bytes(16 << 10);
+    let flood = eval(flood, &small_output).unwrap();
+    assert!(flood.stdout_truncated && flood.error.is_none());
+    assert_eq!(flood.stdout.len(), 16 << 10);
+    // The evaluator still serves normal code after all of that.
+    assert_eq!(value("import numpy as np\nint(np.ones(3).sum())"), "3");
+}

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Run numpy's own tests in the sci component and natively: the recipe of `just numpy-tests`.
+
+    numpy_tests.py --pyeval BIN --component SCI.wasm [--quick] [--json FILE] [MODULE...]
+
+numpy's test packages (kept out of the component by tools/packages.py) are mounted into
+the evaluator with pytest and hypothesis, and each test module runs under pytest there
+(limits lifted: no fuel limit, 30 minutes, 3 GiB), writing JUnit XML. The same modules
+run under the same pytest on the native numpy wheel of the same version. A test counts
+for pyeval if it passes natively; the summary gives how many of those pass in pyeval,
+and groups the others by their first line of failure (or skip reason).
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))
+import cpython  # noqa: E402
+
+REQUIREMENTS = REPO / "tools/numpy-tests-requirements.txt"
+# The array core, ufuncs, numeric, lib, linalg, fft and random.
+MODULES = [
+    "numpy._core.tests.test_multiarray",
+    "numpy._core.tests.test_numeric",
+    "numpy._core.tests.test_ufunc",
+    "numpy._core.tests.test_umath",
+    "numpy._core.tests.test_shape_base",
+    "numpy._core.tests.test_indexing",
+    "numpy._core.tests.test_dtype",
+    "numpy._core.tests.test_scalarmath",
+    "numpy.lib.tests.test_function_base",
+    "numpy.lib.tests.test_shape_base",
+    "numpy.lib.tests.test_arraysetops",
+    "numpy.lib.tests.test_nanfunctions",
+    "numpy.lib.tests.test_twodim_base",
+    "numpy.lib.tests.test_index_tricks",
+    "numpy.linalg.tests.test_linalg",
+    "numpy.fft.tests.test_pocketfft",
+    "numpy.fft.tests.test_helper",
+    "numpy.random.tests.test_generator_mt19937",
+    "numpy.random.tests.test_random",
+    "numpy.random.tests.test_direct",
+]
+# What `just test` runs: one module each of linalg, fft and random, quick to run.
+QUICK = [
+    "numpy.linalg.tests.test_regression",
+    "numpy.fft.tests.test_helper",
+    "numpy.random.tests.test_seed_sequence",
+]
+LIMITS = ["--fuel", "-1", "--timeout", "1800", "--memory", "3072", "--max-output", "64000000"]
+GUEST_PYTEST, GUEST_TESTS, GUEST_OUT = "/pytest", "/numpy-tests", "/results"
+# Run in the evaluator: numpy's packages are in the component, their tests in the mounted
+# tree, so each numpy package's path gets its tests' directory; then pytest.
+RUNNER = """\
+import importlib, os, sys, pytest
+for root, dirs, files in os.walk({tests!r}):
+    rel = os.path.relpath(root, {tests!r})
+    if rel != "." and "__init__.py" not in files:
+        try:
+            package = importlib.import_module(rel.replace(os.sep, "."))
+        except ImportError:
+            continue
+        package.__path__.append(root)
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "--junitxml", {xml!r},
+                      "--pyargs", {module!r}]))
+"""
+
+
+def prepare(packages):
+    """The test tree, the guest's pytest, and the native venv, cached by their inputs."""
+    root = cpython.cache_root() / f"numpy-tests-{packages.name.rsplit('-', 1)[1]}"
+    stamp = root / "ready"
+    if stamp.is_file() and stamp.read_text() == REQUIREMENTS.read_text():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "wheels").mkdir(parents=True)
+    print(f"[pyeval] preparing numpy's tests in {root}", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet",
+                    "--disable-pip-version-check", "--no-deps", "--only-binary", ":all:",
+                    "--require-hashes", "-r", REQUIREMENTS, "-d", root / "wheels"], check=True)
+    for wheel in (root / "wheels").glob("*-none-any.whl"):
+        with zipfile.ZipFile(wheel) as z:
+            z.extractall(root / "pytest")
+    shutil.copytree(packages / "tests", root / "tests")
+    shutil.copy(packages / "site/numpy/conftest.py", root / "tests/numpy/conftest.py")
+    subprocess.run([sys.executable, "-m", "venv", root / "native"], check=True)
+    subprocess.run([root / "native/bin/pip", "install", "--quiet", "--disable-pip-version-check",
+                    "--no-index", "--find-links", root / "wheels", "--require-hashes",
+                    "-r", REQUIREMENTS], check=True)
+    stamp.write_text(REQUIREMENTS.read_text())
+    return root
+
+
+def run_module(args, root, module):
+    """(native results, pyeval results), each {test id: (outcome, detail)}."""
+    with tempfile.TemporaryDirectory(prefix="pyeval-numpy-tests-") as out:
+        out = Path(out)
+        (out / "pyeval").mkdir()
+        native_xml = out / "native.xml"
+        subprocess.run([root / "native/bin/python", "-m", "pytest", "-q", "-p",
+                        "no:cacheprovider", "--junitxml", native_xml, "--pyargs", module],
+                       cwd=out, capture_output=True, env={**os.environ, "PYTHONPATH": ""})
+        code = RUNNER.format(tests=GUEST_TESTS, module=module,
+                             xml=f"{GUEST_OUT}/{module}.xml")
+        done = subprocess.run(
+            [args.pyeval, "--component", args.component, *LIMITS,
+             "--mount", f"{root / 'pytest'}:{GUEST_PYTEST}",
+             "--mount", f"{root / 'tests'}:{GUEST_TESTS}",
+             "--mount", f"{out / 'pyeval'}:{GUEST_OUT}:rw",
+             "--env", f"PYTHONPATH={GUEST_PYTEST}", "-c", code],
+            capture_output=True, text=True)
+        guest_xml = out / "pyeval" / f"{module}.xml"
+        if not guest_xml.is_file():
+            tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+            return read(native_xml), {"<module>": ("crashed", " / ".join(tail))}
+        return read(native_xml), read(guest_xml)
+
+
+def read(xml):
+    results = {}
+    if not Path(xml).is_file():
+        return results
+    for case in ET.parse(xml).getroot().iter("testcase"):
+        test = f"{case.get('classname')}::{case.get('name')}"
+        outcome, detail = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome = {"failure": "failed", "error": "failed"}.get(child.tag, "skipped")
+                detail = (child.get("message") or "").strip().splitlines()[:1]
+                detail = detail[0][:120] if detail else child.tag
+                break
+        results[test] = (outcome, detail)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pyeval", required=True, type=Path)
+    parser.add_argument("--component", required=True, type=Path)
+    parser.add_argument("--quick", action="store_true", help="only the `just test` subset")
+    parser.add_argument("--json", type=Path, help="write the summary here")
+    parser.add_argument("--min-ratio", type=float, default=0.95,
+                        help="fail below this share of the natively passing tests")
+    parser.add_argument("modules", nargs="*")
+    args = parser.parse_args()
+    packages = Path(subprocess.run([sys.executable, REPO / "tools/packages.py",
+                                    REPO / "packages/sci.toml"], check=True,
+                                   stdout=subprocess.PIPE, text=True).stdout.strip())
+    root = prepare(packages)
+    modules = args.modules or (QUICK if args.quick else MODULES)
+    rows, reasons = [], Counter()
+    total_native = total_both = 0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        futures = {pool.submit(run_module, args, root, m): m for m in modules}
+        for future in concurrent.futures.as_completed(futures):
+            module = futures[future]
+            native, guest = future.result()
+            passed_native = [t for t, (o, _) in native.items() if o == "passed"]
+            both = [t for t in passed_native if guest.get(t, ("missing",))[0] == "passed"]
+            for t in passed_native:
+                outcome, detail = guest.get(t, ("missing", ""))
+                if "<module>" in guest:
+                    outcome, detail = guest["<module>"]
+                if outcome != "passed":
+                    reasons[f"{outcome}: {detail}"] += 1
+            count = Counter(o for o, _ in guest.values())
+            rows.append((module, len(passed_native), len(both), count["passed"],
+                         count["failed"], count["skipped"]))
+            total_native += len(passed_native)
+            total_both += len(both)
+            print(f"[pyeval] {module}: {len(both)}/{len(passed_native)} of the natively "
+                  f"passing tests pass", flush=True)
+    ratio = total_both / total_native if total_native else 0.0
+    print(f"\n{'module':45} {'native':>7} {'both':>7} {'pass':>6} {'fail':>6} {'skip':>6}")
+    for row in sorted(rows):
+        print(f"{row[0]:45} {row[1]:7} {row[2]:7} {row[3]:6} {row[4]:6} {row[5]:6}")
+    print(f"\n[pyeval] {total_both} of {total_native} natively passing tests pass in pyeval "
+          f"({ratio:.1%})")
+    print("[pyeval] the others, by reason:")
+    for reason, n in reasons.most_common(25):
+        print(f"  {n:5}  {reason}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "modules": [dict(zip(["module", "native_passed", "both_passed", "pyeval_passed",
+                                  "pyeval_failed", "pyeval_skipped"], r)) for r in sorted(rows)],
+            "native_passed": total_native, "both_passed": total_both, "ratio": ratio,
+            "reasons": reasons.most_common(),
+        }, indent=1) + "\n")
+    if total_native == 0 or ratio < args.min_ratio:
+        sys.exit(f"[pyeval] below {args.min_ratio:.0%} of the natively passing tests")
+
+
+if __name__ == "__main__":
+    main()
