@@ -65,15 +65,15 @@ GUEST_PYTEST, GUEST_TESTS, GUEST_OUT = "/pytest", "/numpy-tests", "/results"
 RUNNER = """\
 import importlib, os, sys, pytest
 for root, dirs, files in os.walk({tests!r}):
-    rel = os.path.relpath(root, {tests!r})
-    if rel != "." and "__init__.py" not in files:
-        try:
-            package = importlib.import_module(rel.replace(os.sep, "."))
-        except ImportError:
-            continue
-        package.__path__.append(root)
-sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "--junitxml", {xml!r},
-                      "--pyargs", {module!r}]))
+    if os.path.basename(root) == "tests" and "__init__.py" in files:
+        parent = os.path.dirname(root)
+        package = os.path.relpath(parent, {tests!r}).replace(os.sep, ".")
+        importlib.import_module(package).__path__.append(parent)
+        dirs[:] = []
+# (No fd-level capture or faulthandler: both need os.dup, which WASI lacks; no logging
+# plugin: it opens /dev/null, which the sandbox has not.)
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:faulthandler", "-p", "no:logging",
+                      "--capture=sys", "--junitxml", {xml!r}, "--pyargs", {module!r}]))
 """
 
 
