@@ -60,7 +60,7 @@ python PROFILE="dev": build-component
     "{{venv}}/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "{{target_dir}}"/wheels/pyeval-*.whl
 
 # Lints and every test.
-test: build-component other-hosts (python "dev")
+test: build-component build-sci other-hosts (python "dev")
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cd guest-adapter && cargo fmt -- --check && cargo clippy --release --quiet --target wasm32-wasip1 -- -D warnings
@@ -72,6 +72,7 @@ test: build-component other-hosts (python "dev")
     # (The Python package's extension is built, and tested, by maturin and pytest below.)
     PYEVAL_WASMTIME="{{wasmtime}}" cargo test --workspace --exclude pyeval-python
     python3 tools/cpython_tests.py --pyeval "{{target_dir}}/debug/pyeval" --quick
+    python3 tools/numpy_tests.py --pyeval "{{target_dir}}/debug/pyeval" --component target/pyeval-sci.wasm --quick
     # The Python package, installed, against the binary built by the tests above.
     PYEVAL_BIN="{{target_dir}}/debug/pyeval" "{{venv}}/bin/pytest" -q -p no:cacheprovider python/tests
 
@@ -81,6 +82,14 @@ test: build-component other-hosts (python "dev")
 cpython-tests *args: build-component
     cargo build --quiet -p pyeval-cli
     python3 tools/cpython_tests.py --pyeval "{{target_dir}}/debug/pyeval" "$@"
+
+# (numpy's test modules of the array core, ufuncs, numeric, lib, linalg, fft and random,
+# in the sci component and on the native wheel of the same version; `--quick` runs the
+# subset `just test` runs.)
+# Run numpy's own tests in the sci component and compare them with native numpy.
+numpy-tests *args: build-sci
+    cargo build --quiet -p pyeval-cli
+    python3 tools/numpy_tests.py --pyeval "{{target_dir}}/debug/pyeval" --component target/pyeval-sci.wasm --json target/numpy-tests.json "$@"
 
 # (A slice of the same test runs in `just test`.)
 # Fuzz the library with RUNS mutated programs under random limits, from SEED.

@@ -65,7 +65,7 @@ GUEST_PYTEST, GUEST_TESTS, GUEST_OUT = "/pytest", "/numpy-tests", "/results"
 RUNNER = """\
 import importlib, os, sys, pytest
 for root, dirs, files in os.walk({tests!r}):
-    if os.path.basename(root) == "tests" and "__init__.py" in files:
+    if os.path.basename(root) == "tests":
         parent = os.path.dirname(root)
         package = os.path.relpath(parent, {tests!r}).replace(os.sep, ".")
         importlib.import_module(package).__path__.append(parent)
