@@ -97,9 +97,10 @@ fuzz RUNS="100000" SEED="24301": build-component
     PYEVAL_FUZZ_RUNS={{RUNS}} PYEVAL_FUZZ_SEED={{SEED}} cargo test -p pyeval --test fuzz -- --nocapture
 
 # Measure latency and throughput; prints a table and writes bench/results.json.
-bench: build-component (python "release")
+bench: build-component build-sci (python "release")
     cargo build --release --quiet -p pyeval-cli -p pyeval-bench
     # wasmtime makes an error value each time a store is dropped; a RUST_BACKTRACE set in
     # the environment would have it capture a backtrace, which is not what users run.
-    RUST_LIB_BACKTRACE=0 cargo run --release --quiet -p pyeval-bench -- bench/results.json
+    # (Native numpy for the sci component's comparison: the venv numpy-tests prepares.)
+    PYEVAL_NATIVE_NUMPY="$(python3 tools/numpy_tests.py --native-python)" RUST_LIB_BACKTRACE=0 cargo run --release --quiet -p pyeval-bench -- bench/results.json
     RUST_LIB_BACKTRACE=0 "{{venv}}/bin/python" bench/python_bench.py bench/results.json

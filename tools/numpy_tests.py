@@ -4,7 +4,9 @@
     numpy_tests.py --pyeval BIN --component SCI.wasm [--quick] [--json FILE] [MODULE...]
 
 numpy's test packages (kept out of the component by tools/packages.py) are mounted into
-the evaluator with pytest and hypothesis, and each test module runs under pytest there
+the evaluator with pytest and hypothesis (and a stand-in `ctypes` module, whose every
+attribute is missing: many test modules import ctypes at the top, and the sandbox has
+no _ctypes), and each test module runs under pytest there
 (limits lifted: no fuel limit, 30 minutes, 3 GiB), writing JUnit XML. The same modules
 run under the same pytest on the native numpy wheel of the same version. A test counts
 for pyeval if it passes natively; the summary gives how many of those pass in pyeval,
@@ -63,7 +65,17 @@ GUEST_PYTEST, GUEST_TESTS, GUEST_OUT = "/pytest", "/numpy-tests", "/results"
 # Run in the evaluator: numpy's packages are in the component, their tests in the mounted
 # tree, so each numpy package's path gets its tests' directory; then pytest.
 RUNNER = """\
-import importlib, os, sys, pytest
+import importlib, os, sys, types, pytest
+try:
+    import ctypes
+except ImportError:
+    # Many of numpy's test modules import ctypes at the top: a stand-in lets them be
+    # collected, and a test that uses ctypes fails on its first attribute.
+    ctypes = types.ModuleType("ctypes", "stand-in: this sandbox has no _ctypes")
+    def _missing(name):
+        raise AttributeError(f"ctypes.{{name}}: this sandbox has no _ctypes")
+    ctypes.__getattr__ = _missing
+    sys.modules["ctypes"] = ctypes
 for root, dirs, files in os.walk({tests!r}):
     if os.path.basename(root) == "tests":
         parent = os.path.dirname(root)
@@ -146,18 +158,25 @@ def read(xml):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pyeval", required=True, type=Path)
-    parser.add_argument("--component", required=True, type=Path)
+    parser.add_argument("--pyeval", type=Path)
+    parser.add_argument("--component", type=Path)
     parser.add_argument("--quick", action="store_true", help="only the `just test` subset")
     parser.add_argument("--json", type=Path, help="write the summary here")
     parser.add_argument("--min-ratio", type=float, default=0.95,
                         help="fail below this share of the natively passing tests")
+    parser.add_argument("--native-python", action="store_true",
+                        help="only prepare, and print the native python with numpy")
     parser.add_argument("modules", nargs="*")
     args = parser.parse_args()
     packages = Path(subprocess.run([sys.executable, REPO / "tools/packages.py",
                                     REPO / "packages/sci.toml"], check=True,
                                    stdout=subprocess.PIPE, text=True).stdout.strip())
     root = prepare(packages)
+    if args.native_python:
+        print(root / "native/bin/python")
+        return
+    if not (args.pyeval and args.component):
+        parser.error("--pyeval and --component are required")
     modules = args.modules or (QUICK if args.quick else MODULES)
     rows, reasons = [], Counter()
     total_native = total_both = 0

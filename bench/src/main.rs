@@ -1,7 +1,9 @@
 //! `pyeval-bench [OUT.json]`: measures the evaluator and the command path on this machine,
 //! prints a table and writes the numbers as JSON (default `bench/results.json`).
-//! `pyeval-bench --server-only` measures just the HTTP server and writes nothing.
+//! `pyeval-bench --server-only` measures just the HTTP server, `--sci-only` just the sci
+//! component; neither writes anything.
 
+mod sci;
 mod server;
 
 use std::path::PathBuf;
@@ -45,6 +47,16 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let limits = Limits::default();
+    if out.as_os_str() == "--sci-only" {
+        let mut fresh = (0..500)
+            .map(|_| time(|| evaluator.eval("print(1)", &limits)))
+            .collect::<Result<Vec<_>>>()?;
+        fresh.sort();
+        for row in sci::measure(percentile(&fresh, 50.0))?.1 {
+            println!("{row}");
+        }
+        return Ok(());
+    }
 
     // Warm up: page in the compiled code and the snapshot image.
     for _ in 0..50 {
@@ -111,6 +123,8 @@ fn main() -> Result<()> {
         Ok(total.saturating_sub(started.elapsed()))
     })?;
     let metering_overhead = cpu_metered.as_secs_f64() / cpu_unmetered.as_secs_f64() - 1.0;
+    drop(unmetered);
+    let (sci, sci_rows) = sci::measure(percentile(&fresh, 50.0))?;
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let results = json!({
@@ -162,6 +176,7 @@ fn main() -> Result<()> {
             "native_python3_ms": ms(cpu_native),
             "fuel_metering_overhead": metering_overhead,
         },
+        "sci": sci,
     });
     println!("| measurement | value |");
     println!("| --- | --- |");
@@ -262,6 +277,9 @@ fn main() -> Result<()> {
     println!(
         "| {SECRET_THREADS} threads x {SECRET_RUNS} evaluations with their own secrets: cross-talk | {cross_talk} |"
     );
+    for row in &sci_rows {
+        println!("{row}");
+    }
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
