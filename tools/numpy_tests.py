@@ -4,9 +4,9 @@
     numpy_tests.py --pyeval BIN --component SCI.wasm [--quick] [--json FILE] [MODULE...]
 
 numpy's test packages (kept out of the component by tools/packages.py) are mounted into
-the evaluator with pytest and hypothesis (and a stand-in `ctypes` module, whose every
-attribute is missing: many test modules import ctypes at the top, and the sandbox has
-no _ctypes), and each test module runs under pytest there
+the evaluator with pytest and hypothesis (and stand-in `ctypes` and `mmap` modules, whose
+every attribute is missing: many test modules import them at the top, and this build of
+CPython has neither), and each test module runs under pytest there
 (limits lifted: no fuel limit, 30 minutes, 3 GiB), writing JUnit XML. The same modules
 run under the same pytest on the native numpy wheel of the same version. A test counts
 for pyeval if it passes natively; the summary gives how many of those pass in pyeval,
@@ -66,16 +66,19 @@ GUEST_PYTEST, GUEST_TESTS, GUEST_OUT = "/pytest", "/numpy-tests", "/results"
 # tree, so each numpy package's path gets its tests' directory; then pytest.
 RUNNER = """\
 import importlib, os, sys, types, pytest
-try:
-    import ctypes
-except ImportError:
-    # Many of numpy's test modules import ctypes at the top: a stand-in lets them be
-    # collected, and a test that uses ctypes fails on its first attribute.
-    ctypes = types.ModuleType("ctypes", "stand-in: this sandbox has no _ctypes")
-    def _missing(name):
-        raise AttributeError(f"ctypes.{{name}}: this sandbox has no _ctypes")
-    ctypes.__getattr__ = _missing
-    sys.modules["ctypes"] = ctypes
+# Many of numpy's test modules import ctypes or mmap at the top, which this build of
+# CPython lacks: stand-ins let them be collected, and a test that uses one fails on its
+# first attribute. numpy's own modules that fall back without ctypes are imported first.
+import numpy.ctypeslib, numpy.testing
+for name in ("ctypes", "mmap"):
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        stand_in = types.ModuleType(name, "stand-in: this sandbox lacks the module")
+        def _missing(attribute, name=name):
+            raise AttributeError(f"{{name}}.{{attribute}}: this sandbox lacks {{name}}")
+        stand_in.__getattr__ = _missing
+        sys.modules[name] = stand_in
 for root, dirs, files in os.walk({tests!r}):
     if os.path.basename(root) == "tests":
         parent = os.path.dirname(root)

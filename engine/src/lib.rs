@@ -143,6 +143,20 @@ fn portable_code(_config: &mut Config) -> Result<()> {
     Ok(())
 }
 
+/// The custom section in which a component names the pyeval it was built for; the library
+/// refuses a component given to it without this version's [`stamp`].
+pub const STAMP_SECTION: &str = "pyeval-version";
+
+/// The contract a component is built against: this version and the WIT it implements.
+pub fn stamp() -> String {
+    const WIT: &str = include_str!("../../wit/pyeval.wit");
+    // FNV-1a: a fingerprint of the WIT text, not a security measure.
+    let hash = WIT.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("pyeval {} wit {hash:016x}", env!("CARGO_PKG_VERSION"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,18 +197,4 @@ mod tests {
             assert!(built.is_ok(), "scan {scan}: {:?}", built.err());
         }
     }
-}
-
-/// The custom section in which a component names the pyeval it was built for; the library
-/// refuses a component given to it without this version's [`stamp`].
-pub const STAMP_SECTION: &str = "pyeval-version";
-
-/// The contract a component is built against: this version and the WIT it implements.
-pub fn stamp() -> String {
-    const WIT: &str = include_str!("../../wit/pyeval.wit");
-    // FNV-1a: a fingerprint of the WIT text, not a security measure.
-    let hash = WIT.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("pyeval {} wit {hash:016x}", env!("CARGO_PKG_VERSION"))
 }
