@@ -86,9 +86,11 @@ for root, dirs, files in os.walk({tests!r}):
         importlib.import_module(package).__path__.append(parent)
         dirs[:] = []
 # (No fd-level capture or faulthandler: both need os.dup, which WASI lacks; no logging
-# plugin: it opens /dev/null, which the sandbox has not.)
+# plugin: it opens /dev/null, which the sandbox has not; a base directory for tmp_path
+# given, as pytest would otherwise name it after os.getuid(), which WASI lacks.)
 sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:faulthandler", "-p", "no:logging",
-                      "--capture=sys", "--junitxml", {xml!r}, "--pyargs", {module!r}]))
+                      "--capture=sys", "--basetemp", "/tmp/pytest", "--junitxml", {xml!r},
+                      "--pyargs", {module!r}]))
 """
 
 

@@ -58,6 +58,7 @@ class PackedImporter:
         self._blob = blob
         self._index = read_packed(blob, magic, what)
         self._base = base
+        self._resources = None
 
     def __bool__(self):
         return bool(self._index)
@@ -100,6 +101,21 @@ class PackedImporter:
         if entry is None or entry[0] != 2:
             raise FileNotFoundError(path)
         return bytes(self._blob[entry[1] : entry[2]])
+
+    def get_resource_reader(self, fullname):
+        """A package's data files, for `importlib.resources` (packages with data only)."""
+        if self._resources is None:
+            files = {name: self._blob[start:end]
+                     for name, (flag, start, end) in self._index.items() if flag == 2}
+            dirs = {""} | {name.replace(".", "/")
+                           for name, (flag, _, _) in self._index.items() if flag == 1}
+            for path in files:
+                parts = path.split("/")[:-1]
+                dirs.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+            self._resources = PackedFiles(files, dirs) if files else False
+        if not self._resources:
+            return None
+        return _FilesReader(self._resources.joinpath(*fullname.split(".")))
 
 
 class _CappedSink(io.RawIOBase):
