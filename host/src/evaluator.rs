@@ -192,13 +192,15 @@ impl std::fmt::Debug for EvaluatorBuilder {
 
 impl EvaluatorBuilder {
     /// Runs this component (the bytes of a `.wasm` file) instead of the embedded one.
+    /// [`EvaluatorBuilder::build`] refuses a component not built for this version of pyeval
+    /// (`just build-component-with`, e.g. target/pyeval-sci.wasm with numpy).
     pub fn component_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.source = ComponentSource::Bytes(Arc::from(bytes.into()));
         self
     }
 
-    /// Runs the component in this file instead of the embedded one; it is read by
-    /// [`EvaluatorBuilder::build`].
+    /// Runs the component in this file instead of the embedded one; it is read, and
+    /// refused unless built for this version of pyeval, by [`EvaluatorBuilder::build`].
     pub fn component_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.source = ComponentSource::File(path.into());
         self

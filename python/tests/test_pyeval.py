@@ -68,6 +68,21 @@ def test_a_component_that_does_not_exist_is_a_setup_error(tmp_path):
         pyeval.Evaluator(component=tmp_path / "nowhere.wasm")
 
 
+def test_the_sci_component_runs_numpy():
+    # Built by `just build-sci`, which `just test` runs first.
+    sci = os.path.join(os.path.dirname(__file__), "../../target/pyeval-sci.wasm")
+    evaluator = pyeval.Evaluator(component=sci, max_instances=2)
+    outcome = evaluator.eval("import numpy as np\nnp.linalg.det(np.eye(3))")
+    assert outcome.value == "np.float64(1.0)"
+
+
+def test_a_component_pyeval_did_not_build_is_refused(tmp_path):
+    other = tmp_path / "other.wasm"
+    other.write_bytes(b"\0asm\x0d\0\x01\0")  # an empty component
+    with pytest.raises(pyeval.SetupError, match="not a pyeval evaluator component"):
+        pyeval.Evaluator(component=other)
+
+
 @pytest.mark.parametrize(
     "options",
     [{"fuel": -2}, {"timeout": 0}, {"timeout": -1.0}, {"mounts": ["a:b:c:d"]}],
