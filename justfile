@@ -31,7 +31,7 @@ build-component: build-cpython
 build-component-with LOCK OUT: build-cpython
     python3 tools/tzdata.py
     packages="$(python3 tools/packages.py "{{LOCK}}")" && cd guest-adapter && PYEVAL_PACKAGES_DIR="$packages" cargo build --profile packages --quiet
-    cargo run --quiet -p pyeval-componentize --bin pyeval-componentize -- "{{guest_with_packages}}" target/cpython/stdlib "{{OUT}}"
+    cargo run --quiet -p pyeval-componentize --bin pyeval-componentize -- "{{guest_with_packages}}" target/cpython/stdlib "{{OUT}}" --no-precompile
 
 # Build target/pyeval-sci.wasm: the `sci` profile (numpy, sympy, dateutil, ...).
 build-sci: (build-component-with "packages/sci.toml" "target/pyeval-sci.wasm")

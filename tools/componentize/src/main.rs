@@ -1,5 +1,5 @@
-//! `pyeval-componentize GUEST.wasm STDLIB_DIR OUT.wasm`: the last steps of
-//! `just build-component`.
+//! `pyeval-componentize GUEST.wasm STDLIB_DIR OUT.wasm [--no-precompile]`: the last steps
+//! of `just build-component` (and, without step 4, of `just build-component-with`).
 //!
 //! 1. Check that the guest module imports nothing but `wasi_snapshot_preview1` functions
 //!    and the world's own WASI imports (rustc links wasm with `--allow-undefined`, so a
@@ -28,15 +28,27 @@ use wasmtime_wizer::Wizer;
 use pyeval_engine::GUEST_STDLIB;
 
 fn main() -> Result<()> {
-    let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let mut args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    // Only the embedded component needs its compiled form made here; the library compiles
+    // (and caches) a component loaded from a file on first use.
+    let compile = match args.iter().position(|a| a == "--no-precompile") {
+        Some(at) => {
+            args.remove(at);
+            false
+        }
+        None => true,
+    };
     let [guest, stdlib, out] = args.as_slice() else {
-        bail!("usage: pyeval-componentize GUEST.wasm STDLIB_DIR OUT.wasm");
+        bail!("usage: pyeval-componentize GUEST.wasm STDLIB_DIR OUT.wasm [--no-precompile]");
     };
     let module = std::fs::read(guest).with_context(|| format!("reading {}", guest.display()))?;
     let inputs = inputs_hash(&module, stdlib)?;
     let stamp = out.with_extension("wasm.inputs");
     if out.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(inputs.as_str()) {
         println!("[pyeval] component up to date: {}", out.display());
+        if !compile {
+            return Ok(());
+        }
         let component = std::fs::read(out).with_context(|| format!("reading {}", out.display()))?;
         return precompile(out, &component);
     }
@@ -73,6 +85,9 @@ fn main() -> Result<()> {
         out.display(),
         component.len() as f64 / 1e6
     );
+    if !compile {
+        return Ok(());
+    }
     precompile(out, &component)
 }
 
