@@ -6,38 +6,22 @@
 //! `examples/node/generated`, and `target/calculator.wasm`.
 
 mod common;
-#[path = "common/wave.rs"]
-mod wave;
+#[path = "common/corpus.rs"]
+mod corpus;
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use common::evaluator;
+use corpus::{wave_string, Snippet, Summary};
 use pyeval::Limits;
-use wave::{wave_field, wave_string};
-
-/// What hosts are compared on.
-#[derive(Debug, PartialEq, Eq, serde::Deserialize)]
-struct Summary {
-    stdout: String,
-    value: Option<String>,
-    error: Option<String>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct Snippet {
-    code: String,
-    #[serde(flatten)]
-    expected: Summary,
-}
 
 fn repo() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
 fn corpus() -> Vec<Snippet> {
-    let text = std::fs::read_to_string(repo().join("tests/corpus.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
+    corpus::read(&repo().join("tests/corpus.json"))
 }
 
 fn wasmtime() -> Command {
@@ -52,11 +36,7 @@ fn wasmtime() -> Command {
 fn corpus_through_pyeval() {
     for snippet in corpus() {
         let outcome = evaluator().eval(&snippet.code, &Limits::default()).unwrap();
-        let got = Summary {
-            stdout: outcome.stdout,
-            value: outcome.value,
-            error: outcome.error.map(|e| e.type_name),
-        };
+        let got = Summary::of(outcome);
         assert_eq!(got, snippet.expected, "{:?}", snippet.code);
     }
 }
@@ -65,11 +45,7 @@ fn corpus_through_pyeval() {
 fn corpus_through_the_wasmtime_cli() {
     for snippet in corpus() {
         let wave = invoke("target/pyeval.wasm", "eval", &snippet.code);
-        let got = Summary {
-            stdout: wave_field(&wave, "stdout: ").unwrap_or_default(),
-            value: wave_field(&wave, "value: some("),
-            error: wave_field(&wave, "type-name: "),
-        };
+        let got = Summary::from_wave(&wave);
         assert_eq!(got, snippet.expected, "{:?} gave {wave}", snippet.code);
     }
 }

@@ -4,16 +4,16 @@
 //! gives, through the library and through the wasmtime CLI; hostile code with numpy loaded;
 //! and what differs from a 64-bit native build, so that a change to it is noticed.
 
-#[path = "common/wave.rs"]
-mod wave;
+#[path = "common/corpus.rs"]
+mod corpus;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use corpus::{wave_string, Snippet, Summary};
 use pyeval::{EvalError, Evaluator, Fuel, Limits, Stopped};
-use wave::{wave_field, wave_string};
 
 fn repo() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -30,24 +30,8 @@ fn sci() -> &'static Evaluator {
     })
 }
 
-/// What the corpus compares.
-#[derive(Debug, PartialEq, Eq, serde::Deserialize)]
-struct Summary {
-    stdout: String,
-    value: Option<String>,
-    error: Option<String>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct Snippet {
-    code: String,
-    #[serde(flatten)]
-    expected: Summary,
-}
-
 fn corpus() -> Vec<Snippet> {
-    let text = std::fs::read_to_string(repo().join("tests/sci_corpus.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
+    corpus::read(&repo().join("tests/sci_corpus.json"))
 }
 
 fn eval(code: &str, limits: &Limits) -> Result<pyeval::Outcome, EvalError> {
@@ -64,11 +48,7 @@ fn value(code: &str) -> String {
 fn corpus_through_pyeval() {
     for snippet in corpus() {
         let outcome = eval(&snippet.code, &Limits::default()).unwrap();
-        let got = Summary {
-            stdout: outcome.stdout,
-            value: outcome.value,
-            error: outcome.error.map(|e| e.type_name),
-        };
+        let got = Summary::of(outcome);
         assert_eq!(got, snippet.expected, "{:?}", snippet.code);
     }
 }
@@ -92,42 +72,35 @@ fn wasmtime() -> Command {
     command
 }
 
+/// What `command` printed; fails the test unless it succeeded.
+fn stdout_of(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn corpus_through_the_wasmtime_cli() {
     for snippet in corpus() {
         let call = format!("eval({})", wave_string(&snippet.code));
-        let out = wasmtime()
-            .args(["--invoke", &call, "target/pyeval-sci.wasm"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let wave = String::from_utf8(out.stdout).unwrap();
-        let got = Summary {
-            stdout: wave_field(&wave, "stdout: ").unwrap_or_default(),
-            value: wave_field(&wave, "value: some("),
-            error: wave_field(&wave, "type-name: "),
-        };
+        let wave = stdout_of(wasmtime().args(["--invoke", &call, "target/pyeval-sci.wasm"]));
+        let got = Summary::from_wave(&wave);
         assert_eq!(got, snippet.expected, "{:?} gave {wave}", snippet.code);
     }
 }
 
 #[test]
 fn the_wasmtime_cli_runs_it_as_a_command() {
-    let out = wasmtime()
-        .args(["target/pyeval-sci.wasm", "-c"])
-        .arg("import numpy, sympy; print(numpy.__version__, sympy.__version__)")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = stdout_of(
+        wasmtime()
+            .args(["target/pyeval-sci.wasm", "-c"])
+            .arg("import numpy, sympy; print(numpy.__version__, sympy.__version__)"),
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "2.4.6 1.14.0\n");
+    assert_eq!(out, "2.4.6 1.14.0\n");
 }
 
 /// numpy on wasm32 is numpy on a 32-bit platform: its default integer is 32 bits wide (so
