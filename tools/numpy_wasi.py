@@ -90,14 +90,6 @@ def inputs_hash(version, digest, cpython_dir):
     return sha.hexdigest()[:16]
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def run(cmd, log, cwd=None, env=None):
     with open(log, "a") as out:
         out.write(f"$ {' '.join(map(str, cmd))}\n")
@@ -114,7 +106,7 @@ def fetch_sdist(version, digest, downloads, log):
     """numpy's sdist from the package index, through pip, without building it."""
     name = f"numpy-{version}.tar.gz"
     path = downloads / name
-    if path.is_file() and sha256(path) == digest:
+    if path.is_file() and cpython.sha256(path) == digest:
         return path
     downloads.mkdir(parents=True, exist_ok=True)
     # pip prepares an sdist's metadata before saving it, which for numpy means a whole
@@ -128,7 +120,7 @@ def fetch_sdist(version, digest, downloads, log):
     run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
          "--no-deps", "--no-binary", "numpy", "--no-build-isolation", "--require-hashes",
          "-r", req, "-d", downloads], log, env=env)
-    if sha256(path) != digest:
+    if cpython.sha256(path) != digest:
         sys.exit(f"[pyeval] {path}: SHA-256 does not match the lock file")
     return path
 
@@ -158,9 +150,9 @@ def fetch_cxx(downloads, dest, log):
     """libc++ and libc++abi for wasm32 from Debian's archive, unpacked into dest."""
     for package, deb, digest in CXX_DEBS:
         path = downloads / deb
-        if not (path.is_file() and sha256(path) == digest):
+        if not (path.is_file() and cpython.sha256(path) == digest):
             run(["apt-get", "download", package], log, cwd=downloads)
-            if sha256(path) != digest:
+            if cpython.sha256(path) != digest:
                 sys.exit(f"[pyeval] {path}: SHA-256 does not match the pinned one")
         run(["dpkg-deb", "-x", path, dest], log)
     return dest / "usr/lib/llvm-19"

@@ -71,7 +71,7 @@ def fetch_wheel(package, downloads):
     """A pure-Python wheel of `package`, fetched with pip and checked against its hash."""
     downloads.mkdir(parents=True, exist_ok=True)
     for wheel in downloads.glob("*.whl"):
-        if numpy_wasi.sha256(wheel) == package["sha256"]:
+        if cpython.sha256(wheel) == package["sha256"]:
             return wheel
     req = downloads / f"{package['name']}.req"
     req.write_text(f"{package['name']}=={package['version']} --hash=sha256:{package['sha256']}\n")
@@ -83,7 +83,7 @@ def fetch_wheel(package, downloads):
         raise LockError(f"fetching {package['name']} {package['version']} (a pure-Python "
                         f"wheel with the locked hash):\n{done.stdout}{done.stderr}")
     for wheel in downloads.glob("*.whl"):
-        if numpy_wasi.sha256(wheel) == package["sha256"]:
+        if cpython.sha256(wheel) == package["sha256"]:
             return wheel
     raise LockError(f"pip fetched no wheel of {package['name']} with the locked hash")
 
