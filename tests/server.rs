@@ -398,3 +398,13 @@ fn sigterm_lets_requests_in_flight_finish() {
     assert_eq!(finished.json()["value"], "'done'");
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn serves_the_component_it_is_given() {
+    let sci = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/pyeval-sci.wasm");
+    let server = Server::start(&["--component", sci, "--max-instances", "2"]);
+    let numpy = server.eval(r#"{"code": "import numpy as np\nint(np.eye(3).sum())"}"#);
+    assert_eq!(numpy.status, 200);
+    assert_eq!(numpy.json()["value"], "3");
+    server.stop();
+}
