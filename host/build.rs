@@ -1,17 +1,36 @@
-//! Embeds the evaluator component (`target/pyeval.wasm`, from `just build-component`), its
-//! SHA-256 (which keys the compiled-code cache without hashing the component at every
-//! start), and its compiled form `target/pyeval.cwasm` when the build made one for it.
+//! Where the evaluator component (`target/pyeval.wasm`, from `just build-component`) comes
+//! from at run time.
+//!
+//! Release builds embed it, with its SHA-256 (which keys the compiled-code cache without
+//! hashing the component at every start) and its compiled form `target/pyeval.cwasm` when
+//! the build made one for it: the binary is all a user needs. Other builds (debug, tests)
+//! read the same files when the first evaluator is made, so the Rust build does not wait for
+//! the component and no test binary carries its own copy; `PYEVAL_EMBED_COMPONENT=1`
+//! embeds in those too.
 
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
 fn main() {
+    println!("cargo::rustc-check-cfg=cfg(pyeval_embedded)");
     println!("cargo:rerun-if-env-changed=PYEVAL_COMPONENT");
+    println!("cargo:rerun-if-env-changed=PYEVAL_EMBED_COMPONENT");
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let component = std::env::var_os("PYEVAL_COMPONENT")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest_dir.join("../target/pyeval.wasm"));
+    let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
+    let embed = release || std::env::var_os("PYEVAL_EMBED_COMPONENT").is_some_and(|v| v == "1");
+    if !embed {
+        // An absolute path, so binaries run from any directory find it.
+        let component = std::path::absolute(&component).unwrap();
+        println!(
+            "cargo:rustc-env=PYEVAL_COMPONENT_PATH={}",
+            component.display()
+        );
+        return;
+    }
+    println!("cargo:rustc-cfg=pyeval_embedded");
     println!("cargo:rerun-if-changed={}", component.display());
     let bytes = std::fs::read(&component).unwrap_or_else(|e| {
         panic!(
@@ -30,6 +49,7 @@ fn main() {
     // The compiled form and, beside it, the SHA-256 of the component it was compiled from
     // (both written by pyeval-componentize). A stale or missing one embeds nothing, and
     // the library compiles at run time instead.
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let compiled = component.with_extension("cwasm");
     let compiled_from = component.with_extension("cwasm.source");
     println!("cargo:rerun-if-changed={}", compiled.display());
