@@ -16,6 +16,13 @@ this recipe, the compiler's version), so a build is reused by every clone on the
 
 <cache> is $PYEVAL_CACHE_DIR, else $XDG_CACHE_HOME/pyeval, else ~/.cache/pyeval.
 `<repo>/target/cpython` is pointed at the output. Options: --print-dir, --force.
+
+Cross-compiling needs a native Python of the same version to freeze modules and compile
+bytecode (it runs with the source tree's standard library, which an earlier 3.13 release
+cannot: 3.13.0 fails on 3.13.5's linecache). An installed Python 3.13.5 is reused when one is
+found ($PYEVAL_BUILD_PYTHON, `python3.13` on PATH, or pyenv's; Debian trixie's python3.13 is
+this very release); otherwise one is built from the same source first, with only the
+extension modules the build uses. Which one was used is one of the inputs of the hash.
 """
 
 import argparse
@@ -32,6 +39,7 @@ import urllib.request
 from pathlib import Path
 
 PYTHON_VERSION = "3.13.5"
+MINOR_VERSION = "3.13"
 REPO = Path(__file__).resolve().parent.parent
 
 # (Debian source package, orig tarball, SHA-256)
@@ -64,6 +72,13 @@ TRIMMED = ["test", "idlelib", "tkinter", "turtledemo", "ensurepip", "turtle.py",
            "lib2to3", "venv"]
 
 
+# Extension modules of the native build Python that neither the cross build nor the package
+# builds (meson's introspection, compileall of their sources) import.
+NATIVE_UNUSED = ["_ctypes", "_curses", "_curses_panel", "_dbm", "_decimal", "_gdbm",
+                 "_hashlib", "_interpchannels", "_interpqueues", "_interpreters", "_sqlite3",
+                 "_ssl", "_tkinter", "readline"]
+
+
 class PhaseFailed(Exception):
     """A build phase failed; the message names it and its log."""
 
@@ -88,21 +103,60 @@ def clang_version():
         return "missing"
 
 
-def inputs_hash():
+def python_version(python):
+    """`sys.version` of the interpreter at `python`, or None if it does not run."""
+    try:
+        out = subprocess.run([str(python), "-c", "import sys; print(sys.version)"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def installed_build_python():
+    """An installed Python of CPython's version (the cross build's build Python), and its
+    `sys.version`; None if the machine has none."""
+    candidates = []
+    if os.environ.get("PYEVAL_BUILD_PYTHON"):
+        candidates.append(Path(os.environ["PYEVAL_BUILD_PYTHON"]))
+    on_path = shutil.which(f"python{MINOR_VERSION}")
+    if on_path:
+        candidates.append(Path(on_path))
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates += sorted(pyenv.glob(f"{MINOR_VERSION}.*/bin/python{MINOR_VERSION}"),
+                         reverse=True)
+    for python in candidates:
+        version = python_version(python)
+        if version and version.split()[0] == PYTHON_VERSION:
+            return python.resolve(), version
+    return None
+
+
+def inputs_hash(build_python):
     """Hash of everything the output depends on."""
     sha = hashlib.sha256()
     sha.update(Path(__file__).read_bytes())
     for _, name, digest in [*SOURCES.values(), WASI_LIBC]:
         sha.update(f"{name}={digest}\n".encode())
     sha.update(clang_version().encode())
+    # Frozen modules and bytecode come from the build Python.
+    sha.update((build_python[1] if build_python else "built from source").encode())
     return sha.hexdigest()[:16]
+
+
+def selected_build():
+    """The build this machine's inputs select: its output directory (`.out`) and the
+    native Python it builds with (`.build_python()`), which the package builds use too."""
+    build_python = installed_build_python()
+    return Build(cache_root(), inputs_hash(build_python), build_python)
 
 
 class Build:
     """One build: its directories, logs and phases."""
 
-    def __init__(self, cache, key):
+    def __init__(self, cache, key, build_python=None):
         self.cache = cache
+        self.installed_python = build_python[0] if build_python else None
         self.work = cache / f"build-{key}"
         self.out = cache / f"cpython-{PYTHON_VERSION}-{key}"
         self.stage = self.work / "out"
@@ -305,10 +359,20 @@ class Build:
         shutil.copy(src / "src" / "sqlite3ext.h" if (src / "src" / "sqlite3ext.h").exists()
                     else native / "sqlite3ext.h", self.sysroot / "include" / TARGET)
 
+    def build_python(self):
+        """The native Python that runs the cross build's tools."""
+        return self.installed_python or self.work / "native-python/python"
+
     def build_native_python(self):
         build = self.work / "native-python"
-        build.mkdir()
-        self.run([self.work / "src/python/configure", "--disable-test-modules"], cwd=build)
+        (build / "Modules").mkdir(parents=True)
+        # The build runs this interpreter only for its tools (freezing, bytecode, sysconfig,
+        # compileall's worker processes): the extension modules they do not import are not
+        # built, nor is debug information.
+        (build / "Modules/Setup.local").write_text(
+            "*disabled*\n" + "\n".join(NATIVE_UNUSED) + "\n")
+        self.run([self.work / "src/python/configure", "--disable-test-modules"], cwd=build,
+                 env={"OPT": "-DNDEBUG -O1"})
         self.run(["make", f"-j{os.cpu_count()}", "all"], cwd=build)
 
     def configure_host(self):
@@ -331,7 +395,7 @@ class Build:
         # configure must be called by a relative path for python.wasm to find its stdlib
         # when run from the build tree.
         self.run(["../../configure", f"--host={TARGET}", f"--build={config_guess}",
-                  f"--with-build-python={self.work / 'native-python/python'}",
+                  f"--with-build-python={self.build_python()}",
                   "--prefix=/usr/local", "--disable-test-modules"], cwd=build, env=env)
 
     def make_host(self):
@@ -437,7 +501,7 @@ def main():
     cache = cache_root()
     started = time.monotonic()
     if args.print_dir:
-        print(Build(cache, inputs_hash()).out)
+        print(selected_build().out)
         return 0
     cache.mkdir(parents=True, exist_ok=True)
     # The toolchain comes first: the compiler's version is one of the inputs.
@@ -449,7 +513,8 @@ def main():
         print(" failed", flush=True)
         print(f"[pyeval] error: {failure}", file=sys.stderr)
         return 1
-    build = Build(cache, inputs_hash())
+    build = selected_build()
+    build_python = build.installed_python
     if (build.out / "manifest.json").is_file() and not args.force:
         link_into_repo(build.out)
         print(f"[pyeval] CPython for WASI is up to date: {build.out}")
@@ -466,7 +531,10 @@ def main():
         build.phase("bzip2", build.build_bzip2)
         build.phase("xz", build.build_xz)
         build.phase("sqlite", build.build_sqlite)
-        build.phase("native-python", build.build_native_python)
+        if build_python:
+            print(f"[pyeval] build Python: {build_python[0]} ({build_python[1].split()[0]})")
+        else:
+            build.phase("native-python", build.build_native_python)
         build.phase("configure-host", build.configure_host)
         build.phase("make-host", build.make_host)
         build.phase("collect", build.collect)

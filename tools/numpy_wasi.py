@@ -271,7 +271,7 @@ def build(version, digest, cache, cpython_dir, out):
         tar.extractall(work, filter="data")
     src = work / f"numpy-{version}"
     apply_patch("numpy", version, src)
-    native_python = cpython.Build(cache, cpython.inputs_hash()).work / "native-python/python"
+    native_python = cpython.selected_build().build_python()
     cross = write_tools(work, cpython_dir, native_python, cxx, venv)
     env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
     print("[pyeval] numpy: configuring ...", flush=True)
@@ -325,7 +325,7 @@ def main():
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
     args = parser.parse_args()
     cache = cpython.cache_root()
-    cpython_dir = cache / f"cpython-{cpython.PYTHON_VERSION}-{cpython.inputs_hash()}"
+    cpython_dir = cpython.selected_build().out
     if not (cpython_dir / "manifest.json").is_file():
         sys.exit("[pyeval] no CPython build for this checkout: run `just build-cpython` first")
     key = inputs_hash(args.version, args.sha256, cpython_dir)

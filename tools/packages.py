@@ -122,7 +122,7 @@ def inputs_hash(lock_path, packages):
 
 def native_dir(package, cache):
     builder = NATIVE[package["name"]]
-    cpython_dir = cache / f"cpython-{cpython.PYTHON_VERSION}-{cpython.inputs_hash()}"
+    cpython_dir = cpython.selected_build().out
     key = builder.inputs_hash(package["version"], package["sha256"], cpython_dir)
     return cache / f"{package['name']}-{package['version']}-{key}"
 
@@ -154,7 +154,7 @@ def gather(lock_path, out, packages, preload, warmup):
     for p in packages:
         if p["name"] not in NATIVE:
             numpy_wasi.apply_patch(p["name"], p["version"], site)
-    native_python = cpython.Build(cache, cpython.inputs_hash()).work / "native-python/python"
+    native_python = cpython.selected_build().build_python()
     # Compiled as if installed, so tracebacks name the files where the guest has them.
     done = subprocess.run([native_python, "-m", "compileall", "-q", "-f", "-j0", "-s", site,
                            "-p", f"{guest_stdlib()}/site-packages", site],
