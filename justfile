@@ -3,35 +3,57 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 set positional-arguments := true
 
-guest := env("CARGO_TARGET_DIR", justfile_directory() / "guest-adapter/target") / "wasm32-wasip1/release/pyeval_guest.wasm"
-guest_with_packages := env("CARGO_TARGET_DIR", justfile_directory() / "guest-adapter/target") / "wasm32-wasip1/packages/pyeval_guest.wasm"
-calculator := env("CARGO_TARGET_DIR", justfile_directory() / "examples/calculator/target") / "wasm32-wasip1/release/pyeval_calculator.wasm"
+target_dir := env("CARGO_TARGET_DIR", justfile_directory() / "target")
+# The wasm32 crates (the guest, the example calculator) build in a directory of their own,
+# so they never wait for the lock of a host build running beside them.
+wasm_target := target_dir / "wasm32"
+guest := wasm_target / "wasm32-wasip1/release/pyeval_guest.wasm"
+guest_with_packages := wasm_target / "wasm32-wasip1/packages/pyeval_guest.wasm"
+calculator := wasm_target / "wasm32-wasip1/release/pyeval_calculator.wasm"
 # Where every expensive output is cached: the same rule as the library's default cache
 # directory, made explicit for the tools the recipes run.
 export PYEVAL_CACHE_DIR := env("PYEVAL_CACHE_DIR", env("XDG_CACHE_HOME", env("HOME") / ".cache") / "pyeval")
-tools := PYEVAL_CACHE_DIR / "tools"
-target_dir := env("CARGO_TARGET_DIR", justfile_directory() / "target")
 venv := target_dir / "python-venv"
-wasmtime := tools / "wasmtime-48.0.8/bin/wasmtime"
+# The debug builds of the workspace's binaries (`cargo build` puts them here).
+bin := target_dir / "debug"
+# Announces a step with the time of day, as `just --timestamp` prints recipe lines (for
+# the steps of the recipes below that run several things at once).
+step := 'step() { echo "[$(date +%T)] $*" >&2; }; step'
 
 # Build CPython 3.13 for wasm32-wasip1 from pinned sources (cached outside the tree).
 build-cpython:
     python3 tools/cpython.py
 
-# (The library embeds both the component and its compiled form, target/pyeval.cwasm.)
+# (While CPython and the guest build, cargo builds the componentizer and the `pyeval`
+# binary beside them: on two cores neither keeps both busy alone. Release builds of the
+# library embed the component and its compiled form, target/pyeval.cwasm; debug builds
+# read them from target/ when they start.)
 # Build target/pyeval.wasm: the guest module, pre-initialized and componentized.
-build-component: build-cpython
+build-component:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    {{step}} "cargo build -p pyeval-componentize -p pyeval-cli (in the background)"
+    cargo build --quiet -p pyeval-componentize -p pyeval-cli & host=$!
+    trap 'kill $host 2>/dev/null || true' EXIT
+    {{step}} "python3 tools/cpython.py"
+    python3 tools/cpython.py
     python3 tools/tzdata.py
-    cd guest-adapter && cargo build --release --quiet
-    cargo run --quiet -p pyeval-componentize --bin pyeval-componentize -- "{{guest}}" target/cpython/stdlib target/pyeval.wasm
+    {{step}} "guest-adapter: cargo build --release"
+    (cd guest-adapter && CARGO_TARGET_DIR="{{wasm_target}}" cargo build --release --quiet)
+    {{step}} "waiting for the host build"
+    wait $host
+    trap - EXIT
+    {{step}} "pyeval-componentize"
+    "{{bin}}/pyeval-componentize" "{{guest}}" target/cpython/stdlib target/pyeval.wasm
 
 # (LOCK names each package, version and SHA-256, see packages/sci.toml; numpy is
 # cross-compiled, the others are pure-Python wheels; all cached outside the tree.)
 # Build a component with the packages of LOCK into OUT (load it with `pyeval --component`).
 build-component-with LOCK OUT: build-cpython
     python3 tools/tzdata.py
-    packages="$(python3 tools/packages.py "{{LOCK}}")" && cd guest-adapter && PYEVAL_PACKAGES_DIR="$packages" cargo build --profile packages --quiet
-    cargo run --quiet -p pyeval-componentize --bin pyeval-componentize -- "{{guest_with_packages}}" target/cpython/stdlib "{{OUT}}" --no-precompile
+    packages="$(python3 tools/packages.py "{{LOCK}}")" && cd guest-adapter && PYEVAL_PACKAGES_DIR="$packages" CARGO_TARGET_DIR="{{wasm_target}}" cargo build --profile packages --quiet
+    cargo build --quiet -p pyeval-componentize
+    "{{bin}}/pyeval-componentize" "{{guest_with_packages}}" target/cpython/stdlib "{{OUT}}" --no-precompile
 
 # Build target/pyeval-sci.wasm: the `sci` profile (numpy, sympy, dateutil, ...).
 build-sci: (build-component-with "packages/sci.toml" "target/pyeval-sci.wasm")
@@ -40,14 +62,15 @@ build-sci: (build-component-with "packages/sci.toml" "target/pyeval-sci.wasm")
 run *args: build-component
     cargo run --quiet -p pyeval-cli --bin pyeval -- "$@"
 
-# (The wasmtime CLI at our wasmtime version, installed once into the cache; the Node example
-# transpiled with jco; the composed calculator.)
+# (The wasmtime CLI's `run` at our wasmtime version, built with the workspace; the Node
+# example transpiled with jco; the composed calculator.)
 # Prepare what the tests of other hosts need.
 other-hosts: build-component
-    [ -x "{{wasmtime}}" ] || cargo install wasmtime-cli --version 48.0.8 --locked --quiet --no-default-features --features run,cranelift,component-model,cache,parallel-compilation --root "{{tools}}/wasmtime-48.0.8"
+    cargo build --quiet -p pyeval-wasmtime
     cd examples/node && npm install --no-audit --no-fund --silent && npm run --silent transpile > /dev/null
-    cd examples/calculator && cargo build --release --quiet
-    cargo run --quiet -p pyeval-componentize --bin pyeval-compose -- "{{calculator}}" target/pyeval.wasm target/calculator.wasm
+    cd examples/calculator && CARGO_TARGET_DIR="{{wasm_target}}" cargo build --release --quiet
+    cargo build --quiet -p pyeval-componentize
+    "{{bin}}/pyeval-compose" "{{calculator}}" target/pyeval.wasm target/calculator.wasm
 
 # (A virtual environment in the target directory, with maturin and pytest pinned by hash;
 # PROFILE is `dev` for tests, `release` for the bench.)
@@ -63,25 +86,28 @@ python PROFILE="dev": build-component
 test: build-component build-sci other-hosts (python "dev")
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    cd guest-adapter && cargo fmt -- --check && cargo clippy --release --quiet --target wasm32-wasip1 -- -D warnings
+    cd guest-adapter && cargo fmt -- --check && CARGO_TARGET_DIR="{{wasm_target}}" cargo clippy --release --quiet --target wasm32-wasip1 -- -D warnings
+    # Each cargo command below and in the recipes above builds a shared dependency with the
+    # same features, so none is compiled twice (tools/workspace-hack).
+    python3 tools/unified_features.py
     # The library builds without what only the command line needs: no clap anywhere in its
     # tree, and no serde_json of its own (wasmtime's default features bring one).
     ! cargo tree -p pyeval -e normal,build --prefix none | grep -E '^clap '
     ! cargo tree -p pyeval -e normal,build --prefix none --depth 1 | grep -E '^serde_json '
     RUSTDOCFLAGS="-D warnings" cargo doc -p pyeval --no-deps --quiet
     # (The Python package's extension is built, and tested, by maturin and pytest below.)
-    PYEVAL_WASMTIME="{{wasmtime}}" cargo test --workspace --exclude pyeval-python
-    python3 tools/cpython_tests.py --pyeval "{{target_dir}}/debug/pyeval" --quick
-    python3 tools/numpy_tests.py --pyeval "{{target_dir}}/debug/pyeval" --component target/pyeval-sci.wasm --quick
+    PYEVAL_WASMTIME="{{bin}}/wasmtime" cargo test --workspace --exclude pyeval-python
+    python3 tools/cpython_tests.py --pyeval "{{bin}}/pyeval" --quick
+    python3 tools/numpy_tests.py --pyeval "{{bin}}/pyeval" --component target/pyeval-sci.wasm --quick
     # The Python package, installed, against the binary built by the tests above.
-    PYEVAL_BIN="{{target_dir}}/debug/pyeval" "{{venv}}/bin/pytest" -q -p no:cacheprovider python/tests
+    PYEVAL_BIN="{{bin}}/pyeval" "{{venv}}/bin/pytest" -q -p no:cacheprovider python/tests
 
 # (Lib/test of the pinned CPython source, unpacked once into the cache; `--quick` runs the
 # subset `just test` runs; MODULES default to the list in tools/cpython_tests.py.)
 # Run CPython's own test modules in the evaluator and on the stock python.wasm.
 cpython-tests *args: build-component
     cargo build --quiet -p pyeval-cli
-    python3 tools/cpython_tests.py --pyeval "{{target_dir}}/debug/pyeval" "$@"
+    python3 tools/cpython_tests.py --pyeval "{{bin}}/pyeval" "$@"
 
 # (numpy's test modules of the array core, ufuncs, numeric, lib, linalg, fft and random,
 # in the sci component and on the native wheel of the same version; `--quick` runs the
@@ -89,7 +115,7 @@ cpython-tests *args: build-component
 # Run numpy's own tests in the sci component and compare them with native numpy.
 numpy-tests *args: build-sci
     cargo build --quiet -p pyeval-cli
-    python3 tools/numpy_tests.py --pyeval "{{target_dir}}/debug/pyeval" --component target/pyeval-sci.wasm --json target/numpy-tests.json "$@"
+    python3 tools/numpy_tests.py --pyeval "{{bin}}/pyeval" --component target/pyeval-sci.wasm --json target/numpy-tests.json "$@"
 
 # (A slice of the same test runs in `just test`.)
 # Fuzz the library with RUNS mutated programs under random limits, from SEED.
@@ -104,3 +130,10 @@ bench: build-component build-sci (python "release")
     # (Native numpy for the sci component's comparison: the venv numpy-tests prepares.)
     PYEVAL_NATIVE_NUMPY="$(python3 tools/numpy_tests.py --native-python)" RUST_LIB_BACKTRACE=0 cargo run --release --quiet -p pyeval-bench -- bench/results.json
     RUST_LIB_BACKTRACE=0 "{{venv}}/bin/python" bench/python_bench.py bench/results.json
+
+# (Clones REF into a temporary directory whose caches are all empty, cargo's registry
+# included, and times `.ci/run` there, then again after a one-line change; `run` times the
+# README's first command instead. About an hour for `ci`: see README, Build times.)
+# Time a fresh machine's build and tests, per step: `just cold-check [ci|run] [--ref REF]`.
+cold-check *args:
+    python3 tools/cold_check.py "$@"
