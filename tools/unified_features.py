@@ -13,7 +13,8 @@ import sys
 
 # The package selections the justfile's cargo commands use (maturin builds pyeval-python).
 SELECTIONS = {
-    "build-component": ["-p", "pyeval-componentize"],
+    "build-component": ["-p", "pyeval-componentize", "-p", "pyeval-cli"],
+    "componentizer": ["-p", "pyeval-componentize"],
     "run": ["-p", "pyeval-cli"],
     "wasmtime CLI": ["-p", "pyeval-wasmtime"],
     "python": ["-p", "pyeval-python"],
@@ -24,7 +25,8 @@ DEV = {"test", "clippy"}
 
 
 def features(name, args):
-    """{package: features} as cargo resolves them for the selection."""
+    """{package: its feature sets} as cargo resolves them for the selection (a package
+    built both for build scripts and proc-macros and for the target may have two)."""
     edges = "normal,build,dev" if name in DEV else "normal,build"
     out = subprocess.run(
         ["cargo", "tree", *args, "-e", edges, "--prefix", "none", "--format", "{p}|{f}"],
@@ -34,7 +36,7 @@ def features(name, args):
         package, _, feats = line.removesuffix(" (*)").partition("|")
         if package.endswith(")") and "(/" in package:
             continue  # a workspace member: compiled for its own targets anyway
-        resolved.setdefault(package, set()).update(f for f in feats.split(",") if f)
+        resolved.setdefault(package, set()).add(frozenset(f for f in feats.split(",") if f))
     return resolved
 
 
@@ -44,10 +46,9 @@ def main():
     for package in sorted(set().union(*resolved.values())):
         seen = {name: frozenset(r[package]) for name, r in resolved.items() if package in r}
         if len(set(seen.values())) > 1:
-            union = frozenset().union(*seen.values())
             differ += 1
-            missing = {name: sorted(union - f) for name, f in seen.items() if f != union}
-            print(f"{package}: features missing in {missing}", file=sys.stderr)
+            shown = {name: sorted(sorted(f) for f in sets) for name, sets in seen.items()}
+            print(f"{package}: feature sets differ: {shown}", file=sys.stderr)
     if differ:
         print(f"{differ} shared dependencies are built with different features by different "
               "recipes; add the union to tools/workspace-hack/Cargo.toml", file=sys.stderr)
