@@ -2,7 +2,6 @@
 //! python's arguments (read by `invocation`).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::{ArgAction, Parser};
@@ -78,6 +77,38 @@ impl ComponentArg {
     }
 }
 
+/// The evaluator's memory budget, for the servers (`serve`, `mcp`).
+#[derive(clap::Args, Debug)]
+pub struct BudgetArg {
+    /// MiB of memory all instances together may grow by; -1 for no bound [default: three
+    /// quarters of the memory this process may use: the machine's, or its cgroup's limit].
+    #[arg(long, value_name = "MIB", allow_negative_numbers = true)]
+    memory_budget: Option<i64>,
+}
+
+impl BudgetArg {
+    /// `builder` with this budget.
+    pub fn apply(&self, builder: EvaluatorBuilder) -> anyhow::Result<EvaluatorBuilder> {
+        Ok(match self.memory_budget {
+            None => builder,
+            Some(-1) => builder.memory_budget(None),
+            Some(mib @ 1..) => builder.memory_budget(Some(
+                usize::try_from(mib)
+                    .ok()
+                    .and_then(|m| m.checked_mul(1 << 20))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--memory-budget {mib} MiB is more than this machine can address"
+                        )
+                    })?,
+            )),
+            Some(other) => anyhow::bail!(
+                "--memory-budget must be a number of MiB above 0, or -1 for no bound (got {other})"
+            ),
+        })
+    }
+}
+
 fn parse_env(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
@@ -130,15 +161,8 @@ pub struct LimitArgs {
 impl LimitArgs {
     /// The limits the options ask for; out-of-range values are refused.
     pub fn limits(&self) -> Result<Limits> {
-        let wall_time = Duration::try_from_secs_f64(self.timeout)
-            .ok()
-            .filter(|t| !t.is_zero() && *t <= pyeval::MAX_WALL_TIME);
-        let Some(wall_time) = wall_time else {
-            bail!(
-                "--timeout must be a number of seconds above 0 and at most {}",
-                pyeval::MAX_WALL_TIME.as_secs()
-            );
-        };
+        let wall_time = pyeval::wall_time_from_secs(self.timeout)
+            .map_err(|e| anyhow::anyhow!("--timeout {e}"))?;
         let Some(memory_bytes) = self
             .memory
             .checked_mul(1 << 20)

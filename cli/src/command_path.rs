@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use pyeval::{CommandRunner, Fuel};
+use pyeval::CommandRunner;
 
 use crate::args::Cli;
 use crate::render;
@@ -29,8 +29,7 @@ pub fn run(cli: &Cli, python: PathBuf) -> Result<u8> {
             .flatten()
             .find(|dir| dir.is_dir()),
     };
-    let mut builder =
-        CommandRunner::builder(&python).metered(matches!(cli.limits.fuel, Fuel::Limited(_)));
+    let mut builder = CommandRunner::builder(&python).metered(cli.limits.fuel.needs_metering());
     if let Some(stdlib) = stdlib {
         builder = builder.stdlib(stdlib);
     }

@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use pyeval::{EvalError, Fuel, Outcome, Stopped};
+use pyeval::{EvalError, FailureKind, Fuel, Outcome, Stopped};
 use serde_json::json;
 
 use crate::terminal::escape_controls;
@@ -22,22 +22,29 @@ pub mod status {
     pub const FUEL_EXHAUSTED: u8 = 125;
 }
 
-/// The exit status of a stopped run.
-pub fn stopped_status(stopped: &Stopped) -> u8 {
-    match stopped {
-        Stopped::FuelExhausted { .. } => status::FUEL_EXHAUSTED,
-        Stopped::Timeout { .. } => status::TIMEOUT,
-        Stopped::MemoryLimit { .. } | Stopped::MemoryBudget { .. } => status::MEMORY_LIMIT,
-        _ => status::TRAP,
+/// The exit status of a failure of this kind.
+fn kind_status(kind: FailureKind) -> u8 {
+    match kind {
+        FailureKind::FuelExhausted => status::FUEL_EXHAUSTED,
+        FailureKind::Timeout => status::TIMEOUT,
+        FailureKind::MemoryLimit | FailureKind::MemoryBudget => status::MEMORY_LIMIT,
+        FailureKind::Trap | FailureKind::Cancelled => status::TRAP,
+        FailureKind::SessionEnded
+        | FailureKind::InvalidCode
+        | FailureKind::TooManyInstances
+        | FailureKind::Setup => status::PYEVAL_ERROR,
     }
 }
 
-/// The exit status of a failed evaluation.
+/// The exit status of a stopped run.
+pub fn stopped_status(stopped: &Stopped) -> u8 {
+    kind_status(stopped.kind())
+}
+
+/// The exit status of a failed evaluation: a session ended by an earlier stop exits as
+/// that stop did.
 pub fn error_status(error: &EvalError) -> u8 {
-    match error.stopped() {
-        Some(stopped) => stopped_status(stopped),
-        None => status::PYEVAL_ERROR,
-    }
+    kind_status(error.stopped().map_or(error.kind(), Stopped::kind))
 }
 
 /// What the user can do about a stop, naming this command's options.
@@ -118,7 +125,7 @@ pub fn json(result: &Result<Outcome, EvalError>) -> u8 {
         }
         Err(error) => {
             let failure = json!({
-                "failure": { "kind": error.kind(), "message": error_message(error) }
+                "failure": { "kind": error.kind().as_str(), "message": error_message(error) }
             });
             println!("{failure}");
             error_status(error)

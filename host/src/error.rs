@@ -135,22 +135,97 @@ pub enum EvalError {
     Setup(#[from] SetupError),
 }
 
-impl EvalError {
-    /// A short, stable name of this error's kind, for machines: `fuel_exhausted`,
-    /// `timeout`, `memory_limit`, `memory_budget`, `trap`, `cancelled`, `session_ended`,
-    /// `invalid_code`, `too_many_instances` or `setup`.
-    pub fn kind(&self) -> &'static str {
+/// What kind of failure an [`EvalError`] is: the one vocabulary every front end turns
+/// into its own terms (an HTTP status, an exit status, a Python exception, a metric label).
+/// Not `non_exhaustive`, so those matches are exhaustive and a new kind is a compile error
+/// in each of them rather than a silent default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The fuel budget ran out.
+    FuelExhausted,
+    /// The wall-clock limit passed.
+    Timeout,
+    /// The instance's memory cap was reached.
+    MemoryLimit,
+    /// The evaluator's shared memory budget was exhausted.
+    MemoryBudget,
+    /// The evaluation was dropped before it finished.
+    Cancelled,
+    /// The interpreter crashed (a WebAssembly trap).
+    Trap,
+    /// The session was ended by an earlier evaluation.
+    SessionEnded,
+    /// The code was refused before it ran.
+    InvalidCode,
+    /// The instance pool was full.
+    TooManyInstances,
+    /// The evaluator or session could not be set up.
+    Setup,
+}
+
+impl FailureKind {
+    /// Every kind, for tables and tests.
+    pub const ALL: [FailureKind; 10] = [
+        FailureKind::FuelExhausted,
+        FailureKind::Timeout,
+        FailureKind::MemoryLimit,
+        FailureKind::MemoryBudget,
+        FailureKind::Cancelled,
+        FailureKind::Trap,
+        FailureKind::SessionEnded,
+        FailureKind::InvalidCode,
+        FailureKind::TooManyInstances,
+        FailureKind::Setup,
+    ];
+
+    /// A short, stable name, for machines: `fuel_exhausted`, `timeout`, `memory_limit`,
+    /// `memory_budget`, `cancelled`, `trap`, `session_ended`, `invalid_code`,
+    /// `too_many_instances` or `setup`.
+    pub fn as_str(self) -> &'static str {
         match self {
-            EvalError::Stopped(Stopped::FuelExhausted { .. }) => "fuel_exhausted",
-            EvalError::Stopped(Stopped::Timeout { .. }) => "timeout",
-            EvalError::Stopped(Stopped::MemoryLimit { .. }) => "memory_limit",
-            EvalError::Stopped(Stopped::MemoryBudget { .. }) => "memory_budget",
-            EvalError::Stopped(Stopped::Cancelled) => "cancelled",
-            EvalError::Stopped(Stopped::Trap(_)) => "trap",
-            EvalError::SessionEnded(_) => "session_ended",
-            EvalError::InvalidCode(_) => "invalid_code",
-            EvalError::TooManyInstances { .. } => "too_many_instances",
-            EvalError::Setup(_) => "setup",
+            FailureKind::FuelExhausted => "fuel_exhausted",
+            FailureKind::Timeout => "timeout",
+            FailureKind::MemoryLimit => "memory_limit",
+            FailureKind::MemoryBudget => "memory_budget",
+            FailureKind::Cancelled => "cancelled",
+            FailureKind::Trap => "trap",
+            FailureKind::SessionEnded => "session_ended",
+            FailureKind::InvalidCode => "invalid_code",
+            FailureKind::TooManyInstances => "too_many_instances",
+            FailureKind::Setup => "setup",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Stopped {
+    /// This stop's kind.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Stopped::FuelExhausted { .. } => FailureKind::FuelExhausted,
+            Stopped::Timeout { .. } => FailureKind::Timeout,
+            Stopped::MemoryLimit { .. } => FailureKind::MemoryLimit,
+            Stopped::MemoryBudget { .. } => FailureKind::MemoryBudget,
+            Stopped::Cancelled => FailureKind::Cancelled,
+            Stopped::Trap(_) => FailureKind::Trap,
+        }
+    }
+}
+
+impl EvalError {
+    /// This error's kind (its name for machines is [`FailureKind::as_str`]).
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            EvalError::Stopped(stop) => stop.kind(),
+            EvalError::SessionEnded(_) => FailureKind::SessionEnded,
+            EvalError::InvalidCode(_) => FailureKind::InvalidCode,
+            EvalError::TooManyInstances { .. } => FailureKind::TooManyInstances,
+            EvalError::Setup(_) => FailureKind::Setup,
         }
     }
 

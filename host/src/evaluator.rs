@@ -171,7 +171,7 @@ impl Default for EvaluatorBuilder {
             cache: CacheLocation::Default,
             metered: true,
             max_instances: DEFAULT_MAX_INSTANCES,
-            memory_budget: physical_memory(),
+            memory_budget: default_memory_budget(),
             on_compile: None,
         }
     }
@@ -229,7 +229,7 @@ impl EvaluatorBuilder {
     }
 
     /// Bytes of memory all instances together may grow by past their snapshot (default:
-    /// the machine's physical memory; `None` for no bound). A growth past it fails, like
+    /// [`default_memory_budget`]; `None` for no bound). A growth past it fails, like
     /// one past an instance's own cap: Python raises `MemoryError`, or the evaluation stops
     /// with [`crate::Stopped::MemoryBudget`].
     pub fn memory_budget(mut self, bytes: Option<usize>) -> Self {
@@ -303,10 +303,61 @@ impl EvaluatorBuilder {
     }
 }
 
-/// The machine's physical memory, from `/proc/meminfo` (`None` where it cannot be read).
+/// Three quarters of the memory this process may use: the machine's, or less if its
+/// control group (a container's limit) says so. The rest is left to what the host holds
+/// beside the instances: compiled code, buffers, the pages a pool slot keeps. `None` where
+/// neither can be read.
+pub fn default_memory_budget() -> Option<usize> {
+    let usable = match (physical_memory(), cgroup_memory_limit()) {
+        (Some(machine), Some(group)) => machine.min(group),
+        (machine, group) => machine.or(group)?,
+    };
+    Some(usable / 4 * 3)
+}
+
+/// The machine's physical memory, from `/proc/meminfo`.
 fn physical_memory() -> Option<usize> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
     kib.checked_mul(1024)
+}
+
+/// The memory limit of this process's control group: cgroup v2's `memory.max` or v1's
+/// `memory.limit_in_bytes`, where the group's directory or the mount's root holds it.
+fn cgroup_memory_limit() -> Option<usize> {
+    let groups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    groups.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        let (root, file) = if controllers.is_empty() {
+            ("/sys/fs/cgroup", "memory.max")
+        } else if controllers.split(',').any(|c| c == "memory") {
+            ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")
+        } else {
+            return None;
+        };
+        [format!("{root}{path}/{file}"), format!("{root}/{file}")]
+            .iter()
+            .find_map(|file| memory_limit(&std::fs::read_to_string(file).ok()?))
+    })
+}
+
+/// A cgroup memory limit file's value; `None` for no limit (`max`, or v1's near-2^63).
+fn memory_limit(text: &str) -> Option<usize> {
+    let bytes: u64 = text.trim().parse().ok()?;
+    (bytes < 1 << 60).then_some(usize::try_from(bytes).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory_limit;
+
+    #[test]
+    fn cgroup_limits_read_as_bytes_or_none() {
+        assert_eq!(memory_limit("536870912\n"), Some(512 << 20));
+        assert_eq!(memory_limit("max\n"), None);
+        assert_eq!(memory_limit("9223372036854771712\n"), None);
+        assert_eq!(memory_limit(""), None);
+    }
 }

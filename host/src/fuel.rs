@@ -15,6 +15,24 @@ pub enum Fuel {
     Unlimited,
 }
 
+impl Fuel {
+    /// A budget given as a number: -1 for no limit, else at least 0.
+    pub fn from_signed(units: i64) -> Result<Fuel, crate::LimitError> {
+        match units {
+            -1 => Ok(Fuel::Unlimited),
+            n => u64::try_from(n)
+                .map(Fuel::Limited)
+                .map_err(|_| crate::LimitError::Fuel),
+        }
+    }
+
+    /// Whether runs under this budget need an engine that meters fuel: exactly when it is
+    /// limited (metering costs time, so an unlimited budget runs unmetered).
+    pub fn needs_metering(&self) -> bool {
+        matches!(self, Fuel::Limited(_))
+    }
+}
+
 impl Default for Fuel {
     fn default() -> Self {
         Fuel::Limited(DEFAULT_FUEL)

@@ -39,12 +39,12 @@ mod session;
 pub use cache::{default_cache_dir, CacheLocation};
 pub use command::{CommandRunner, CommandRunnerBuilder, RunReport, GUEST_STDLIB};
 pub use component::embedded_is_precompiled;
-pub use error::{EvalError, SetupError, Stopped};
-pub use evaluator::{Evaluator, EvaluatorBuilder, DEFAULT_MAX_INSTANCES};
+pub use error::{EvalError, FailureKind, SetupError, Stopped};
+pub use evaluator::{default_memory_budget, Evaluator, EvaluatorBuilder, DEFAULT_MAX_INSTANCES};
 pub use fuel::{Fuel, ParseFuelError, DEFAULT_FUEL};
 pub use limits::{
-    Limits, DEFAULT_CODE_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_OUTPUT_BYTES, DEFAULT_WALL_TIME,
-    MAX_WALL_TIME,
+    wall_time_from_secs, LimitError, Limits, DEFAULT_CODE_BYTES, DEFAULT_MEMORY_BYTES,
+    DEFAULT_OUTPUT_BYTES, DEFAULT_WALL_TIME, MAX_WALL_TIME,
 };
 pub use mount::{Mount, MountError};
 pub use outcome::{Outcome, PyException};

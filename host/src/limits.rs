@@ -17,6 +17,26 @@ pub const DEFAULT_OUTPUT_BYTES: u32 = 1 << 20;
 /// Default cap on the size of the code of one evaluation.
 pub const DEFAULT_CODE_BYTES: usize = 1 << 20;
 
+/// Why a limit given as a number is out of its range (the front ends name the option).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitError {
+    /// A wall-clock limit of 0 or less, longer than [`MAX_WALL_TIME`], or not a number.
+    #[error("must be a number of seconds above 0 and at most {}", MAX_WALL_TIME.as_secs())]
+    WallTime,
+    /// A fuel budget below -1.
+    #[error("must be a budget of at least 0, or -1 for no limit")]
+    Fuel,
+}
+
+/// A wall-clock limit of `seconds`, in its range: above 0 and at most [`MAX_WALL_TIME`].
+pub fn wall_time_from_secs(seconds: f64) -> Result<Duration, LimitError> {
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|limit| !limit.is_zero() && *limit <= MAX_WALL_TIME)
+        .ok_or(LimitError::WallTime)
+}
+
 /// Hard limits of a run; `Limits::default()` gives the documented defaults, and the
 /// `with_*` methods change one each.
 ///

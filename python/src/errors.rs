@@ -61,18 +61,17 @@ create_exception!(
 
 /// The Python exception for `error`.
 pub fn to_py(error: pyeval::EvalError) -> PyErr {
-    use pyeval::{EvalError as E, Stopped as S};
+    use pyeval::FailureKind as K;
     let message = error.to_string();
-    match error {
-        E::Stopped(S::FuelExhausted { .. }) => FuelExhausted::new_err(message),
-        E::Stopped(S::Timeout { .. }) => Timeout::new_err(message),
-        E::Stopped(S::MemoryLimit { .. } | S::MemoryBudget { .. }) => MemoryLimit::new_err(message),
-        E::Stopped(_) => Crashed::new_err(message),
-        E::SessionEnded(_) => SessionEnded::new_err(message),
-        E::InvalidCode(_) => InvalidCode::new_err(message),
-        E::TooManyInstances { .. } => TooManyInstances::new_err(message),
-        E::Setup(_) => SetupError::new_err(message),
-        _ => EvalError::new_err(message),
+    match error.kind() {
+        K::FuelExhausted => FuelExhausted::new_err(message),
+        K::Timeout => Timeout::new_err(message),
+        K::MemoryLimit | K::MemoryBudget => MemoryLimit::new_err(message),
+        K::Trap | K::Cancelled => Crashed::new_err(message),
+        K::SessionEnded => SessionEnded::new_err(message),
+        K::InvalidCode => InvalidCode::new_err(message),
+        K::TooManyInstances => TooManyInstances::new_err(message),
+        K::Setup => SetupError::new_err(message),
     }
 }
 

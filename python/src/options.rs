@@ -1,7 +1,6 @@
 //! Keyword arguments to limits and grants, checked the way the command line checks flags.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use pyeval::{Fuel, Grants, Limits, Mount, Stdin};
 use pyo3::exceptions::PyValueError;
@@ -23,26 +22,16 @@ pub fn limits(
 ) -> PyResult<Limits> {
     let mut limits = Limits::default();
     if let Some(fuel) = fuel {
-        limits = limits.with_fuel(match fuel {
-            -1 => Fuel::Unlimited,
-            n => Fuel::Limited(u64::try_from(n).map_err(|_| {
-                PyValueError::new_err("fuel must be a budget of at least 0, or -1 for none")
-            })?),
-        });
+        limits = limits.with_fuel(
+            Fuel::from_signed(fuel).map_err(|e| PyValueError::new_err(format!("fuel {e}")))?,
+        );
     }
     if let Some(memory) = memory {
         limits = limits.with_memory_bytes(memory);
     }
     if let Some(timeout) = timeout {
-        let limit = Duration::try_from_secs_f64(timeout)
-            .ok()
-            .filter(|limit| !limit.is_zero() && *limit <= pyeval::MAX_WALL_TIME)
-            .ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "timeout must be more than 0 and at most {} seconds",
-                    pyeval::MAX_WALL_TIME.as_secs()
-                ))
-            })?;
+        let limit = pyeval::wall_time_from_secs(timeout)
+            .map_err(|e| PyValueError::new_err(format!("timeout {e}")))?;
         limits = limits.with_wall_time(limit);
     }
     if let Some(bytes) = max_output {

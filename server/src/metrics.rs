@@ -31,7 +31,7 @@ impl Metrics {
             Ok(outcome) if outcome.exit_code.is_some() => "exit",
             Ok(outcome) if outcome.error.is_some() => "exception",
             Ok(_) => "ok",
-            Err(error) => error.kind(),
+            Err(error) => error.kind().as_str(),
         };
         *self.by_outcome.lock().unwrap().entry(ending).or_default() += 1;
         let seconds = elapsed.as_secs_f64();

@@ -89,17 +89,18 @@ impl Failure {
 
 impl From<EvalError> for Failure {
     fn from(error: EvalError) -> Self {
+        use pyeval::FailureKind as K;
         let kind = error.kind();
         let status = match kind {
-            "fuel_exhausted" => StatusCode::UNPROCESSABLE_ENTITY,
-            "timeout" => StatusCode::REQUEST_TIMEOUT,
-            "memory_limit" => StatusCode::INSUFFICIENT_STORAGE,
-            "invalid_code" => StatusCode::BAD_REQUEST,
-            "session_ended" => StatusCode::GONE,
-            "too_many_instances" | "memory_budget" => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+            K::FuelExhausted => StatusCode::UNPROCESSABLE_ENTITY,
+            K::Timeout => StatusCode::REQUEST_TIMEOUT,
+            K::MemoryLimit => StatusCode::INSUFFICIENT_STORAGE,
+            K::InvalidCode => StatusCode::BAD_REQUEST,
+            K::SessionEnded => StatusCode::GONE,
+            K::TooManyInstances | K::MemoryBudget => StatusCode::SERVICE_UNAVAILABLE,
+            K::Trap | K::Cancelled | K::Setup => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let failure = Failure::new(status, kind, error.to_string());
+        let failure = Failure::new(status, kind.as_str(), error.to_string());
         if status == StatusCode::SERVICE_UNAVAILABLE {
             failure.retry_after(1)
         } else {
