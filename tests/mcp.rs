@@ -83,3 +83,24 @@ async fn run_python_with_sessions_and_errors() {
     assert_eq!(after, "[value]\nFalse\n");
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn sessions_are_bounded_and_a_full_table_says_so() {
+    let client = client(&["--max-sessions", "1", "--session-idle", "1"]).await;
+    run(&client, json!({"code": "a = 1", "session": "one"})).await;
+    let (failed, full) = run(&client, json!({"code": "b = 2", "session": "two"})).await;
+    assert!(failed);
+    assert!(full.starts_with("[refused]\n1 sessions are open"), "{full}");
+    assert!(!full.contains("code refused"), "{full}");
+    // Idle past a second, the first expires and makes room.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (failed, _) = run(&client, json!({"code": "b = 2", "session": "two"})).await;
+    assert!(!failed);
+    let (failed, gone) = run(
+        &client,
+        json!({"code": "'a' in globals()", "session": "one"}),
+    )
+    .await;
+    assert!(failed, "{gone}");
+    client.cancel().await.unwrap();
+}

@@ -8,7 +8,21 @@ use std::time::{Duration, Instant};
 /// A running `pyeval serve`, stopped when dropped.
 struct Server {
     child: Child,
+    client: Client,
+}
+
+/// Requests to a server at `addr`.
+#[derive(Clone, Copy)]
+struct Client {
     addr: SocketAddr,
+}
+
+impl std::ops::Deref for Server {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
 }
 
 impl Server {
@@ -24,7 +38,9 @@ impl Server {
         // Owned by the server from here on: a failing test still stops the process.
         let mut server = Server {
             child,
-            addr: ([127, 0, 0, 1], 0).into(),
+            client: Client {
+                addr: ([127, 0, 0, 1], 0).into(),
+            },
         };
         let mut stderr = BufReader::new(server.child.stderr.take().unwrap());
         let mut line = String::new();
@@ -35,7 +51,7 @@ impl Server {
                 "the server exited"
             );
             if let Some(addr) = line.trim().strip_prefix("pyeval: serving on http://") {
-                server.addr = addr.parse().unwrap();
+                server.client.addr = addr.parse().unwrap();
                 // Keep draining stderr so the server never blocks on it.
                 std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
                 return server;
@@ -43,14 +59,35 @@ impl Server {
         }
     }
 
+    fn stop(mut self) -> std::process::ExitStatus {
+        terminate(&self.child);
+        let status = wait(&mut self.child, Duration::from_secs(20));
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Client {
     fn request(&self, method: &str, path: &str, body: &str) -> Response {
         self.send(method, path, &[], body)
     }
 
+    /// Sends a request as a well-behaved client does: `Host` names the server's loopback
+    /// address, and a body is JSON.
     fn send(&self, method: &str, path: &str, headers: &[&str], body: &str) -> Response {
+        let mut all = vec![format!("Host: {}", self.addr)];
+        if !body.is_empty() {
+            all.push("Content-Type: application/json".into());
+        }
+        all.extend(headers.iter().map(|h| h.to_string()));
+        self.send_raw(method, path, &all, body)
+    }
+
+    /// Sends a request with exactly these headers (and Content-Length).
+    fn send_raw(&self, method: &str, path: &str, headers: &[String], body: &str) -> Response {
         let mut stream = TcpStream::connect(self.addr).unwrap();
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
         );
         for header in headers {
@@ -65,13 +102,6 @@ impl Server {
 
     fn eval(&self, body: &str) -> Response {
         self.request("POST", "/v1/eval", body)
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        terminate(&self.child);
-        let status = wait(&mut self.child, Duration::from_secs(20));
-        std::mem::forget(self);
-        status
     }
 }
 
@@ -283,19 +313,25 @@ fn sessions_keep_state_until_closed_stopped_or_idle() {
     );
 }
 
+/// Runs `body` as a fresh evaluation on another thread.
+fn eval_in_background(
+    server: &Server,
+    path: &str,
+    body: &'static str,
+) -> std::thread::JoinHandle<Response> {
+    let (client, path) = (server.client, path.to_owned());
+    std::thread::spawn(move || client.request("POST", &path, body))
+}
+
 #[test]
 fn a_full_pool_is_refused_at_once_with_retry_after() {
     let server = Server::start(&["--max-instances", "1"]);
-    let id = server.request("POST", "/v1/sessions", "").json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    // The session takes the only slot when it first runs.
-    server.request(
-        "POST",
-        &format!("/v1/sessions/{id}/eval"),
-        r#"{"code": "a = 1"}"#,
+    let busy = eval_in_background(
+        &server,
+        "/v1/eval",
+        r#"{"code": "import time\ntime.sleep(1.5)"}"#,
     );
+    std::thread::sleep(Duration::from_millis(400));
     let started = Instant::now();
     let refused = server.eval(r#"{"code": "1"}"#);
     assert_eq!(
@@ -303,9 +339,117 @@ fn a_full_pool_is_refused_at_once_with_retry_after() {
         (503, "too_many_instances".to_owned())
     );
     assert_eq!(refused.header("retry-after"), Some("1"));
-    assert!(started.elapsed() < Duration::from_secs(5));
-    server.request("DELETE", &format!("/v1/sessions/{id}"), "");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(busy.join().unwrap().status, 200);
     assert_eq!(server.eval(r#"{"code": "1"}"#).status, 200);
+    // A pool of one keeps its instance for fresh evaluations: no session may take it.
+    let session = server.request("POST", "/v1/sessions", "");
+    assert_eq!(
+        (session.status, session.kind()),
+        (429, "too_many_sessions".to_owned())
+    );
+}
+
+#[test]
+fn sessions_cannot_starve_fresh_evaluations() {
+    // A pool of 4 lets sessions hold 3 instances at most.
+    let server = Server::start(&["--max-instances", "4", "--max-sessions", "100"]);
+    for _ in 0..3 {
+        let id = server.request("POST", "/v1/sessions", "").json()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let held = server.request(
+            "POST",
+            &format!("/v1/sessions/{id}/eval"),
+            r#"{"code": "a = 1"}"#,
+        );
+        assert_eq!(held.status, 200);
+    }
+    let fourth = server.request("POST", "/v1/sessions", "");
+    assert_eq!(
+        (fourth.status, fourth.kind()),
+        (429, "too_many_sessions".to_owned())
+    );
+    assert_eq!(
+        server.eval(r#"{"code": "'fresh'"}"#).json()["value"],
+        "'fresh'"
+    );
+}
+
+#[test]
+fn a_busy_session_answers_at_once_and_a_closed_one_stops_what_runs() {
+    // No fuel limit: the loop runs until its ten-second time limit, or until closed.
+    let server = Server::start(&["--fuel", "-1"]);
+    let id = server.request("POST", "/v1/sessions", "").json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/sessions/{id}/eval");
+    let running = eval_in_background(&server, &path, r#"{"code": "while True: pass"}"#);
+    std::thread::sleep(Duration::from_millis(400));
+    let started = Instant::now();
+    let busy = server.request("POST", &path, r#"{"code": "1"}"#);
+    assert_eq!((busy.status, busy.kind()), (409, "session_busy".to_owned()));
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    // Closing it stops the loop now, not at the ten-second time limit.
+    assert_eq!(
+        server
+            .request("DELETE", &format!("/v1/sessions/{id}"), "")
+            .status,
+        204
+    );
+    let stopped = running.join().unwrap();
+    assert_eq!(
+        (stopped.status, stopped.kind()),
+        (410, "session_closed".to_owned())
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let metrics = server.request("GET", "/metrics", "").body;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "pyeval_evaluations_in_flight 0"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_stopped_session_gives_its_instance_back_at_once() {
+    // Two instances: one session at most, and two fresh evaluations at once need both.
+    let server = Server::start(&["--max-instances", "2", "--fuel", "20_000_000"]);
+    let id = server.request("POST", "/v1/sessions", "").json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/sessions/{id}/eval");
+    assert_eq!(
+        server.request("POST", &path, r#"{"code": "a = 1"}"#).status,
+        200
+    );
+    assert_eq!(
+        server
+            .request("POST", &path, r#"{"code": "while True: pass"}"#)
+            .status,
+        422
+    );
+    let sleep = r#"{"code": "import time\ntime.sleep(1)\n'slept'"}"#;
+    let first = eval_in_background(&server, "/v1/eval", sleep);
+    let second = eval_in_background(&server, "/v1/eval", sleep);
+    for response in [first.join().unwrap(), second.join().unwrap()] {
+        assert_eq!(response.json()["value"], "'slept'", "{}", response.body);
+    }
+    let ended = server.request("POST", &path, r#"{"code": "a"}"#);
+    assert_eq!(
+        (ended.status, ended.kind()),
+        (410, "session_ended".to_owned())
+    );
+    assert!(ended.body.contains("out of fuel"), "{}", ended.body);
 }
 
 #[test]
@@ -324,7 +468,7 @@ fn oversized_and_slow_bodies_are_refused_and_the_server_lives() {
 
     // A client that sends half a body and stalls is cut off.
     let mut slow = TcpStream::connect(server.addr).unwrap();
-    slow.write_all(b"POST /v1/eval HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"code\":")
+    slow.write_all(b"POST /v1/eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"code\":")
         .unwrap();
     let started = Instant::now();
     let response = Response::read(slow);
@@ -386,7 +530,7 @@ fn sigterm_lets_requests_in_flight_finish() {
         let body = r#"{"code": "import time\ntime.sleep(1)\n'done'"}"#;
         write!(
             stream,
-            "POST /v1/eval HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST /v1/eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
         .unwrap();
@@ -407,4 +551,222 @@ fn serves_the_component_it_is_given() {
     assert_eq!(numpy.status, 200);
     assert_eq!(numpy.json()["value"], "3");
     server.stop();
+}
+
+/// Whether the server closes `stream` within `limit` (reading and discarding what it sends).
+fn closed_within(mut stream: TcpStream, limit: Duration) -> bool {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let started = Instant::now();
+    let mut sink = [0u8; 65536];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => return started.elapsed() < limit,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn slow_headers_idle_connections_and_trickled_bodies_are_cut_off() {
+    let server = Server::start(&["--header-timeout", "0.5", "--body-timeout", "1"]);
+    // Half a header, then nothing.
+    let mut half = TcpStream::connect(server.addr).unwrap();
+    half.write_all(b"POST /v1/eval HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
+    // Nothing at all.
+    let idle = TcpStream::connect(server.addr).unwrap();
+    assert!(closed_within(half, Duration::from_secs(3)));
+    assert!(closed_within(idle, Duration::from_secs(3)));
+
+    // A body trickled a byte at a time, each in time for a per-chunk timeout, is cut off
+    // when the whole body is late.
+    let mut trickle = TcpStream::connect(server.addr).unwrap();
+    let body = br#"{"code": "1"}                                                     "#;
+    write!(
+        trickle,
+        "POST /v1/eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let started = Instant::now();
+    for byte in body.iter().take(40) {
+        if trickle.write_all(&[*byte]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let response = Response::read(trickle);
+    assert_eq!(
+        (response.status, response.kind()),
+        (408, "body_unread".to_owned())
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        server.eval(r#"{"code": "'alive'"}"#).json()["value"],
+        "'alive'"
+    );
+}
+
+#[test]
+fn connections_past_the_cap_are_refused_at_once() {
+    let server = Server::start(&["--max-connections", "2", "--header-timeout", "30"]);
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let refused = server.eval(r#"{"code": "1"}"#);
+    assert_eq!(
+        (refused.status, refused.kind()),
+        (503, "too_many_connections".to_owned())
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.eval(r#"{"code": "1"}"#).status, 200);
+}
+
+#[test]
+fn a_client_that_does_not_read_its_response_is_cut_off() {
+    // 32 MB of output: more than loopback's socket buffers hold.
+    let server = Server::start(&["--max-output", "33554432", "--write-timeout", "0.5"]);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    let body = r#"{"code": "print('x' * 32_000_000)"}"#;
+    write!(
+        stream,
+        "POST /v1/eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let mut received = Vec::new();
+    let _ = stream.read_to_end(&mut received);
+    assert!(
+        received.len() < 32_000_000,
+        "the whole response ({} bytes) waited for a client that did not read",
+        received.len()
+    );
+    assert_eq!(
+        server.eval(r#"{"code": "'alive'"}"#).json()["value"],
+        "'alive'"
+    );
+}
+
+#[test]
+fn responses_stay_within_their_limit_however_the_output_escapes() {
+    let server = Server::start(&[]);
+    // Five texts at the 1 MiB output limit, each character escaped as six bytes in JSON.
+    let code = r#"{"code": "import sys\nc = chr(1) * (1 << 20)\nsys.stdout.write(c)\nsys.stderr.write(c)\nclass E(Exception):\n    pass\ntry:\n    raise E(c)\nexcept E as e:\n    err = e\nc"}"#;
+    let response = server.eval(code);
+    assert_eq!(response.status, 200);
+    assert!(
+        response.body.len() <= 5 * (1 << 20) + 64 * 1024,
+        "{} bytes",
+        response.body.len()
+    );
+    let outcome = response.json();
+    assert_eq!(outcome["stdout_truncated"], true);
+    assert!(outcome["stdout"]
+        .as_str()
+        .unwrap()
+        .ends_with("[cut to fit the server's response limit]"));
+    // Ordinary output is not touched.
+    assert_eq!(
+        server.eval(r#"{"code": "print('hi')"}"#).json()["stdout"],
+        "hi\n"
+    );
+}
+
+#[test]
+fn what_a_web_page_could_send_is_refused() {
+    let server = Server::start(&[]);
+    let host = format!("Host: {}", server.addr);
+    let json = "Content-Type: application/json".to_owned();
+    let body = r#"{"code": "1"}"#;
+    // A form or a script's simple request: text/plain needs no preflight.
+    let plain = server.send_raw(
+        "POST",
+        "/v1/eval",
+        &[host.clone(), "Content-Type: text/plain".into()],
+        body,
+    );
+    assert_eq!(
+        (plain.status, plain.kind()),
+        (415, "unsupported_media_type".to_owned())
+    );
+    let untyped = server.send_raw("POST", "/v1/eval", std::slice::from_ref(&host), body);
+    assert_eq!(untyped.status, 415);
+    let origin = server.send_raw(
+        "POST",
+        "/v1/eval",
+        &[
+            host.clone(),
+            json.clone(),
+            "Origin: http://evil.example".into(),
+        ],
+        body,
+    );
+    assert_eq!(
+        (origin.status, origin.kind()),
+        (403, "forbidden_origin".to_owned())
+    );
+    // DNS rebinding: a page's own host name resolving to 127.0.0.1.
+    let rebound = server.send_raw(
+        "POST",
+        "/v1/eval",
+        &["Host: evil.example:8000".into(), json.clone()],
+        body,
+    );
+    assert_eq!(
+        (rebound.status, rebound.kind()),
+        (403, "forbidden_host".to_owned())
+    );
+    for host in ["localhost:8000", "127.0.0.1", "[::1]:8000"] {
+        let ok = server.send_raw(
+            "POST",
+            "/v1/eval",
+            &[format!("Host: {host}"), json.clone()],
+            body,
+        );
+        assert_eq!(ok.status, 200, "{host}");
+    }
+}
+
+#[test]
+fn sigterm_does_not_wait_for_idle_or_stalled_connections() {
+    let server = Server::start(&["--header-timeout", "60"]);
+    let mut half = TcpStream::connect(server.addr).unwrap();
+    half.write_all(b"POST /v1/eval HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
+    let _idle = TcpStream::connect(server.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn the_memory_budget_is_the_operators_to_set() {
+    let refused = Command::new(env!("CARGO_BIN_EXE_pyeval"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--memory-budget", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--memory-budget"));
+    // 64 MiB for all instances: 100 MB fails inside one, though its own cap is 256 MiB.
+    let server = Server::start(&["--memory-budget", "64"]);
+    let grown = server.eval(r#"{"code": "x = bytearray(100 << 20)"}"#);
+    let outcome = grown.json();
+    let failed = outcome["error"]["type_name"] == "MemoryError"
+        || outcome["error"]["kind"] == "memory_budget";
+    assert!(failed, "{}", grown.body);
+    assert_eq!(
+        server.eval(r#"{"code": "'alive'"}"#).json()["value"],
+        "'alive'"
+    );
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use pyeval_server::{mcp, Policy};
+use pyeval_server::{mcp, ConnectionLimits, Policy};
 
-use crate::args::{ComponentArg, LimitArgs};
+use crate::args::{BudgetArg, ComponentArg, LimitArgs};
 
 /// Serve the evaluator over HTTP/JSON: POST /v1/eval, sessions under /v1/sessions,
 /// GET /healthz and /metrics. The limits are each request's default and the most a request
@@ -35,9 +35,28 @@ pub struct ServeCli {
     #[arg(long, value_name = "N", default_value_t = Policy::default().max_sessions)]
     max_sessions: usize,
 
-    /// Seconds a client may take to send a request's body.
+    /// Seconds a client may take to send a request's whole body.
     #[arg(long, value_name = "SECONDS", default_value_t = Policy::default().body_timeout.as_secs_f64())]
     body_timeout: f64,
+
+    /// Connections open at once at most; more are answered 503 and closed.
+    #[arg(long, value_name = "N", default_value_t = Policy::default().connections.max_connections)]
+    max_connections: usize,
+
+    /// Seconds a client may take to send a request's header, and may stay idle between
+    /// requests on one connection.
+    #[arg(long, value_name = "SECONDS", default_value_t = Policy::default().connections.header_timeout.as_secs_f64())]
+    header_timeout: f64,
+
+    /// Seconds a response may wait on a client that does not read it (16 KiB must go out
+    /// in each such period).
+    #[arg(long, value_name = "SECONDS", default_value_t = Policy::default().connections.write_timeout.as_secs_f64())]
+    write_timeout: f64,
+
+    /// MiB that responses in flight may hold at once (those waiting on slow clients
+    /// included); past it, evaluations are answered 503.
+    #[arg(long, value_name = "MIB", default_value_t = Policy::default().response_memory >> 20)]
+    response_memory: usize,
 
     /// Seconds after which an unused session is closed.
     #[arg(long, value_name = "SECONDS", default_value_t = Policy::default().session_idle.as_secs_f64())]
@@ -45,6 +64,9 @@ pub struct ServeCli {
 
     #[command(flatten)]
     component: ComponentArg,
+
+    #[command(flatten)]
+    budget: BudgetArg,
 
     #[command(flatten)]
     limits: LimitArgs,
@@ -59,8 +81,15 @@ pub struct McpCli {
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_sessions: usize,
 
+    /// Seconds after which an unused session is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = Policy::default().session_idle.as_secs_f64())]
+    session_idle: f64,
+
     #[command(flatten)]
     component: ComponentArg,
+
+    #[command(flatten)]
+    budget: BudgetArg,
 
     #[command(flatten)]
     limits: LimitArgs,
@@ -89,12 +118,19 @@ pub fn serve(cli: ServeCli) -> Result<u8> {
         max_sessions: cli.max_sessions,
         session_idle: seconds(cli.session_idle, "--session-idle")?,
         body_timeout: seconds(cli.body_timeout, "--body-timeout")?,
+        connections: ConnectionLimits {
+            max_connections: cli.max_connections.max(1),
+            header_timeout: seconds(cli.header_timeout, "--header-timeout")?,
+            write_timeout: seconds(cli.write_timeout, "--write-timeout")?,
+            ..Policy::default().connections
+        },
+        response_memory: cli.response_memory.saturating_mul(1 << 20),
     };
     let evaluator = cli
-        .component
-        .builder()
+        .budget
+        .apply(cli.component.builder())?
         .max_instances(cli.max_instances)
-        .metered(matches!(cli.limits.fuel, pyeval::Fuel::Limited(_)))
+        .metered(cli.limits.fuel.needs_metering())
         .on_compile(|| eprintln!("pyeval: compiling the evaluator for this machine (once)"))
         .build()?;
     runtime()?.block_on(async move {
@@ -110,11 +146,16 @@ pub fn serve(cli: ServeCli) -> Result<u8> {
 
 pub fn mcp(cli: McpCli) -> Result<u8> {
     let evaluator = cli
-        .component
-        .builder()
-        .metered(matches!(cli.limits.fuel, pyeval::Fuel::Limited(_)))
+        .budget
+        .apply(cli.component.builder())?
+        .metered(cli.limits.fuel.needs_metering())
         .build()?;
-    let tool = mcp::PythonTool::new(evaluator, cli.limits.limits()?, cli.max_sessions);
+    let tool = mcp::PythonTool::new(
+        evaluator,
+        cli.limits.limits()?,
+        cli.max_sessions,
+        seconds(cli.session_idle, "--session-idle")?,
+    );
     runtime()?.block_on(mcp::serve_stdio(tool))?;
     Ok(0)
 }

@@ -9,40 +9,43 @@
 //! | `GET /healthz`, `GET /metrics` | liveness; Prometheus text |
 //!
 //! A run that produced no outcome is `{"error": {"kind", "message"}}` with a status per
-//! kind (see `wire`); a full pool answers 503 with `Retry-After` at once.
+//! kind (see `wire`); a full pool answers 503 with `Retry-After` at once, a busy session
+//! 409. Bodies must be JSON; requests from web pages (an `Origin`) and, without a token,
+//! for hosts that are not loopback names are refused (403).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
-use pyeval::{Evaluator, Outcome};
+use pyeval::{EvalError, Evaluator, Outcome};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tower_http::timeout::RequestBodyTimeoutLayer;
+use tokio::sync::Semaphore;
 
 use crate::metrics::Metrics;
 use crate::policy::Policy;
-use crate::sessions::{Full, Sessions};
+use crate::response::BoundedJson;
+use crate::sessions::{Refused, Sessions};
 use crate::wire::{grants, EvalRequest, Failure, SessionEvalRequest, SessionRequest};
 
 /// Everything a request handler needs.
 struct Service {
     evaluator: Evaluator,
     policy: Policy,
-    sessions: Sessions,
+    sessions: Arc<Sessions>,
     metrics: Metrics,
     /// The bearer token every request but `/healthz` must carry, if any.
     token: Option<String>,
+    /// KiB of response bodies held at once, sent or waiting for slow clients.
+    responses: Arc<Semaphore>,
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets the requests in
@@ -54,31 +57,22 @@ pub async fn serve(
     token: Option<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let connections = policy.connections;
+    let sessions = Arc::new(Sessions::new(
+        policy.session_cap(evaluator.max_instances()),
+        policy.session_idle,
+    ));
     let service = Arc::new(Service {
-        sessions: Sessions::new(policy.max_sessions, policy.session_idle),
+        responses: Arc::new(Semaphore::new(policy.response_memory >> 10)),
+        sessions,
         evaluator,
         metrics: Metrics::default(),
         token,
         policy,
     });
-    let sweeper = tokio::spawn({
-        let service = service.clone();
-        async move {
-            let mut tick = tokio::time::interval(service.sessions.sweep_interval());
-            loop {
-                tick.tick().await;
-                service.sessions.expire();
-            }
-        }
-    });
+    let sweeper = service.sessions.sweeper();
     let app = router(service);
-    // Small responses go out at once, not after a delayed acknowledgement.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = crate::connections::serve(listener, app, connections, shutdown).await;
     sweeper.abort();
     served
 }
@@ -92,10 +86,56 @@ fn router(service: Arc<Service>) -> Router {
         .route("/v1/sessions/{id}/eval", post(eval_in_session))
         .route("/v1/sessions/{id}", delete(close_session))
         .fallback(|| async { Failure::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(DefaultBodyLimit::max(service.policy.body_limit()))
-        .layer(RequestBodyTimeoutLayer::new(service.policy.body_timeout))
         .layer(middleware::from_fn_with_state(service.clone(), authorize))
+        .layer(middleware::from_fn_with_state(
+            service.clone(),
+            not_from_browsers,
+        ))
         .with_state(service)
+}
+
+/// Refuses what a web page could make a browser send: a request naming an `Origin` (a
+/// page's script, or a form), and, on a server without a token, one whose `Host` is not a
+/// loopback name (a page that rebinds its own host name to 127.0.0.1).
+async fn not_from_browsers(
+    State(service): State<Arc<Service>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    if headers.contains_key(header::ORIGIN) {
+        return Failure::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "requests from web pages (with an Origin header) are refused",
+        )
+        .into_response();
+    }
+    if service.token.is_none() && !loopback_host(headers) {
+        return Failure::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_host",
+            "this server has no token, so it answers only requests for a loopback host \
+             (Host: localhost, 127.0.0.1 or [::1])",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Whether the `Host` header names a loopback address (any port).
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn authorize(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
@@ -129,34 +169,93 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The JSON body of a request; no body at all reads as `empty`.
-fn parse<T: DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-    empty: Option<T>,
-) -> Result<T, Failure> {
-    let body = body.map_err(|rejection| match rejection {
-        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
-            Failure::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is larger than this server accepts",
-            )
+/// A request's body: JSON (`Content-Type: application/json`), at most the policy's size,
+/// and whole within the policy's body timeout (however it is trickled).
+struct JsonBody(Bytes);
+
+impl FromRequest<Arc<Service>> for JsonBody {
+    type Rejection = Failure;
+
+    async fn from_request(request: Request, service: &Arc<Service>) -> Result<Self, Failure> {
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+        let policy = &service.policy;
+        let read = axum::body::to_bytes(request.into_body(), policy.body_limit());
+        let body = match tokio::time::timeout(policy.body_timeout, read).await {
+            Err(_) => {
+                return Err(Failure::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_unread",
+                    format!(
+                        "the request body did not arrive within {:?}",
+                        policy.body_timeout
+                    ),
+                ))
+            }
+            Ok(Err(error)) if too_large(&error) => {
+                return Err(Failure::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the request body is larger than this server accepts",
+                ))
+            }
+            Ok(Err(error)) => {
+                return Err(Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "body_unread",
+                    format!("the request body could not be read: {error}"),
+                ))
+            }
+            Ok(Ok(body)) => body,
+        };
+        if !body.is_empty() && !json {
+            return Err(Failure::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON, sent with Content-Type: application/json",
+            ));
         }
-        other => Failure::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_unread",
-            format!("the request body could not be read: {}", other.body_text()),
-        ),
-    })?;
-    match (body.is_empty(), empty) {
-        (true, Some(empty)) => Ok(empty),
-        _ => serde_json::from_slice(&body).map_err(|e| {
-            Failure::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("bad JSON body: {e}"),
-            )
-        }),
+        Ok(JsonBody(body))
+    }
+}
+
+fn too_large(error: &axum::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(error) = source {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+impl JsonBody {
+    /// The body parsed; no body at all reads as `empty`.
+    fn parse<T: DeserializeOwned>(self, empty: Option<T>) -> Result<T, Failure> {
+        match (self.0.is_empty(), empty) {
+            (true, Some(empty)) => Ok(empty),
+            _ => serde_json::from_slice(&self.0).map_err(|e| {
+                Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("bad JSON body: {e}"),
+                )
+            }),
+        }
+    }
+}
+
+impl Service {
+    /// The response to an evaluation: the outcome as JSON within the response limits.
+    fn answer(&self, result: Result<Outcome, EvalError>) -> Result<Response, Failure> {
+        let outcome = result?;
+        BoundedJson::new(&outcome, self.policy.max_response_bytes(), &self.responses)
+            .map(IntoResponse::into_response)
     }
 }
 
@@ -167,11 +266,8 @@ async fn metrics(State(service): State<Arc<Service>>) -> impl IntoResponse {
     )
 }
 
-async fn eval(
-    State(service): State<Arc<Service>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Outcome>, Failure> {
-    let request: EvalRequest = parse(body, None)?;
+async fn eval(State(service): State<Arc<Service>>, body: JsonBody) -> Result<Response, Failure> {
+    let request: EvalRequest = body.parse(None)?;
     let limits = service.policy.limits_for(&request.limits);
     let grants = grants(request.env, request.argv, request.stdin);
     let _running = service.metrics.running();
@@ -181,26 +277,22 @@ async fn eval(
         .eval_async(&request.code, &limits, &grants)
         .await;
     service.metrics.record(&result, started.elapsed());
-    Ok(Json(result?))
+    service.answer(result)
 }
 
 async fn open_session(
     State(service): State<Arc<Service>>,
-    body: Result<Bytes, BytesRejection>,
+    body: JsonBody,
 ) -> Result<Response, Failure> {
-    let request: SessionRequest = parse(body, Some(SessionRequest::default()))?;
+    let request: SessionRequest = body.parse(Some(SessionRequest::default()))?;
     let limits = service.policy.limits_for(&request.limits);
     let session = service
         .evaluator
         .session_with(&limits, &grants(request.env, request.argv, request.stdin))?;
-    let id = service.sessions.open(session).map_err(|Full(max)| {
-        Failure::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_sessions",
-            format!("{max} sessions are open, the most this server keeps; close one"),
-        )
-        .retry_after(service.sessions.sweep_interval().as_secs().max(1) as u32)
-    })?;
+    let id = service
+        .sessions
+        .open(session)
+        .map_err(|refused| refusal(&service, "", refused))?;
     let location = format!("/v1/sessions/{id}");
     Ok((
         StatusCode::CREATED,
@@ -210,29 +302,49 @@ async fn open_session(
         .into_response())
 }
 
-fn unknown(id: &str) -> Failure {
-    Failure::new(
-        StatusCode::NOT_FOUND,
-        "unknown_session",
-        format!("no session {id:?}: it was closed, expired, or never opened"),
-    )
+/// Why a session request was refused, as the client sees it.
+fn refusal(service: &Service, id: &str, refused: Refused) -> Failure {
+    match refused {
+        Refused::Unknown => Failure::new(
+            StatusCode::NOT_FOUND,
+            "unknown_session",
+            format!("no session {id:?}: it was closed, expired, or never opened"),
+        ),
+        Refused::Busy => Failure::new(
+            StatusCode::CONFLICT,
+            "session_busy",
+            "the session is running another evaluation; send this one when it has finished",
+        ),
+        Refused::Ended(stop) => EvalError::SessionEnded(stop).into(),
+        Refused::Closed => Failure::new(
+            StatusCode::GONE,
+            "session_closed",
+            "the session was closed while this evaluation ran; it was stopped",
+        ),
+        Refused::Full(max) => Failure::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_sessions",
+            format!("{max} sessions are open, the most this server keeps; close one"),
+        )
+        .retry_after(service.sessions.sweep_interval().as_secs().max(1) as u32),
+    }
 }
 
 async fn eval_in_session(
     State(service): State<Arc<Service>>,
     Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Outcome>, Failure> {
-    let request: SessionEvalRequest = parse(body, None)?;
-    let entry = service.sessions.get(&id).ok_or_else(|| unknown(&id))?;
-    let mut session = entry.session.lock().await;
-    entry.touch();
+    body: JsonBody,
+) -> Result<Response, Failure> {
+    let request: SessionEvalRequest = body.parse(None)?;
     let _running = service.metrics.running();
     let started = Instant::now();
-    let result = session.eval_async(&request.code).await;
+    let result = service
+        .sessions
+        .eval(&id, &request.code)
+        .await
+        .map_err(|refused| refusal(&service, &id, refused))?;
     service.metrics.record(&result, started.elapsed());
-    entry.touch();
-    Ok(Json(result?))
+    service.answer(result)
 }
 
 async fn close_session(
@@ -242,6 +354,6 @@ async fn close_session(
     if service.sessions.close(&id) {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(unknown(&id))
+        Err(refusal(&service, &id, Refused::Unknown))
     }
 }

@@ -3,11 +3,14 @@
 //! Protocol server with a `run_python` tool; both run on one [`pyeval::Evaluator`] under
 //! the operator's [`Policy`].
 
+mod connections;
 pub mod http;
 pub mod mcp;
 mod metrics;
 mod policy;
+mod response;
 mod sessions;
 mod wire;
 
+pub use connections::ConnectionLimits;
 pub use policy::{Policy, RequestLimits};

@@ -2,16 +2,17 @@
 //! interpreter, or in a named session that keeps its variables between calls of this
 //! client. The result is text a model reads well: the output, the value, the traceback.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use pyeval::{EvalError, Evaluator, Limits, Outcome, Session};
+use pyeval::{EvalError, Evaluator, Limits, Outcome};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
 use rmcp::{schemars, tool, tool_handler, tool_router, ServerHandler, ServiceExt};
 use serde::Deserialize;
-use tokio::sync::Mutex;
+
+use crate::sessions::{OpenError, Refused, Sessions};
 
 /// The arguments of `run_python`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -30,21 +31,19 @@ pub struct RunPython {
 pub struct PythonTool {
     evaluator: Evaluator,
     limits: Limits,
-    sessions: Arc<Mutex<HashMap<String, Session>>>,
-    max_sessions: usize,
+    sessions: Arc<Sessions>,
     tool_router: ToolRouter<Self>,
 }
 
 #[tool_router]
 impl PythonTool {
     /// A server whose evaluations run under `limits`, with at most `max_sessions` named
-    /// sessions.
-    pub fn new(evaluator: Evaluator, limits: Limits, max_sessions: usize) -> Self {
+    /// sessions, each closed after `idle` unused.
+    pub fn new(evaluator: Evaluator, limits: Limits, max_sessions: usize, idle: Duration) -> Self {
         PythonTool {
             evaluator,
             limits,
-            sessions: Arc::default(),
-            max_sessions,
+            sessions: Arc::new(Sessions::new(max_sessions, idle)),
             tool_router: Self::tool_router(),
         }
     }
@@ -61,7 +60,10 @@ impl PythonTool {
                     .eval_async(&request.code, &self.limits, &Default::default())
                     .await
             }
-            Some(name) => self.in_session(name, &request.code).await,
+            Some(name) => match self.in_session(name, &request.code).await {
+                Ok(result) => result,
+                Err(refused) => return CallToolResult::error(vec![ContentBlock::text(refused)]),
+            },
         };
         match result {
             Ok(outcome) => report(&outcome),
@@ -74,26 +76,41 @@ impl PythonTool {
 }
 
 impl PythonTool {
-    async fn in_session(&self, name: &str, code: &str) -> Result<Outcome, EvalError> {
-        let mut sessions = self.sessions.lock().await;
-        if !sessions.contains_key(name) && sessions.len() >= self.max_sessions {
-            return Err(EvalError::InvalidCode(format!(
-                "{} sessions are open, the most this server keeps",
-                self.max_sessions
-            )));
+    /// Runs `code` in the session `name`, started on first use (or after a stop); a
+    /// refusal is the text the model reads.
+    async fn in_session(
+        &self,
+        name: &str,
+        code: &str,
+    ) -> Result<Result<Outcome, EvalError>, String> {
+        let start = || self.evaluator.session(&self.limits);
+        match self.sessions.open_named(name, start) {
+            Ok(()) => {}
+            Err(OpenError::Eval(error)) => return Ok(Err(error)),
+            Err(OpenError::Refused(refused)) => return Err(refusal(name, refused)),
         }
-        let session = match sessions.entry(name.to_owned()) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                entry.insert(self.evaluator.session(&self.limits)?)
-            }
-        };
-        let result = session.eval_async(code).await;
-        if matches!(result, Err(EvalError::Stopped(_))) {
-            // Its state is lost: the next call with this name starts afresh.
-            sessions.remove(name);
+        self.sessions
+            .eval(name, code)
+            .await
+            .map_err(|refused| refusal(name, refused))
+    }
+}
+
+/// Why the session `name` could not run code, for the model.
+fn refusal(name: &str, refused: Refused) -> String {
+    match refused {
+        Refused::Full(max) => format!(
+            "[refused]\n{max} sessions are open, the most this server keeps; run without \
+             `session`, or reuse a session's name\n"
+        ),
+        Refused::Busy => format!(
+            "[refused]\nsession {name:?} is running another call; call again when it has \
+             finished\n"
+        ),
+        Refused::Ended(stop) => stopped(&EvalError::SessionEnded(stop), true),
+        Refused::Closed | Refused::Unknown => {
+            format!("[refused]\nsession {name:?} was closed; call again to start it afresh\n")
         }
-        result
     }
 }
 
@@ -132,7 +149,7 @@ fn report(outcome: &Outcome) -> CallToolResult {
 
 fn stopped(error: &EvalError, in_session: bool) -> String {
     let mut text = format!("[stopped]\n{error}\n");
-    if in_session && matches!(error, EvalError::Stopped(_)) {
+    if in_session && error.stopped().is_some() {
         text.push_str("The session's state is lost; the next call with its name starts afresh.\n");
     }
     text
@@ -150,7 +167,9 @@ impl ServerHandler for PythonTool {
 
 /// Serves `tool` over this process's stdin and stdout until the client disconnects.
 pub async fn serve_stdio(tool: PythonTool) -> anyhow::Result<()> {
+    let sweeper = tool.sessions.sweeper();
     let running = tool.serve(rmcp::transport::stdio()).await?;
     running.waiting().await?;
+    sweeper.abort();
     Ok(())
 }

@@ -1,10 +1,12 @@
-//! What the operator allows: the limits a request gets by default and at most, and how
-//! many sessions stay open for how long.
+//! What the operator allows: the limits a request gets by default and at most, how many
+//! sessions stay open for how long, and what each connection and response may hold.
 
 use std::time::Duration;
 
 use pyeval::{Fuel, Limits};
 use serde::Deserialize;
+
+use crate::connections::ConnectionLimits;
 
 /// The operator's rules for every request.
 #[derive(Debug, Clone)]
@@ -15,8 +17,13 @@ pub struct Policy {
     pub max_sessions: usize,
     /// A session unused this long is closed.
     pub session_idle: Duration,
-    /// Longest a client may take to send a request body.
+    /// Longest a client may take to send a whole request body.
     pub body_timeout: Duration,
+    /// Connections at once, header and write timeouts, shutdown grace.
+    pub connections: ConnectionLimits,
+    /// Bytes that responses in flight may hold at once (those waiting for slow clients
+    /// included); past it, evaluations are answered 503.
+    pub response_memory: usize,
 }
 
 impl Default for Policy {
@@ -26,6 +33,13 @@ impl Default for Policy {
             max_sessions: 100,
             session_idle: Duration::from_secs(600),
             body_timeout: Duration::from_secs(10),
+            connections: ConnectionLimits {
+                max_connections: 1024,
+                header_timeout: Duration::from_secs(10),
+                write_timeout: Duration::from_secs(10),
+                shutdown_grace: Duration::from_secs(30),
+            },
+            response_memory: 256 << 20,
         }
     }
 }
@@ -72,6 +86,24 @@ impl Policy {
             )
     }
 
+    /// Largest response: the five texts of an outcome (stdout, stderr, value, exception
+    /// message, traceback) at the output limit, and room for the rest. An outcome whose
+    /// JSON escapes take more has its texts cut to fit.
+    pub fn max_response_bytes(&self) -> usize {
+        (self.limits.output_bytes as usize)
+            .saturating_mul(5)
+            .saturating_add(64 * 1024)
+    }
+
+    /// Sessions open at once at most on an evaluator of `instances`: the policy's cap, and
+    /// never more than three quarters of the pool, so sessions cannot starve fresh
+    /// evaluations of instances.
+    pub fn session_cap(&self, instances: u32) -> usize {
+        let instances = instances as usize;
+        self.max_sessions
+            .min(instances - (instances / 4).max(1).min(instances))
+    }
+
     /// Largest request body accepted: the code limit, and as much again for the rest
     /// (environment, arguments, stdin, JSON escapes).
     pub fn body_limit(&self) -> usize {
@@ -108,5 +140,15 @@ mod tests {
         assert_eq!(limits.wall_time, Duration::from_millis(250));
         assert_eq!(limits.output_bytes, 10);
         assert_eq!(policy.limits_for(&RequestLimits::default()), policy.limits);
+    }
+
+    #[test]
+    fn sessions_leave_a_quarter_of_the_pool_to_fresh_evaluations() {
+        let policy = Policy::default();
+        assert_eq!(policy.session_cap(1000), 100);
+        assert_eq!(policy.session_cap(100), 75);
+        assert_eq!(policy.session_cap(2), 1);
+        assert_eq!(policy.session_cap(1), 0);
+        assert_eq!(policy.session_cap(0), 0);
     }
 }
