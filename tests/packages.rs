@@ -149,6 +149,14 @@ fn each_fresh_evaluation_has_its_own_random_state() {
         value("import numpy as np\nnp.random.seed(0)\nnp.random.rand()"),
         "0.5488135039273248"
     );
+    // Every `random.Random` made before the snapshot is reseeded, not only `random`'s own:
+    // sympy (preloaded) keeps one of its own.
+    let sympy = "from sympy.core.random import rng\nrng.random()";
+    assert_ne!(
+        value(sympy),
+        value(sympy),
+        "sympy's generator was frozen in the snapshot"
+    );
 }
 
 #[test]

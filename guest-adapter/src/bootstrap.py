@@ -244,15 +244,21 @@ class Session:
         self._counter = 0
         self._captures = None
         self._loop = None
+        # The `random.Random` instances reseeded at wake, found in the heap before the
+        # snapshot (see `prepare`).
+        self.generators = [random._inst]
 
     def wake(self, environ, argv):
         """First call on this instance: state frozen into the snapshot is made its own.
 
         `environ` and `argv` are the instance's WASI environment and arguments; `sys.argv`
         becomes the arguments after the program name, as `python -c` would set it."""
-        # 256 bits from the host's entropy (asking for the 2,496 bytes `random.seed()` reads
-        # costs more than the rest of waking up).
-        random.seed(int.from_bytes(os.urandom(32)))
+        # Every generator the snapshot holds (`random`'s own, and any a preloaded package
+        # made, such as sympy's) gets 256 bits from the host's entropy (asking for the 2,496
+        # bytes `random.seed()` reads costs more than the rest of waking up).
+        entropy = os.urandom(32 * len(self.generators))
+        for i, generator in enumerate(self.generators):
+            generator.seed(int.from_bytes(entropy[32 * i:32 * i + 32]))
         # numpy's global generator (np.random.rand and the like) too, if it is loaded.
         mtrand = sys.modules.get("numpy.random.mtrand")
         if mtrand is not None:
@@ -669,6 +675,11 @@ def prepare(preload):
     for name in [name for name in linecache.cache if name.startswith("<string")]:
         del linecache.cache[name]
     session._counter = 0
+    # Every generator the snapshot will hold, wherever it lives; those made after it seed
+    # themselves from the host's entropy.
+    session.generators = [obj for obj in gc.get_objects()
+                          if isinstance(obj, random.Random)
+                          and not isinstance(obj, random.SystemRandom)]
     # Nothing is imported from the snapshot's directories any more (they are gone); the
     # working directory comes first, as with python -c. (Set here, not at wake: changing
     # sys.path there costs every evaluation.)
