@@ -259,3 +259,20 @@ def test_the_chat_bot_example_replies_per_conversation():
         "bob> stopped: out of fuel: the code used its whole budget of 200,000,000 fuel units",
         "bob> (no code block)",
     ]
+
+
+def test_a_signal_handler_may_evaluate_while_an_evaluation_waits():
+    seen = []
+
+    def handler(signum, frame):
+        seen.append(EV.eval("6 * 7").value)
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        outcome = EV.eval("import time\ntime.sleep(1)\n'outer'")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert seen == ["42"]
+    assert outcome.value == "'outer'"
