@@ -128,6 +128,7 @@ fn pool(slots: u32, scan: bool) -> InstanceAllocationStrategy {
 /// of the widest features of the machine that compiles, so precompiled code can be shared
 /// between machines; wasmtime refuses code the host cannot run, and callers recompile.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[allow(unsafe_code, reason = "a Cranelift flag wasmtime cannot check for us")]
 fn portable_code(config: &mut Config) -> Result<()> {
     config.target("x86_64-unknown-linux-gnu")?;
     // SAFETY: a named ISA level; wasmtime checks the host supports it before running code.

@@ -132,6 +132,7 @@ fn is_private_file(path: &Path) -> bool {
 /// Whether `path` is a directory (`dir`) or a regular file, not a symbolic link, owned by
 /// this user and writable by nobody else.
 #[cfg(unix)]
+#[allow(unsafe_code, reason = "geteuid cannot fail")]
 fn is_private(path: &Path, dir: bool) -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::symlink_metadata(path) else {
@@ -163,6 +164,10 @@ pub(crate) trait Compiled: Sized {
 // (checked above, with the file itself), or come from the compiler, in this process or
 // at build time (embedded); wasmtime re-checks version and settings when loading.
 
+#[allow(
+    unsafe_code,
+    reason = "compiled code is loaded only from the build or the private cache, keyed by what it was compiled from"
+)]
 impl Compiled for Component {
     fn precompile(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>> {
         Ok(engine.precompile_component(wasm)?)
@@ -175,6 +180,10 @@ impl Compiled for Component {
     }
 }
 
+#[allow(
+    unsafe_code,
+    reason = "compiled code is loaded only from the build or the private cache, keyed by what it was compiled from"
+)]
 impl Compiled for Module {
     fn precompile(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>> {
         Ok(engine.precompile_module(wasm)?)

@@ -41,6 +41,10 @@ pub(crate) struct CappedText {
 
 // SAFETY: the ABI of a string (a pointer and a length, two flat values or 8 bytes in
 // memory), which is what `typecheck` accepts.
+#[allow(
+    unsafe_code,
+    reason = "a string's layout as the component model defines it"
+)]
 unsafe impl ComponentType for CappedText {
     type Lower = [ValRaw; 2];
 
@@ -56,6 +60,10 @@ unsafe impl ComponentType for CappedText {
 
 // SAFETY: reads the pointer pair as the canonical ABI lays it out and checks it against
 // the guest's memory before reading any byte.
+#[allow(
+    unsafe_code,
+    reason = "lifts a string as the component model defines it, capped"
+)]
 unsafe impl Lift for CappedText {
     fn linear_lift_from_flat(
         cx: &mut LiftContext<'_>,

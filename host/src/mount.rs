@@ -161,6 +161,10 @@ fn goes_through_link(path: &Path) -> bool {
 
 /// Opens the directory `path` component by component, following no symbolic link (one on
 /// the way fails the open).
+#[allow(
+    unsafe_code,
+    reason = "openat with O_NOFOLLOW has no safe std equivalent"
+)]
 fn open_without_links(path: &Path) -> std::io::Result<OwnedFd> {
     let absolute = if path.is_absolute() {
         path.to_owned()
