@@ -131,6 +131,14 @@ bench: build-component build-sci (python "release")
     PYEVAL_NATIVE_NUMPY="$(python3 tools/numpy_tests.py --native-python)" RUST_LIB_BACKTRACE=0 cargo run --release --quiet -p pyeval-bench -- bench/results.json
     RUST_LIB_BACKTRACE=0 "{{venv}}/bin/python" bench/python_bench.py bench/results.json
 
+# (wrk from Debian's packages, installed when missing; the results also go to
+# bench/results.json under "server_under_attack".)
+# The HTTP server under attack: wrk's fresh evaluations alone, then while idle, slow and session-pinning clients hold it.
+bench-attack: build-component
+    command -v wrk > /dev/null || { if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq wrk; else sudo apt-get install -y -qq wrk; fi; }
+    cargo build --release --quiet -p pyeval-cli
+    python3 bench/attack.py --pyeval "{{target_dir}}/release/pyeval" --json bench/results.json
+
 # (Clones REF into a temporary directory whose caches are all empty, cargo's registry
 # included, and times `.ci/run` there, then again after a one-line change; `run` times the
 # README's first command instead. About an hour for `ci`: see README, Build times.)
