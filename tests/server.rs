@@ -471,16 +471,7 @@ fn oversized_and_slow_bodies_are_refused_and_the_server_lives() {
     slow.write_all(b"POST /v1/eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"code\":")
         .unwrap();
     let started = Instant::now();
-    let response = Response::read(slow);
-    assert_eq!(
-        (response.status, response.kind()),
-        (408, "body_unread".to_owned())
-    );
-    assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(
-        server.eval(r#"{"code": "'alive'"}"#).json()["value"],
-        "'alive'"
-    );
+    body_cut_off(&server, slow, started);
 }
 
 #[test]
@@ -553,6 +544,21 @@ fn serves_the_component_it_is_given() {
     server.stop();
 }
 
+/// Checks that the server answered `stream`, whose body never arrived whole, 408 within
+/// seconds of `started`, and still evaluates.
+fn body_cut_off(server: &Server, stream: TcpStream, started: Instant) {
+    let response = Response::read(stream);
+    assert_eq!(
+        (response.status, response.kind()),
+        (408, "body_unread".to_owned())
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        server.eval(r#"{"code": "'alive'"}"#).json()["value"],
+        "'alive'"
+    );
+}
+
 /// Whether the server closes `stream` within `limit` (reading and discarding what it sends).
 fn closed_within(mut stream: TcpStream, limit: Duration) -> bool {
     stream.set_read_timeout(Some(limit)).unwrap();
@@ -597,16 +603,7 @@ fn slow_headers_idle_connections_and_trickled_bodies_are_cut_off() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let response = Response::read(trickle);
-    assert_eq!(
-        (response.status, response.kind()),
-        (408, "body_unread".to_owned())
-    );
-    assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(
-        server.eval(r#"{"code": "'alive'"}"#).json()["value"],
-        "'alive'"
-    );
+    body_cut_off(&server, trickle, started);
 }
 
 #[test]
