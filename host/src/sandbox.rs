@@ -124,27 +124,66 @@ const WASI_FILESYSTEM: &str = "wasi:filesystem/types@0.2.12";
 /// WASI preview1's errno `perm`: the operation is not permitted.
 const ERRNO_PERM: i32 = 63;
 
-/// Links WASI 0.2 for a component, except symbolic links: the guest may not create any.
-/// Inside a mount a link cannot lead out (paths resolve under the mount), but one left in a
-/// writable mount would be followed by whatever reads that directory on the host later.
+/// Links the WASI 0.2 interfaces a guest may import: I/O streams and polling, clocks,
+/// randomness, the command line's environment and standard streams, and the filesystem
+/// (preopened mounts only). Sockets are not linked, so a component that imports them fails
+/// to instantiate instead of opening host sockets. Symbolic links are refused: inside a
+/// mount a link cannot lead out (paths resolve under the mount), but one left in a writable
+/// mount would be followed by whatever reads that directory on the host later.
 pub(crate) fn link_wasi<T: WasiView + 'static>(
     linker: &mut component::Linker<T>,
 ) -> Result<(), SetupError> {
-    wasmtime_wasi::p2::add_to_linker_async(linker).map_err(SetupError::host)?;
-    linker.allow_shadowing(true);
-    linker
-        .instance(WASI_FILESYSTEM)
-        .and_then(|mut types| {
-            types.func_wrap(
-                "[method]descriptor.symlink-at",
-                |_, (_, _, _): (Resource<Descriptor>, String, String)| {
-                    Ok((Err::<(), _>(ErrorCode::NotPermitted),))
-                },
-            )
-        })
-        .map_err(SetupError::host)?;
-    linker.allow_shadowing(false);
-    Ok(())
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+    use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, io, random};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+
+    let l = &mut *linker;
+    (|| -> wasmtime::Result<()> {
+        io::error::add_to_linker::<T, Io>(l, table::<T>)?;
+        io::poll::add_to_linker::<T, Io>(l, table::<T>)?;
+        io::streams::add_to_linker::<T, Io>(l, table::<T>)?;
+        clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+        clocks::monotonic_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+        random::random::add_to_linker::<T, WasiRandom>(l, T::random)?;
+        random::insecure::add_to_linker::<T, WasiRandom>(l, T::random)?;
+        random::insecure_seed::add_to_linker::<T, WasiRandom>(l, T::random)?;
+        cli::exit::add_to_linker::<T, WasiCli>(l, T::cli)?;
+        cli::environment::add_to_linker::<T, WasiCli>(l, T::cli)?;
+        cli::stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+        cli::stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+        cli::stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+        cli::terminal_input::add_to_linker::<T, WasiCli>(l, T::cli)?;
+        cli::terminal_output::add_to_linker::<T, WasiCli>(l, T::cli)?;
+        cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+        cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+        cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+        filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+        filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+        l.allow_shadowing(true);
+        l.instance(WASI_FILESYSTEM)?.func_wrap(
+            "[method]descriptor.symlink-at",
+            |_, (_, _, _): (Resource<Descriptor>, String, String)| {
+                Ok((Err::<(), _>(ErrorCode::NotPermitted),))
+            },
+        )?;
+        l.allow_shadowing(false);
+        Ok(())
+    })()
+    .map_err(SetupError::host)
+}
+
+/// The `wasi:io` interfaces' view of a store: its resource table.
+struct Io;
+
+/// The resource table of `state`, where `wasi:io` keeps streams and pollables.
+fn table<T: WasiView>(state: &mut T) -> &mut ResourceTable {
+    state.ctx().table
+}
+
+impl component::HasData for Io {
+    type Data<'a> = &'a mut ResourceTable;
 }
 
 /// Links WASI preview1 for a core module, except symbolic links (as [`link_wasi`]).
@@ -242,6 +281,49 @@ impl WasiView for SandboxState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether a component importing the WASI interface `name`, with its resource type
+    /// `resource`, links against [`link_wasi`].
+    fn links(name: &str, resource: &str) -> bool {
+        let engine = Engine::default();
+        let wat = format!(
+            r#"(component (import "{name}" (instance (export "{resource}" (type (sub resource))))))"#
+        );
+        let component = component::Component::new(&engine, wat).unwrap();
+        let mut linker = component::Linker::<SandboxState>::new(&engine);
+        link_wasi(&mut linker).unwrap();
+        linker.instantiate_pre(&component).is_ok()
+    }
+
+    #[test]
+    fn sockets_are_not_linked() {
+        for (interface, resource) in [
+            ("network", "network"),
+            ("tcp", "tcp-socket"),
+            ("udp", "udp-socket"),
+            ("ip-name-lookup", "resolve-address-stream"),
+        ] {
+            let name = format!("wasi:sockets/{interface}@0.2.12");
+            assert!(!links(&name, resource), "{name} is linked");
+        }
+    }
+
+    #[test]
+    fn what_the_evaluator_imports_is_linked() {
+        for (name, resource) in [
+            ("wasi:io/streams@0.2.12", "output-stream"),
+            ("wasi:io/poll@0.2.12", "pollable"),
+            ("wasi:cli/terminal-output@0.2.12", "terminal-output"),
+            ("wasi:filesystem/types@0.2.12", "descriptor"),
+        ] {
+            assert!(links(name, resource), "{name} is not linked");
         }
     }
 }
