@@ -15,6 +15,10 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(pyeval_embedded)");
     println!("cargo:rerun-if-env-changed=PYEVAL_COMPONENT");
     println!("cargo:rerun-if-env-changed=PYEVAL_EMBED_COMPONENT");
+    // A path relative to the package: a checkout made after the last run (a fresh clone
+    // building into a shared target directory) runs this again, so the path printed below
+    // is its own, not the earlier checkout's.
+    println!("cargo:rerun-if-changed=build.rs");
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let component = std::env::var_os("PYEVAL_COMPONENT")
         .map(PathBuf::from)

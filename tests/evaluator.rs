@@ -588,3 +588,21 @@ fn instances_share_the_evaluators_memory_budget() {
         .unwrap();
     assert_eq!(granted.value.as_deref(), Some("33554432"));
 }
+
+#[test]
+fn raw_fd_output_is_capped_per_evaluation_not_per_session() {
+    let limits = Limits::default().with_output_bytes(1000);
+    let mut session = evaluator().session(&limits).unwrap();
+    for round in 0..4 {
+        let outcome = session.eval("import os\nos.write(1, b'x' * 600)").unwrap();
+        assert_eq!(outcome.stdout.len(), 600, "round {round}: {outcome:?}");
+        assert!(!outcome.stdout_truncated, "round {round}");
+    }
+    // Within one evaluation the cap still holds: a write past it fails like a closed pipe.
+    let outcome = session
+        .eval("import os\nos.write(1, b'y' * 600)\nos.write(1, b'y' * 600)\nos.write(1, b'y')")
+        .unwrap();
+    assert_eq!(outcome.stdout, "y".repeat(1000));
+    assert!(outcome.stdout_truncated);
+    assert_eq!(outcome.error.unwrap().type_name, "OSError");
+}

@@ -32,6 +32,7 @@ mod lift;
 mod limits;
 mod mount;
 mod outcome;
+mod raw_output;
 mod runtime;
 mod sandbox;
 mod session;

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{ComponentType, Instance, Lift};
 use wasmtime::{PoolConcurrencyLimitError, Store};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::error::{EvalError, StopContext, Stopped};
 use crate::evaluator::Inner;
@@ -13,6 +12,7 @@ use crate::guard::Guard;
 use crate::lift::CappedText;
 use crate::limits::Limits;
 use crate::outcome::{Outcome, PyException};
+use crate::raw_output::RawOutput;
 use crate::sandbox::{Grants, SandboxState};
 
 /// One interpreter instance; successive evaluations share its state.
@@ -31,10 +31,9 @@ pub struct Session {
     limits: Limits,
     store: Store<SandboxState>,
     instance: Option<Instance>,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
-    /// Bytes of raw fd output already reported by earlier evaluations.
-    raw_seen: (usize, usize),
+    /// What the running evaluation writes straight to fds 1 and 2.
+    stdout: RawOutput,
+    stderr: RawOutput,
     ended: Option<Stopped>,
 }
 
@@ -54,8 +53,8 @@ impl Session {
         limits: Limits,
         grants: &Grants,
     ) -> Result<Self, EvalError> {
-        let stdout = MemoryOutputPipe::new(limits.output_bytes as usize);
-        let stderr = MemoryOutputPipe::new(limits.output_bytes as usize);
+        let stdout = RawOutput::new(limits.output_bytes as usize);
+        let stderr = RawOutput::new(limits.output_bytes as usize);
         let mut builder = grants.wasi()?;
         builder
             .stdout(stdout.clone())
@@ -72,7 +71,6 @@ impl Session {
             instance: None,
             stdout,
             stderr,
-            raw_seen: (0, 0),
             ended: None,
         })
     }
@@ -152,13 +150,10 @@ impl Session {
     /// Builds the public outcome, adding what the code wrote straight to fds 1 and 2.
     fn finish(&mut self, raw: RawOutcome, fuel_used: u64, wall_time: Duration) -> Outcome {
         let cap = self.limits.output_bytes as usize;
-        let (fd_out, fd_err) = (self.stdout.contents(), self.stderr.contents());
-        let (seen_out, seen_err) =
-            std::mem::replace(&mut self.raw_seen, (fd_out.len(), fd_err.len()));
         let (stdout, stdout_truncated) =
-            with_raw(raw.stdout, raw.stdout_truncated, &fd_out[seen_out..], cap);
+            with_raw(raw.stdout, raw.stdout_truncated, self.stdout.take(), cap);
         let (stderr, stderr_truncated) =
-            with_raw(raw.stderr, raw.stderr_truncated, &fd_err[seen_err..], cap);
+            with_raw(raw.stderr, raw.stderr_truncated, self.stderr.take(), cap);
         Outcome {
             stdout,
             stderr,
@@ -244,14 +239,19 @@ async fn run_eval(
     Ok(outcome)
 }
 
-/// `text` followed by raw fd output, within the cap the two share; the truncated flag is
-/// set when either had to be cut. The guest caps its text itself, but the cap is enforced
+/// `text` followed by raw fd output (and whether some of it was already dropped), within
+/// the cap the two share; the truncated flag is set when either had to be cut. The guest caps its text itself, but the cap is enforced
 /// here too: evaluated code can reach the guest's capture objects.
-fn with_raw(text: CappedText, truncated: bool, raw: &[u8], cap: usize) -> (String, bool) {
+fn with_raw(
+    text: CappedText,
+    truncated: bool,
+    (raw, dropped): (bytes::Bytes, bool),
+    cap: usize,
+) -> (String, bool) {
     let mut joined = text.text;
     let room = cap.saturating_sub(joined.len());
     joined.push_str(&String::from_utf8_lossy(&raw[..raw.len().min(room)]));
-    let cut = text.cut || raw.len() > room;
+    let cut = text.cut || dropped || raw.len() > room;
     let mut end = joined.len().min(cap);
     while !joined.is_char_boundary(end) {
         end -= 1;
