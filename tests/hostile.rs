@@ -1196,3 +1196,39 @@ fn no_random_sequence_is_shared_between_instances() {
         );
     }
 }
+
+#[test]
+fn a_trap_is_blamed_on_memory_only_right_after_a_refused_growth() {
+    let limits = Limits::default().with_memory_bytes(128 << 20);
+    let mut session = evaluator().session(&limits).unwrap();
+    let caught = "try:\n    bytearray(1 << 30)\nexcept MemoryError:\n    caught = True\n";
+    assert_eq!(
+        session
+            .eval(&format!("{caught}caught"))
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("True")
+    );
+    // A later evaluation's crash is its own.
+    let later = session.eval("import os\nos.abort()").unwrap_err();
+    assert!(
+        matches!(later, EvalError::Stopped(Stopped::Trap(_))),
+        "{later:?}"
+    );
+
+    // In one evaluation: memory granted after the refusal clears it.
+    let regrown = format!("{caught}kept = bytearray(48 << 20)\nimport os\nos.abort()");
+    let error = evaluator().eval(&regrown, &limits).unwrap_err();
+    assert!(
+        matches!(error, EvalError::Stopped(Stopped::Trap(_))),
+        "{error:?}"
+    );
+    // A crash for want of memory still says so.
+    let starved = format!("{caught}import os\nos.abort()");
+    let error = evaluator().eval(&starved, &limits).unwrap_err();
+    assert_eq!(
+        error,
+        EvalError::Stopped(Stopped::MemoryLimit { limit: 128 << 20 })
+    );
+}

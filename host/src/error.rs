@@ -66,9 +66,14 @@ impl Stopped {
             (Some(Trap::Interrupt), _) => Stopped::Timeout {
                 limit: context.wall_time,
             },
-            (_, Some(Refusal::Cap(limit))) => Stopped::MemoryLimit { limit },
-            (_, Some(Refusal::Budget(budget))) => Stopped::MemoryBudget { budget },
-            (Some(trap), None) => Stopped::Trap(trap.to_string()),
+            // Code that cannot go on without the memory it was refused aborts (C's
+            // `abort`, a failed C++ `new`): wasm's `unreachable`. Other traps (a stack
+            // overflow, an access out of bounds) are not for want of memory.
+            (Some(Trap::UnreachableCodeReached) | None, Some(refusal)) => match refusal {
+                Refusal::Cap(limit) => Stopped::MemoryLimit { limit },
+                Refusal::Budget(budget) => Stopped::MemoryBudget { budget },
+            },
+            (Some(trap), _) => Stopped::Trap(trap.to_string()),
             (None, None) => Stopped::Trap(format!("{error:#}")),
         }
     }

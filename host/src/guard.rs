@@ -58,6 +58,8 @@ pub(crate) struct Guard {
     budget: Option<Arc<MemoryBudget>>,
     /// Bytes this instance holds of the budget.
     held: usize,
+    /// Why the last growth of this run was refused, if it was (a later growth that succeeds
+    /// clears it: memory was there after all).
     refused: Option<Refusal>,
     deadline: Instant,
 }
@@ -74,13 +76,14 @@ impl Guard {
         }
     }
 
-    /// Why a growth was refused, if one was.
+    /// Why the last growth of this run was refused, if it was.
     pub(crate) fn refused(&self) -> Option<Refusal> {
         self.refused
     }
 
-    /// Sets the deadline of the next run to `wall_time` from now.
-    pub(crate) fn start_clock(&mut self, wall_time: Duration) {
+    /// Starts the next run: its deadline `wall_time` from now, no growth refused yet.
+    pub(crate) fn start_run(&mut self, wall_time: Duration) {
+        self.refused = None;
         let now = Instant::now();
         self.deadline = now
             .checked_add(wall_time)
@@ -122,6 +125,7 @@ impl ResourceLimiter for Guard {
             }
             self.held += more;
         }
+        self.refused = None;
         Ok(true)
     }
 

@@ -243,7 +243,7 @@ pub(crate) fn arm<T: Guarded>(store: &mut Store<T>, limits: &Limits) -> Result<(
         };
         store.set_fuel(budget).map_err(SetupError::host)?;
     }
-    store.data_mut().guard().start_clock(limits.wall_time);
+    store.data_mut().guard().start_run(limits.wall_time);
     store.set_epoch_deadline(1);
     Ok(())
 }
