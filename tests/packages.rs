@@ -218,3 +218,18 @@ fn hostile_code_with_numpy_is_contained() {
     // The evaluator still serves normal code after all of that.
     assert_eq!(value("import numpy as np\nint(np.ones(3).sum())"), "3");
 }
+
+/// A C++ allocation that fails cannot be caught in this build (no wasm exceptions): it ends
+/// the evaluation as the memory limit, where native numpy raises `MemoryError`. A change
+/// (exceptions made to work, or the stop misreported) should be noticed.
+#[test]
+fn a_failed_cxx_allocation_is_the_memory_limit() {
+    let limits = Limits::default()
+        .with_memory_bytes(200 << 20)
+        .with_fuel(Fuel::Unlimited);
+    let code = "import numpy as np\nnp.unique_values(np.arange(3 * 10**6))";
+    assert_eq!(
+        eval(code, &limits).unwrap_err(),
+        EvalError::Stopped(Stopped::MemoryLimit { limit: 200 << 20 })
+    );
+}
