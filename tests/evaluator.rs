@@ -5,7 +5,7 @@ mod common;
 use common::evaluator;
 use std::time::Duration;
 
-use pyeval::{EvalError, Evaluator, Limits, Outcome, SetupError, Stopped};
+use pyeval::{EvalError, Evaluator, Grants, Limits, Outcome, SetupError, Stopped};
 
 fn eval(code: &str) -> Outcome {
     evaluator()
@@ -605,4 +605,43 @@ fn raw_fd_output_is_capped_per_evaluation_not_per_session() {
     assert_eq!(outcome.stdout, "y".repeat(1000));
     assert!(outcome.stdout_truncated);
     assert_eq!(outcome.error.unwrap().type_name, "OSError");
+}
+
+#[test]
+fn sqlite_locks_a_database_on_a_mount_against_other_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let grants = Grants::new().with_mount(pyeval::Mount::writable(dir.path(), "/data").unwrap());
+    let limits = Limits::default();
+    let open =
+        "import sqlite3\nc = sqlite3.connect('/data/db.sqlite', timeout=0, isolation_level=None)\n";
+    let mut writer = evaluator().session_with(&limits, &grants).unwrap();
+    writer
+        .eval(&format!(
+            "{open}c.execute('create table t (x)')\nc.execute('begin immediate')\n\
+             c.execute('insert into t values (1)')"
+        ))
+        .unwrap();
+    // While the first instance's transaction runs, another instance is told to wait.
+    let mut other = evaluator().session_with(&limits, &grants).unwrap();
+    let refused = other
+        .eval(&format!("{open}c.execute('insert into t values (2)')"))
+        .unwrap();
+    let error = refused.error.expect("the database is busy");
+    assert_eq!(error.type_name, "sqlite3.OperationalError");
+    assert!(error.message.contains("locked"), "{error:?}");
+    writer.eval("c.execute('commit')").unwrap();
+    let done = other
+        .eval("c.execute('insert into t values (2)')\nc.execute('select x from t order by x').fetchall()")
+        .unwrap();
+    assert_eq!(done.value.as_deref(), Some("[(1,), (2,)]"), "{done:?}");
+
+    // On the scratch tree, where a file is the instance's alone, connections take no locks.
+    let scratch = "import sqlite3\na = sqlite3.connect('s.db', timeout=0, isolation_level=None)\n\
+                   b = sqlite3.connect('s.db', timeout=0, isolation_level=None)\n\
+                   a.execute('create table t (x)')\na.execute('begin')\n\
+                   a.execute('insert into t values (1)')\nb.execute('select count(*) from t').fetchone()";
+    assert_eq!(
+        evaluator().eval(scratch, &limits).unwrap().value.as_deref(),
+        Some("(0,)")
+    );
 }

@@ -101,8 +101,8 @@ extern "C" {
     fn __wasilibc_deinitialize_environ();
     /// src/compile_split.c: a new reference to the `compile_split` function.
     fn pyeval_compile_split() -> *mut PyObject;
-    /// src/sqlite_vfs.c: SQLite's default VFS takes no file locks and seeds its PRNG from
-    /// WASI's random_get.
+    /// src/sqlite_vfs.c: SQLite's default VFS locks only databases in host directories and
+    /// seeds its PRNG from WASI's random_get.
     fn pyeval_sqlite_setup();
     /// src/sqlite_vfs.c: SQLite seeds its PRNG again when it next needs randomness.
     fn pyeval_sqlite_reseed();

@@ -158,7 +158,7 @@ extern "C" {
     ) -> Errno;
     fn __real___wasi_path_symlink(old: *const c_char, fd: i32, new: *const c_char) -> Errno;
     fn __real___wasi_path_unlink_file(fd: i32, path: *const c_char) -> Errno;
-    fn __real___wasilibc_find_abspath(
+    pub(super) fn __real___wasilibc_find_abspath(
         path: *const c_char,
         prefix: *mut *const c_char,
         relative: *mut *const c_char,

@@ -133,6 +133,19 @@ pub fn enter_tmp() {
     assert_eq!(done, 0, "the scratch tree has /tmp");
 }
 
+/// Whether the absolute `path` lies in a directory the host grants (a mount), where other
+/// instances and host programs may use the same file, rather than on the scratch tree.
+///
+/// # Safety
+/// `path` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn pyeval_path_on_host(path: *const c_char) -> c_int {
+    let (mut prefix, mut relative) = (std::ptr::null(), std::ptr::null());
+    // SAFETY: a NUL-terminated path and places for the two results.
+    let fd = unsafe { calls::__real___wasilibc_find_abspath(path, &mut prefix, &mut relative) };
+    c_int::from(fd >= 0)
+}
+
 /// Gives the tree a directory where the host grants one (at a path other than `/`).
 fn note_host_directory(path: &[u8]) {
     SCRATCH.with(|scratch| {
