@@ -276,3 +276,26 @@ def test_a_signal_handler_may_evaluate_while_an_evaluation_waits():
         signal.signal(signal.SIGALRM, previous)
     assert seen == ["42"]
     assert outcome.value == "'outer'"
+
+
+def test_daemon_threads_still_evaluating_do_not_hold_the_interpreter_at_exit():
+    script = (
+        "import threading, time, pyeval\n"
+        "ev = pyeval.Evaluator()\n"
+        "def fresh():\n"
+        "    ev.eval('while True: pass', fuel=-1, timeout=60)\n"
+        "def session():\n"
+        "    s = ev.session(fuel=-1, timeout=60)\n"
+        "    s.eval('x = 1')\n"
+        "    s.eval('while True: x += 1')\n"
+        "def sleeper():\n"
+        "    ev.eval('import time\\ntime.sleep(60)', timeout=60)\n"
+        "for target in (fresh, fresh, session, sleeper):\n"
+        "    threading.Thread(target=target, daemon=True).start()\n"
+        "time.sleep(0.5)\n"
+        "print(sum(t.daemon and t.is_alive() for t in threading.enumerate()), flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "4\n", "")
