@@ -567,26 +567,44 @@ fn other_tasks_run_and_a_dropped_evaluation_ends_its_session() {
 
 #[test]
 fn instances_share_the_evaluators_memory_budget() {
+    // Each instance is charged its memory image (about 32 MiB) and 2 MiB of output
+    // buffers; an eighth of the budget is set aside for the pool's resident pages.
     let shared = Evaluator::builder()
         .max_instances(3)
-        .memory_budget(Some(48 << 20))
+        .memory_budget(Some(160 << 20))
         .build()
         .unwrap();
-    assert_eq!(shared.memory_budget(), Some(48 << 20));
+    assert_eq!(shared.memory_budget(), Some(160 << 20));
     let limits = Limits::default().with_fuel(pyeval::Fuel::Unlimited);
     let mut first = shared.session(&limits).unwrap();
-    first.eval("held = bytearray(32 << 20)").unwrap();
+    first.eval("held = bytearray(48 << 20)").unwrap();
     let mut second = shared.session(&limits).unwrap();
-    let refused = second.eval("more = bytearray(32 << 20)").unwrap();
+    let refused = second.eval("more = bytearray(48 << 20)").unwrap();
     assert_eq!(
         refused.error.map(|e| e.type_name).as_deref(),
         Some("MemoryError")
     );
     drop(first);
     let granted = second
-        .eval("more = bytearray(32 << 20)\nlen(more)")
+        .eval("more = bytearray(48 << 20)\nlen(more)")
         .unwrap();
-    assert_eq!(granted.value.as_deref(), Some("33554432"));
+    assert_eq!(granted.value.as_deref(), Some("50331648"));
+}
+
+#[test]
+fn an_instance_is_charged_its_whole_memory_image() {
+    // Mapped copy-on-write, the image costs nothing until written, but code can write it
+    // all: an instance that could not afford it is not made.
+    let small = Evaluator::builder()
+        .memory_budget(Some(16 << 20))
+        .build()
+        .unwrap();
+    assert_eq!(
+        small.eval("1", &Limits::default()),
+        Err(EvalError::Stopped(Stopped::MemoryBudget {
+            budget: 16 << 20
+        }))
+    );
 }
 
 #[test]

@@ -24,10 +24,10 @@ pub const MAX_TABLE_ELEMENTS: usize = 1 << 16;
 /// memory limit fits (the slot is address space reserved, not memory used).
 pub const SLOT_MEMORY_BYTES: usize = 4 << 30;
 
-/// Bytes of written memory a slot restores by copying when its instance ends, instead of
-/// unmapping them; the next instance in the slot then takes no page faults on them. A
+/// Most bytes of written memory a slot restores by copying when its instance ends, instead
+/// of unmapping them; the next instance in the slot then takes no page faults on them. A
 /// fresh evaluation writes a few hundred KiB; a larger working set is unmapped beyond this.
-const SLOT_KEEP_RESIDENT: usize = 32 << 20;
+pub const MAX_KEEP_RESIDENT: usize = 32 << 20;
 
 /// Core instances, and tables, in one instance of the evaluator component (the module, the
 /// preview1 adapter and the shims that link them), with room to spare.
@@ -44,6 +44,9 @@ pub enum Allocation {
     Pooled {
         /// Instances alive at once, at most.
         slots: u32,
+        /// Bytes of written memory each slot keeps resident between instances (at most
+        /// [`MAX_KEEP_RESIDENT`]), where only written pages are restored.
+        keep_resident: usize,
     },
 }
 
@@ -64,18 +67,21 @@ pub fn build(metered: bool, allocation: Allocation) -> Result<Engine> {
     portable_code(&mut config)?;
     match allocation {
         Allocation::OnDemand => Ok(Engine::new(&config)?),
-        Allocation::Pooled { slots } => {
+        Allocation::Pooled {
+            slots,
+            keep_resident,
+        } => {
             // Restoring only written pages needs the PAGEMAP_SCAN ioctl; without it, keeping
             // memory resident would copy the whole region back every time. It also needs the
             // pages to stay in RAM: a written page swapped out is not seen as written, and
             // would outlive its instance in the slot.
             if !swap_in_use() {
-                config.allocation_strategy(pool(slots, true));
+                config.allocation_strategy(pool(slots, Some(keep_resident)));
                 if let Ok(engine) = Engine::new(&config) {
                     return Ok(engine);
                 }
             }
-            config.allocation_strategy(pool(slots, false));
+            config.allocation_strategy(pool(slots, None));
             Engine::new(&config)
                 .map_err(anyhow::Error::from)
                 .with_context(|| {
@@ -91,7 +97,11 @@ pub fn build(metered: bool, allocation: Allocation) -> Result<Engine> {
 /// The evaluator component compiled for a metered, pooled engine: what the library embeds
 /// and loads without compiling (wasmtime refuses it where the settings or CPU differ).
 pub fn precompile_evaluator(component: &[u8]) -> Result<Vec<u8>> {
-    let engine = build(true, Allocation::Pooled { slots: 1 })?;
+    let allocation = Allocation::Pooled {
+        slots: 1,
+        keep_resident: MAX_KEEP_RESIDENT,
+    };
+    let engine = build(true, allocation)?;
     Ok(engine.precompile_component(component)?)
 }
 
@@ -105,9 +115,10 @@ fn lists_a_swap(swaps: &str) -> bool {
     swaps.lines().skip(1).any(|line| !line.trim().is_empty())
 }
 
-/// A pooling allocator with `slots` of each resource; `scan` keeps written memory
-/// resident and restores it page by page (the engine fails to build without kernel support).
-fn pool(slots: u32, scan: bool) -> InstanceAllocationStrategy {
+/// A pooling allocator with `slots` of each resource; with `scan`, each slot keeps that
+/// many bytes of written memory resident and restores them page by page (the engine fails
+/// to build without kernel support).
+fn pool(slots: u32, scan: Option<usize>) -> InstanceAllocationStrategy {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(slots)
         .total_core_instances(slots * CORE_INSTANCES_PER_SLOT)
@@ -116,8 +127,8 @@ fn pool(slots: u32, scan: bool) -> InstanceAllocationStrategy {
         .total_stacks(slots)
         .max_memory_size(SLOT_MEMORY_BYTES)
         .table_elements(MAX_TABLE_ELEMENTS);
-    if scan {
-        pool.linear_memory_keep_resident(SLOT_KEEP_RESIDENT)
+    if let Some(keep_resident) = scan {
+        pool.linear_memory_keep_resident(keep_resident.min(MAX_KEEP_RESIDENT))
             .table_keep_resident(MAX_TABLE_ELEMENTS * std::mem::size_of::<usize>())
             .pagemap_scan(Enabled::Yes);
     }
@@ -179,7 +190,7 @@ mod tests {
     /// scanning one on this machine, or the evaluator would silently fall back).
     #[test]
     fn both_pools_build() {
-        for scan in [false, true] {
+        for scan in [None, Some(MAX_KEEP_RESIDENT)] {
             let mut config = Config::new();
             config.allocation_strategy(pool(2, scan));
             let built = Engine::new(&config);
@@ -192,10 +203,10 @@ mod tests {
                     Some((major, minor) >= (6, 7))
                 })
                 .unwrap_or(false);
-            if scan && !supported {
+            if scan.is_some() && !supported {
                 continue;
             }
-            assert!(built.is_ok(), "scan {scan}: {:?}", built.err());
+            assert!(built.is_ok(), "scan {scan:?}: {:?}", built.err());
         }
     }
 }

@@ -207,7 +207,7 @@ impl CommandRunner {
                 crate::sandbox::cap_resources(wasi.ctx().table);
                 let state = P1State {
                     wasi,
-                    guard: Guard::new(limits.memory_bytes, None),
+                    guard: Guard::new(limits.memory_bytes, None, 0),
                 };
                 let mut store = crate::sandbox::new_store(&self.engine, state, limits)?;
                 let result =
@@ -217,7 +217,7 @@ impl CommandRunner {
             }
             Program::Component(component, linker) => {
                 let state =
-                    SandboxState::new(builder.build(), Guard::new(limits.memory_bytes, None));
+                    SandboxState::new(builder.build(), Guard::new(limits.memory_bytes, None, 0));
                 let mut store = crate::sandbox::new_store(&self.engine, state, limits)?;
                 let result = crate::clock::with_deadline(
                     deadline,

@@ -251,8 +251,19 @@ impl EvaluatorBuilder {
                 "an evaluator must hold at least 1 instance".into(),
             ));
         }
+        let keep_resident = slot_keep_resident(self.memory_budget, self.max_instances);
+        let budget = match self.memory_budget {
+            Some(limit) => {
+                let budget = MemoryBudget::new(limit);
+                let set_aside = budget.take(keep_resident * self.max_instances as usize);
+                debug_assert!(set_aside, "an eighth of the budget at most");
+                Some(budget)
+            }
+            None => None,
+        };
         let allocation = pyeval_engine::Allocation::Pooled {
             slots: self.max_instances,
+            keep_resident,
         };
         let engine = crate::clock::engine(self.metered, allocation).map_err(SetupError::host)?;
         let loaded = self.source.load()?;
@@ -296,16 +307,31 @@ impl EvaluatorBuilder {
                 set_output_limit,
                 metered: self.metered,
                 max_instances: self.max_instances,
-                budget: self.memory_budget.map(MemoryBudget::new),
+                budget,
                 source: self.source,
             }),
         })
     }
 }
 
+/// Share of a memory budget set aside for the pages pool slots keep resident between
+/// instances: one eighth.
+const KEPT_SHARE: usize = 8;
+
+/// Bytes of written memory each of `slots` pool slots keeps resident: as many as
+/// [`pyeval_engine::MAX_KEEP_RESIDENT`], but all slots together at most an eighth of
+/// `budget`, in whole 64 KiB (wasm) pages.
+fn slot_keep_resident(budget: Option<usize>, slots: u32) -> usize {
+    const WASM_PAGE: usize = 64 << 10;
+    let most = pyeval_engine::MAX_KEEP_RESIDENT;
+    budget.map_or(most, |budget| {
+        (budget / KEPT_SHARE / slots as usize).min(most) / WASM_PAGE * WASM_PAGE
+    })
+}
+
 /// Three quarters of the memory this process may use: the machine's, or less if its
 /// control group (a container's limit) says so. The rest is left to what the host holds
-/// beside the instances: compiled code, buffers, the pages a pool slot keeps. `None` where
+/// beside the instances: compiled code, the server's connections and responses. `None` where
 /// neither can be read.
 pub fn default_memory_budget() -> Option<usize> {
     let usable = match (physical_memory(), cgroup_memory_limit()) {
@@ -351,7 +377,17 @@ fn memory_limit(text: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::memory_limit;
+    use super::{memory_limit, slot_keep_resident};
+
+    #[test]
+    fn pool_slots_keep_at_most_an_eighth_of_the_budget_resident() {
+        let most = pyeval_engine::MAX_KEEP_RESIDENT;
+        assert_eq!(slot_keep_resident(None, 1000), most);
+        assert_eq!(slot_keep_resident(Some(64 << 30), 10), most);
+        let per_slot = slot_keep_resident(Some(16 << 30), 1000);
+        assert_eq!(per_slot, 2 << 20, "16 GiB / 8 / 1000 in whole wasm pages");
+        assert_eq!(slot_keep_resident(Some(64 << 20), 1000), 0);
+    }
 
     #[test]
     fn cgroup_limits_read_as_bytes_or_none() {

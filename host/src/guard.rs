@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
 
-/// Memory that every instance of one evaluator shares: linear memory grown past each
-/// instance's snapshot counts against it, and growth past it is refused.
+/// Memory that every instance of one evaluator shares. An instance is charged its whole
+/// memory image when made (mapped copy-on-write, but every page of it may be written and so
+/// copied) with what the host buffers for it, then each growth; what would pass the budget
+/// is refused. The pages pool slots keep resident between instances are set aside from it
+/// when the evaluator is built.
 #[derive(Debug)]
 pub(crate) struct MemoryBudget {
     limit: usize,
@@ -30,7 +33,7 @@ impl MemoryBudget {
     }
 
     /// Takes `bytes` from the budget, if that many are left.
-    fn take(&self, bytes: usize) -> bool {
+    pub(crate) fn take(&self, bytes: usize) -> bool {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(bytes).filter(|total| *total <= self.limit)
@@ -56,6 +59,9 @@ pub(crate) enum Refusal {
 pub(crate) struct Guard {
     max_bytes: usize,
     budget: Option<Arc<MemoryBudget>>,
+    /// What the host holds for this instance beside its linear memory (output buffers),
+    /// charged with its memory image.
+    host_bytes: usize,
     /// Bytes this instance holds of the budget.
     held: usize,
     /// Why the last growth of this run was refused, if it was (a later growth that succeeds
@@ -65,11 +71,17 @@ pub(crate) struct Guard {
 }
 
 impl Guard {
-    /// A guard capping each linear memory at `max_bytes`, drawing growth from `budget`.
-    pub(crate) fn new(max_bytes: usize, budget: Option<Arc<MemoryBudget>>) -> Self {
+    /// A guard capping each linear memory at `max_bytes`, drawing memory and `host_bytes`
+    /// from `budget`.
+    pub(crate) fn new(
+        max_bytes: usize,
+        budget: Option<Arc<MemoryBudget>>,
+        host_bytes: usize,
+    ) -> Self {
         Guard {
             max_bytes,
             budget,
+            host_bytes,
             held: 0,
             refused: None,
             deadline: Instant::now(),
@@ -115,10 +127,12 @@ impl ResourceLimiter for Guard {
             self.refused = Some(Refusal::Cap(self.max_bytes));
             return Ok(false);
         }
-        // A memory being created (current 0) is the snapshot's image, mapped copy-on-write
-        // and shared; what the instance grows past it is its own.
-        if let (Some(budget), true) = (&self.budget, current > 0) {
-            let more = desired - current;
+        if let Some(budget) = &self.budget {
+            // A memory being made (current 0) is the snapshot's image.
+            let more = match current {
+                0 => desired + self.host_bytes,
+                _ => desired - current,
+            };
             if !budget.take(more) {
                 self.refused = Some(Refusal::Budget(budget.limit()));
                 return Ok(false);
@@ -144,21 +158,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn growth_is_drawn_from_the_budget_and_given_back() {
-        let budget = MemoryBudget::new(10 << 20);
-        let mut first = Guard::new(64 << 20, Some(budget.clone()));
-        assert!(
-            first.memory_growing(0, 40 << 20, None).unwrap(),
-            "the image is free"
-        );
+    fn image_host_buffers_and_growth_are_drawn_from_the_budget_and_given_back() {
+        let budget = MemoryBudget::new(90 << 20);
+        let mut first = Guard::new(64 << 20, Some(budget.clone()), 2 << 20);
+        assert!(first.memory_growing(0, 40 << 20, None).unwrap());
         assert!(first.memory_growing(40 << 20, 48 << 20, None).unwrap());
-        let mut second = Guard::new(64 << 20, Some(budget.clone()));
-        assert!(second.memory_growing(0, 40 << 20, None).unwrap());
-        assert!(!second.memory_growing(40 << 20, 43 << 20, None).unwrap());
-        assert_eq!(second.refused(), Some(Refusal::Budget(10 << 20)));
+        let mut second = Guard::new(64 << 20, Some(budget.clone()), 2 << 20);
+        assert!(
+            !second.memory_growing(0, 40 << 20, None).unwrap(),
+            "50 MiB held and 42 more asked: past 90"
+        );
+        assert_eq!(second.refused(), Some(Refusal::Budget(90 << 20)));
         drop(first);
-        assert!(second.memory_growing(40 << 20, 43 << 20, None).unwrap());
-        assert!(!second.memory_growing(43 << 20, 65 << 20, None).unwrap());
+        assert!(second.memory_growing(0, 40 << 20, None).unwrap());
+        assert_eq!(
+            second.refused(),
+            None,
+            "a growth granted clears the refusal"
+        );
+        assert!(second.memory_growing(40 << 20, 64 << 20, None).unwrap());
+        assert!(!second.memory_growing(64 << 20, 65 << 20, None).unwrap());
         assert_eq!(second.refused(), Some(Refusal::Cap(64 << 20)));
+        drop(second);
+        assert!(budget.take(90 << 20), "everything was given back");
     }
 }

@@ -61,7 +61,12 @@ impl Session {
             .stderr(stderr.clone())
             .arg("python")
             .args(&grants.argv);
-        let guard = Guard::new(limits.memory_bytes, evaluator.budget.clone());
+        // The host buffers raw fd output for it: one cap's worth per stream.
+        let guard = Guard::new(
+            limits.memory_bytes,
+            evaluator.budget.clone(),
+            2 * limits.output_bytes as usize,
+        );
         let state = SandboxState::new(builder.build(), guard);
         let store = crate::sandbox::new_store(&evaluator.engine, state, &limits)?;
         Ok(Session {
