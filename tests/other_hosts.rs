@@ -24,11 +24,12 @@ fn corpus() -> Vec<Snippet> {
     corpus::read(&repo().join("tests/corpus.json"))
 }
 
-fn wasmtime() -> Command {
+/// `wasmtime run`.
+fn wasmtime_run() -> Command {
     let path = std::env::var_os("PYEVAL_WASMTIME")
         .expect("PYEVAL_WASMTIME names the wasmtime CLI (`just test` installs it)");
     let mut command = Command::new(path);
-    command.current_dir(repo());
+    command.current_dir(repo()).arg("run");
     command
 }
 
@@ -44,7 +45,7 @@ fn corpus_through_pyeval() {
 #[test]
 fn corpus_through_the_wasmtime_cli() {
     for snippet in corpus() {
-        let wave = invoke("target/pyeval.wasm", "eval", &snippet.code);
+        let wave = invoke("target/pyeval-portable.wasm", "eval", &snippet.code);
         let got = Summary::from_wave(&wave);
         assert_eq!(got, snippet.expected, "{:?} gave {wave}", snippet.code);
     }
@@ -75,23 +76,33 @@ fn the_wasmtime_cli_runs_the_component_as_a_command() {
         "import sys\nprint('script', sys.argv)\n",
     )
     .unwrap();
-    let run = |args: &[&str]| wasmtime().arg("run").args(args).output().unwrap();
+    let run = |args: &[&str]| wasmtime_run().args(args).output().unwrap();
 
     let code = run(&[
-        "target/pyeval.wasm",
+        "target/pyeval-portable.wasm",
         "-c",
         "import json; print(json.dumps([1]))",
     ]);
     assert_eq!(String::from_utf8_lossy(&code.stdout), "[1]\n");
-    let exit = run(&["target/pyeval.wasm", "-c", "import sys; sys.exit(3)"]);
+    let exit = run(&[
+        "target/pyeval-portable.wasm",
+        "-c",
+        "import sys; sys.exit(3)",
+    ]);
     assert_eq!(exit.status.code(), Some(3));
     let dir_arg = format!("{}::/work", dir.path().display());
-    let script = run(&["--dir", &dir_arg, "target/pyeval.wasm", "/work/s.py", "a"]);
+    let script = run(&[
+        "--dir",
+        &dir_arg,
+        "target/pyeval-portable.wasm",
+        "/work/s.py",
+        "a",
+    ]);
     assert_eq!(
         String::from_utf8_lossy(&script.stdout),
         "script ['/work/s.py', 'a']\n"
     );
-    let module = run(&["target/pyeval.wasm", "-m", "this"]);
+    let module = run(&["target/pyeval-portable.wasm", "-m", "this"]);
     assert!(String::from_utf8_lossy(&module.stdout).starts_with("The Zen of Python"));
 }
 
@@ -114,8 +125,8 @@ fn a_composed_component_uses_the_evaluator() {
 /// What `wasmtime run --invoke 'FUNCTION("ARGUMENT")' COMPONENT` prints (WAVE text).
 fn invoke(component: &str, function: &str, argument: &str) -> String {
     let call = format!("{function}({})", wave_string(argument));
-    let out = wasmtime()
-        .args(["run", "--invoke", &call, component])
+    let out = wasmtime_run()
+        .args(["--invoke", &call, component])
         .output()
         .unwrap();
     assert!(

@@ -87,7 +87,8 @@ fn stdout_of(command: &mut Command) -> String {
 fn corpus_through_the_wasmtime_cli() {
     for snippet in corpus() {
         let call = format!("eval({})", wave_string(&snippet.code));
-        let wave = stdout_of(wasmtime().args(["--invoke", &call, "target/pyeval-sci.wasm"]));
+        let wave =
+            stdout_of(wasmtime().args(["--invoke", &call, "target/pyeval-sci-portable.wasm"]));
         let got = Summary::from_wave(&wave);
         assert_eq!(got, snippet.expected, "{:?} gave {wave}", snippet.code);
     }
@@ -97,7 +98,7 @@ fn corpus_through_the_wasmtime_cli() {
 fn the_wasmtime_cli_runs_it_as_a_command() {
     let out = stdout_of(
         wasmtime()
-            .args(["target/pyeval-sci.wasm", "-c"])
+            .args(["target/pyeval-sci-portable.wasm", "-c"])
             .arg("import numpy, sympy; print(numpy.__version__, sympy.__version__)"),
     );
     assert_eq!(out, "2.4.6 1.14.0\n");

@@ -6,8 +6,9 @@ memory, and defines what the Rust exports call: `evaluate` for `evaluator.eval` 
 packed standard library, `PACKAGES_BLOB`, the packed packages the component was built
 with (empty without), and `TZDATA_BLOB`, the packed time-zone data (see
 guest-adapter/build.rs for their layouts), `compile_split` (src/compile_split.c) and
-`IGNORED_OPTIONS`, the text of src/ignored_options.txt, and `PACKAGES_WARMUP`, code
-the packages' lock file runs before the snapshot (empty without).
+`IGNORED_OPTIONS`, the text of src/ignored_options.txt, `PACKAGES_WARMUP`, code
+the packages' lock file runs before the snapshot (empty without), and `_tool_start`,
+`_tool_wait` and `_tool_cancel` (src/host_tools.rs), the host's side of granted tools.
 """
 
 import builtins
@@ -277,6 +278,34 @@ class Session:
         if extra:
             sys.path[1:1] = [entry for entry in extra.split(os.pathsep) if entry]
 
+    def grant_tools(self, granted):
+        """Makes `granted`, `(name, description, parameters)` triples, the tools of later
+        evaluations: globals of `__main__` and attributes of the module `tools`."""
+        namespace = self.namespace
+        for name, value in _GRANTED.items():
+            if namespace.get(name) is value:
+                del namespace[name]
+        _GRANTED.clear()
+        sys.modules.pop("tools", None)
+        if not granted:
+            return
+        module = types.ModuleType("tools", "The tools the host grants to this code.")
+        module.ToolError = ToolError
+        for name, description, parameters in granted:
+            group, _, short = name.rpartition(".")
+            tool = _make_tool(name, short, description, parameters)
+            if group:
+                holder = _GRANTED.get(group)
+                if not isinstance(holder, ToolGroup):
+                    holder = _GRANTED[group] = ToolGroup(group)
+                holder._tools[short] = tool
+            else:
+                _GRANTED[name] = tool
+        for name, value in _GRANTED.items():
+            setattr(module, name, value)
+            namespace[name] = value
+        sys.modules["tools"] = module
+
     def _source_name(self, code):
         # A distinct name per evaluation keeps tracebacks showing the right source lines.
         self._counter += 1
@@ -341,6 +370,7 @@ class Session:
             limit = self.output_limit
             error = ExceptionRecord(_cut(type_name, limit), _cut(message, limit), _cut(text, limit))
         finally:
+            _forget_calls()
             sys.stdout, sys.stderr = saved
             for stream in (out, err):
                 try:
@@ -463,6 +493,10 @@ def _install_sandbox_event_loop():
             raise KeyError(fileobj)
 
         def select(self, timeout=None):
+            if _CALLS:
+                # Tool calls run on the host: wait for one to finish, or for the next timer.
+                _finish_calls(_tool_wait(timeout))
+                return []
             # No timer and nothing ready: the loop waits forever, as it would in python,
             # until the host's wall-time limit ends it.
             time.sleep(timeout if timeout is not None else 3600.0)
@@ -494,6 +528,131 @@ def _install_sandbox_event_loop():
         module.SelectorEventLoop = module.EventLoop = SandboxEventLoop
         module.DefaultEventLoopPolicy = SandboxEventLoopPolicy
     asyncio.set_event_loop_policy(SandboxEventLoopPolicy())
+
+
+class ToolError(Exception):
+    """A granted tool failed, or could not be called; the message says why."""
+
+
+ToolError.__module__ = "tools"
+
+# The tools granted to this instance's evaluations by name (a `ToolGroup` for tools named
+# `group.tool`), and the calls in flight: host handle -> the future awaiting it.
+_GRANTED = {}
+_CALLS = {}
+
+# The Python types of the JSON Schema types, for signatures.
+_ANNOTATIONS = {
+    "string": str, "integer": int, "number": float, "boolean": bool,
+    "array": list, "object": dict, "null": type(None),
+}
+
+
+class ToolGroup:
+    """The tools of one group (`github.search_issues`), as attributes and items."""
+
+    def __init__(self, name):
+        self._name = name
+        self._tools = {}
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["_tools"][name]
+        except KeyError:
+            raise AttributeError(f"{self._name} has no tool {name!r}") from None
+
+    def __getitem__(self, name):
+        try:
+            return self._tools[name]
+        except KeyError:
+            raise KeyError(f"{self._name} has no tool {name!r}") from None
+
+    def __dir__(self):
+        return sorted(self._tools)
+
+    def __repr__(self):
+        return f"<tools {self._name}: {', '.join(sorted(self._tools))}>"
+
+
+def _make_tool(name, short, description, parameters):
+    """An `async` function calling the host's tool `name`, with a signature made from its
+    parameters' JSON Schema (the host checks the arguments against the schema itself)."""
+    import inspect
+    import json
+
+    schema = json.loads(parameters)
+    properties = schema.get("properties")
+    properties = properties if isinstance(properties, dict) else {}
+    required = set(schema.get("required") or ())
+    params = []
+    for key, prop in properties.items():
+        if not key.isidentifier():
+            continue
+        prop = prop if isinstance(prop, dict) else {}
+        kinds = prop.get("type")
+        kinds = [kinds] if isinstance(kinds, str) else kinds if isinstance(kinds, list) else []
+        annotation = inspect.Parameter.empty
+        for kind in kinds:
+            python = _ANNOTATIONS.get(kind)
+            if python is not None:
+                annotation = python if annotation is inspect.Parameter.empty else annotation | python
+        default = inspect.Parameter.empty if key in required else prop.get("default")
+        params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=annotation))
+    if not properties or schema.get("additionalProperties", False) is not False:
+        params.append(inspect.Parameter("arguments", inspect.Parameter.VAR_KEYWORD))
+
+    async def tool(**arguments):
+        return await _call(name, arguments)
+
+    tool.__name__ = short
+    tool.__qualname__ = name
+    tool.__module__ = "tools"
+    tool.__doc__ = description
+    tool.__signature__ = inspect.Signature(params)
+    return tool
+
+
+async def _call(name, arguments):
+    """Calls the host's tool `name` and awaits its result."""
+    import asyncio
+    import json
+
+    try:
+        payload = json.dumps(arguments, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}() takes JSON values only: {exc}") from None
+    kind, value = _tool_start(name, payload)
+    if kind == 1:
+        raise TypeError(f"{name}(): {value}")
+    if kind == 2:
+        raise ToolError(value)
+    future = asyncio.get_running_loop().create_future()
+    _CALLS[value] = future
+    try:
+        ok, text = await future
+    except BaseException:
+        if _CALLS.pop(value, None) is not None:
+            _tool_cancel(value)
+        raise
+    if not ok:
+        raise ToolError(text)
+    return json.loads(text)
+
+
+def _finish_calls(finished):
+    """Hands the results of finished calls to the futures awaiting them."""
+    for handle, ok, text in finished:
+        future = _CALLS.pop(handle, None)
+        if future is not None and not future.done():
+            future.set_result((ok, text))
+
+
+def _forget_calls():
+    """Gives up the calls still in flight when an evaluation ends."""
+    for handle in list(_CALLS):
+        del _CALLS[handle]
+        _tool_cancel(handle)
 
 
 class PackedFiles:

@@ -10,6 +10,7 @@ use std::ptr;
 use pyo3_ffi::*;
 
 mod heap;
+mod host_tools;
 mod scratch;
 
 wit_bindgen::generate!({
@@ -202,6 +203,7 @@ unsafe fn run_bootstrap() -> *mut PyObject {
         c"compile_split".as_ptr(),
         expect(pyeval_compile_split(), "making compile_split"),
     );
+    host_tools::install(globals);
     PyDict_SetItemString(
         globals,
         c"IGNORED_OPTIONS".as_ptr(),
@@ -416,6 +418,27 @@ impl evaluator::Guest for Component {
             let limit = PyLong_FromUnsignedLong(bytes);
             PyObject_SetAttrString(SESSION, c"output_limit".as_ptr(), limit);
             Py_DecRef(limit);
+        }
+    }
+
+    fn grant_tools(tools: Vec<evaluator::Tool>) {
+        unsafe {
+            wake();
+            let list = PyList_New(0);
+            for tool in tools {
+                let item = PyTuple_New(3);
+                PyTuple_SetItem(item, 0, str_object(&tool.name));
+                PyTuple_SetItem(item, 1, str_object(&tool.description));
+                PyTuple_SetItem(item, 2, str_object(&tool.parameters));
+                PyList_Append(list, item);
+                Py_DecRef(item);
+            }
+            let result = call_session(c"grant_tools", &[list]);
+            if result.is_null() {
+                PyErr_Print();
+            } else {
+                Py_DecRef(result);
+            }
         }
     }
 

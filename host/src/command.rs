@@ -133,7 +133,7 @@ impl CommandRunnerBuilder {
                 .load(&engine, &key, None, &bytes, on_compile)
                 .map_err(load_error)?;
             let mut linker = component::Linker::new(&engine);
-            crate::sandbox::link_wasi(&mut linker)?;
+            crate::sandbox::link_guest(&mut linker)?;
             Program::Component(component, linker)
         } else {
             let module = cache

@@ -20,7 +20,9 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "python",
+        imports: { default: async },
         exports: { default: async },
+        with: { "wasi:cli/exit": wasmtime_wasi::p2::bindings::cli::exit },
     });
 }
 
@@ -49,9 +51,11 @@ pub struct Evaluator {
 pub(crate) struct Inner {
     pub(crate) engine: Engine,
     pub(crate) pre: InstancePre<SandboxState>,
-    /// The exports `eval` and `set-output-limit` of the `evaluator` interface.
+    /// The exports `eval`, `set-output-limit` and `grant-tools` of the `evaluator`
+    /// interface.
     pub(crate) eval: ComponentExportIndex,
     pub(crate) set_output_limit: ComponentExportIndex,
+    pub(crate) grant_tools: ComponentExportIndex,
     pub(crate) metered: bool,
     pub(crate) max_instances: u32,
     pub(crate) budget: Option<Arc<MemoryBudget>>,
@@ -280,7 +284,7 @@ impl EvaluatorBuilder {
             })
             .map_err(load_error)?;
         let mut linker = Linker::new(&engine);
-        crate::sandbox::link_wasi(&mut linker)?;
+        crate::sandbox::link_guest(&mut linker)?;
         let not_ours = |e: wasmtime::Error| SetupError::Load {
             what: loaded.name.clone(),
             reason: format!(
@@ -298,6 +302,7 @@ impl EvaluatorBuilder {
                 .ok_or_else(|| not_ours(wasmtime::format_err!("no export {name}")))
         };
         let (eval, set_output_limit) = (export("eval")?, export("set-output-limit")?);
+        let grant_tools = export("grant-tools")?;
         drop(loaded);
         Ok(Evaluator {
             inner: Arc::new(Inner {
@@ -305,6 +310,7 @@ impl EvaluatorBuilder {
                 pre,
                 eval,
                 set_output_limit,
+                grant_tools,
                 metered: self.metered,
                 max_instances: self.max_instances,
                 budget,

@@ -36,6 +36,7 @@ mod raw_output;
 mod runtime;
 mod sandbox;
 mod session;
+mod tools;
 
 pub use cache::{default_cache_dir, CacheLocation};
 pub use command::{CommandRunner, CommandRunnerBuilder, RunReport, GUEST_STDLIB};
@@ -51,3 +52,7 @@ pub use mount::{Mount, MountError};
 pub use outcome::{Outcome, PyException};
 pub use sandbox::{Grants, Stdin};
 pub use session::Session;
+pub use tools::{
+    Tool, ToolDefinitionError, ToolError, ToolFuture, ToolLimits, ToolResult, DEFAULT_TOOL_BYTES,
+    DEFAULT_TOOL_CALLS, DEFAULT_TOOL_CALL_TIME,
+};

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::error::SetupError;
 use crate::fuel::Fuel;
+use crate::tools::ToolLimits;
 
 /// Default cap on the guest's linear memory.
 pub const DEFAULT_MEMORY_BYTES: usize = 256 << 20;
@@ -56,6 +57,8 @@ pub struct Limits {
     pub output_bytes: u32,
     /// Largest code accepted, in UTF-8 bytes; larger code is refused before it runs.
     pub code_bytes: usize,
+    /// Bounds on the calls of granted tools.
+    pub tools: ToolLimits,
 }
 
 impl Default for Limits {
@@ -66,6 +69,7 @@ impl Default for Limits {
             wall_time: DEFAULT_WALL_TIME,
             output_bytes: DEFAULT_OUTPUT_BYTES,
             code_bytes: DEFAULT_CODE_BYTES,
+            tools: ToolLimits::default(),
         }
     }
 }
@@ -98,6 +102,12 @@ impl Limits {
     /// These limits accepting code of up to `bytes`.
     pub fn with_code_bytes(mut self, bytes: usize) -> Self {
         self.code_bytes = bytes;
+        self
+    }
+
+    /// These limits with `tools` bounding tool calls.
+    pub fn with_tool_limits(mut self, tools: ToolLimits) -> Self {
+        self.tools = tools;
         self
     }
 

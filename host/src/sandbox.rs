@@ -16,6 +16,7 @@ use crate::fuel::Fuel;
 use crate::guard::{Guard, Refusal};
 use crate::limits::Limits;
 use crate::mount::Mount;
+use crate::tools::{HostTools, Tool, ToolCalls};
 
 /// What a run is given beyond computing: host directories, environment variables and, on
 /// the evaluator path, the arguments that become `sys.argv` and what stdin holds.
@@ -31,6 +32,8 @@ pub struct Grants {
     pub argv: Vec<String>,
     /// What evaluated code reads on stdin (the command path always reads the host's).
     pub stdin: Stdin,
+    /// Functions of the host that evaluated code may call (the command path grants none).
+    pub tools: Vec<Tool>,
 }
 
 /// What the guest reads on its standard input.
@@ -67,6 +70,12 @@ impl Grants {
     /// These grants with `stdin` as the guest's standard input.
     pub fn with_stdin(mut self, stdin: Stdin) -> Self {
         self.stdin = stdin;
+        self
+    }
+
+    /// These grants and `tool`.
+    pub fn with_tool(mut self, tool: Tool) -> Self {
+        self.tools.push(tool);
         self
     }
 
@@ -186,6 +195,17 @@ impl component::HasData for Io {
     type Data<'a> = &'a mut ResourceTable;
 }
 
+/// Links what a component may import: WASI (as [`link_wasi`]) and `host-tools`, whose
+/// calls reach the tools granted to the store.
+pub(crate) fn link_guest(linker: &mut component::Linker<SandboxState>) -> Result<(), SetupError> {
+    link_wasi(linker)?;
+    crate::evaluator::bindings::pyeval::sandbox::host_tools::add_to_linker::<_, HostTools>(
+        linker,
+        |state| &mut state.tools,
+    )
+    .map_err(SetupError::host)
+}
+
 /// Links WASI preview1 for a core module, except symbolic links (as [`link_wasi`]).
 pub(crate) fn link_wasi_p1<T: Send + 'static>(
     linker: &mut wasmtime::Linker<T>,
@@ -248,12 +268,13 @@ pub(crate) fn arm<T: Guarded>(store: &mut Store<T>, limits: &Limits) -> Result<(
     Ok(())
 }
 
-/// What a component's store carries for the guest: its WASI context, resource table and
-/// guard.
+/// What a component's store carries for the guest: its WASI context, resource table,
+/// guard and tool calls.
 pub(crate) struct SandboxState {
     wasi: WasiCtx,
     table: ResourceTable,
     guard: Guard,
+    pub(crate) tools: ToolCalls,
 }
 
 impl SandboxState {
@@ -261,7 +282,12 @@ impl SandboxState {
     pub(crate) fn new(wasi: WasiCtx, guard: Guard) -> Self {
         let mut table = ResourceTable::new();
         cap_resources(&mut table);
-        SandboxState { wasi, table, guard }
+        SandboxState {
+            wasi,
+            table,
+            guard,
+            tools: ToolCalls::default(),
+        }
     }
 
     /// Why a growth of memory was refused, if one was.

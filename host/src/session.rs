@@ -7,6 +7,7 @@ use wasmtime::component::{ComponentType, Instance, Lift};
 use wasmtime::{PoolConcurrencyLimitError, Store};
 
 use crate::error::{EvalError, StopContext, Stopped};
+use crate::evaluator::bindings::exports::pyeval::sandbox::evaluator::Tool as GrantedTool;
 use crate::evaluator::Inner;
 use crate::guard::Guard;
 use crate::lift::CappedText;
@@ -34,6 +35,8 @@ pub struct Session {
     /// What the running evaluation writes straight to fds 1 and 2.
     stdout: RawOutput,
     stderr: RawOutput,
+    /// The tools granted, as the guest is told of them when its instance is made.
+    tools: Vec<GrantedTool>,
     ended: Option<Stopped>,
 }
 
@@ -67,7 +70,8 @@ impl Session {
             evaluator.budget.clone(),
             2 * limits.output_bytes as usize,
         );
-        let state = SandboxState::new(builder.build(), guard);
+        let mut state = SandboxState::new(builder.build(), guard);
+        state.tools.grant(&grants.tools);
         let store = crate::sandbox::new_store(&evaluator.engine, state, &limits)?;
         Ok(Session {
             evaluator,
@@ -76,6 +80,7 @@ impl Session {
             instance: None,
             stdout,
             stderr,
+            tools: grants.tools.iter().map(|tool| tool.granted()).collect(),
             ended: None,
         })
     }
@@ -102,6 +107,10 @@ impl Session {
         check_code(code, self.limits.code_bytes)?;
         let started = Instant::now();
         crate::sandbox::arm(&mut self.store, &self.limits)?;
+        self.store
+            .data_mut()
+            .tools
+            .start_evaluation(self.limits.tools);
         // Until the evaluation finishes: if its future is dropped midway, the instance is
         // left in an unknown state.
         self.ended = Some(Stopped::Cancelled);
@@ -117,6 +126,7 @@ impl Session {
                     &mut self.instance,
                     code,
                     output_bytes,
+                    &self.tools,
                 ),
             ),
         )
@@ -220,13 +230,15 @@ struct RawException {
     traceback: CappedText,
 }
 
-/// Instantiates on the first call (telling the guest its output limit), then evaluates.
+/// Instantiates on the first call (telling the guest its output limit and its tools), then
+/// evaluates.
 async fn run_eval(
     evaluator: &Inner,
     store: &mut Store<SandboxState>,
     instance: &mut Option<Instance>,
     code: &str,
     output_bytes: u32,
+    tools: &[GrantedTool],
 ) -> wasmtime::Result<RawOutcome> {
     let instance = match *instance {
         Some(instance) => instance,
@@ -235,6 +247,11 @@ async fn run_eval(
             new.get_typed_func::<(u32,), ()>(&mut *store, &evaluator.set_output_limit)?
                 .call_async(&mut *store, (output_bytes,))
                 .await?;
+            if !tools.is_empty() {
+                new.get_typed_func::<(&[GrantedTool],), ()>(&mut *store, &evaluator.grant_tools)?
+                    .call_async(&mut *store, (tools,))
+                    .await?;
+            }
             *instance = Some(new);
             new
         }

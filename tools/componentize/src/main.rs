@@ -2,7 +2,7 @@
 //! of `just build-component` (and, without step 4, of `just build-component-with`).
 //!
 //! 1. Check that the guest module imports nothing but `wasi_snapshot_preview1` functions
-//!    and the world's own WASI imports (rustc links wasm with `--allow-undefined`, so a
+//!    and the world's own imports (rustc links wasm with `--allow-undefined`, so a
 //!    missing C symbol would otherwise become an import that no host provides).
 //! 2. Pre-initialize it with wasmtime-wizer: run `pyeval_init` (Python starts, the common
 //!    stdlib is imported) with the stdlib mounted read-only, and snapshot the result.
@@ -44,7 +44,8 @@ fn main() -> Result<()> {
     let module = std::fs::read(guest).with_context(|| format!("reading {}", guest.display()))?;
     let inputs = inputs_hash(&module, stdlib)?;
     let stamp = out.with_extension("wasm.inputs");
-    if out.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(inputs.as_str()) {
+    let built = out.is_file() && portable_path(out).is_file();
+    if built && std::fs::read_to_string(&stamp).ok().as_deref() == Some(inputs.as_str()) {
         println!("[pyeval] component up to date: {}", out.display());
         if !compile {
             return Ok(());
@@ -65,30 +66,72 @@ fn main() -> Result<()> {
         started.elapsed().as_secs_f64(),
         snapshot.len() as f64 / 1e6
     );
-    let mut component = wit_component::ComponentEncoder::default()
-        .module(&snapshot)?
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let component = encode(&snapshot, out, false)?;
+    encode(&snapshot, &portable_path(out), true)?;
+    std::fs::write(&stamp, &inputs)?;
+    if !compile {
+        return Ok(());
+    }
+    precompile(out, &component)
+}
+
+/// Where the portable form of the component `out` goes: `NAME-portable.wasm` beside it.
+fn portable_path(out: &Path) -> PathBuf {
+    let stem = out.file_stem().unwrap_or_default().to_string_lossy();
+    out.with_file_name(format!("{stem}-portable.wasm"))
+}
+
+/// The core module's import of `host-tools`, which the portable form answers itself.
+const HOST_TOOLS: &str = "pyeval:sandbox/host-tools@0.1.0";
+
+/// `host-tools` for a host that grants no tools, as an adapter module (it writes into the
+/// guest's memory, which adapters import): every call is refused with an empty message,
+/// `wait` finds nothing, `cancel` does nothing. The results follow the canonical ABI:
+/// `result<u64, refusal>` is a byte tag at 0 (1: err) with the refusal at 8 (tag 1,
+/// `refused`, then its string as pointer and length); `list<finished>` is a pointer and a
+/// length.
+const NO_TOOLS_ADAPTER: &str = r#"
+(module
+  (import "env" "memory" (memory 0))
+  (func (export "start") (param i32 i32 i32 i32 i32)
+    (i32.store8 (local.get 4) (i32.const 1))
+    (i32.store8 offset=8 (local.get 4) (i32.const 1))
+    (i32.store offset=12 (local.get 4) (i32.const 0))
+    (i32.store offset=16 (local.get 4) (i32.const 0)))
+  (func (export "wait") (param i32 i64 i32)
+    (i32.store (local.get 2) (i32.const 0))
+    (i32.store offset=4 (local.get 2) (i32.const 0)))
+  (func (export "cancel") (param i64)))
+"#;
+
+/// Makes the snapshot a component (with the preview1 adapter), stamps it and writes it to
+/// `out`. A `portable` one answers `host-tools` itself, so it imports only WASI and runs
+/// in any host; the other imports `host-tools` from the host that grants tools.
+fn encode(snapshot: &[u8], out: &Path, portable: bool) -> Result<Vec<u8>> {
+    let mut encoder = wit_component::ComponentEncoder::default()
+        .module(snapshot)?
         .adapter(
             "wasi_snapshot_preview1",
             WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
-        )?
+        )?;
+    if portable {
+        encoder = encoder.adapter(HOST_TOOLS, &wat::parse_str(NO_TOOLS_ADAPTER)?)?;
+    }
+    let mut component = encoder
         .validate(true)
         .encode()
         .context("building the component")?;
     add_stamp(&mut component);
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     std::fs::write(out, &component).with_context(|| format!("writing {}", out.display()))?;
-    std::fs::write(&stamp, &inputs)?;
     println!(
         "[pyeval] component written: {} ({:.1} MB)",
         out.display(),
         component.len() as f64 / 1e6
     );
-    if !compile {
-        return Ok(());
-    }
-    precompile(out, &component)
+    Ok(component)
 }
 
 /// Appends the custom section naming the pyeval this component is built for.
@@ -152,9 +195,13 @@ fn inputs_hash(module: &[u8], stdlib: &Path) -> Result<String> {
     Ok(hex::encode(sha.finalize()))
 }
 
-/// Where the guest's imports may come from: preview1 (through the adapter), and the one
-/// interface the `python` world imports itself.
-const ALLOWED_IMPORTS: &[&str] = &["wasi_snapshot_preview1", "wasi:cli/exit@0.2.12"];
+/// Where the guest's imports may come from: preview1 (through the adapter), and the
+/// interfaces the `python` world imports itself.
+const ALLOWED_IMPORTS: &[&str] = &[
+    "wasi_snapshot_preview1",
+    "wasi:cli/exit@0.2.12",
+    "pyeval:sandbox/host-tools@0.1.0",
+];
 
 /// Fails unless every import is a function of [`ALLOWED_IMPORTS`].
 fn check_imports(module: &[u8]) -> Result<()> {
@@ -212,6 +259,8 @@ async fn preinitialize(module: &[u8], stdlib: &Path) -> Result<Vec<u8>> {
     let snapshot = Wizer::new()
         .init_func("pyeval_init")
         .run(&mut store, module, async |store, module| {
+            // No tool is granted while initializing: `host-tools` is never called.
+            linker.define_unknown_imports_as_traps(module)?;
             linker.instantiate_async(store, module).await
         })
         .await?;

@@ -1,0 +1,134 @@
+//! The built-in functions through which bootstrap.py's `tools` module reaches the host's
+//! `host-tools` interface: `_tool_start`, `_tool_wait` and `_tool_cancel`. They keep to
+//! plain values (ints, strs, tuples); bootstrap.py makes Python's exceptions of them.
+
+use std::ffi::CStr;
+use std::ptr;
+
+use pyo3_ffi::*;
+
+use crate::pyeval::sandbox::host_tools::{self, Refusal};
+
+/// Puts the three functions into `globals` under their names.
+pub unsafe fn install(globals: *mut PyObject) {
+    for def in [
+        ptr::addr_of_mut!(START),
+        ptr::addr_of_mut!(WAIT),
+        ptr::addr_of_mut!(CANCEL),
+    ] {
+        let function = crate::expect(
+            PyCFunction_NewEx(def, ptr::null_mut(), ptr::null_mut()),
+            "making a host-tools function",
+        );
+        PyDict_SetItemString(globals, (*def).ml_name, function);
+        Py_DecRef(function);
+    }
+}
+
+const fn fast(name: &'static CStr, function: PyCFunctionFast) -> PyMethodDef {
+    PyMethodDef {
+        ml_name: name.as_ptr(),
+        ml_meth: PyMethodDefPointer {
+            PyCFunctionFast: function,
+        },
+        ml_flags: METH_FASTCALL,
+        ml_doc: ptr::null(),
+    }
+}
+
+static mut START: PyMethodDef = fast(c"_tool_start", start);
+static mut WAIT: PyMethodDef = fast(c"_tool_wait", wait);
+static mut CANCEL: PyMethodDef = fast(c"_tool_cancel", cancel);
+
+/// `_tool_start(name, arguments)`: `(0, handle)` once started, `(1, message)` for arguments
+/// the schema refuses, `(2, message)` for a call refused otherwise.
+unsafe extern "C" fn start(
+    _: *mut PyObject,
+    args: *mut *mut PyObject,
+    nargs: Py_ssize_t,
+) -> *mut PyObject {
+    if nargs != 2 {
+        PyErr_SetString(PyExc_TypeError, c"_tool_start(name, arguments)".as_ptr());
+        return ptr::null_mut();
+    }
+    let (Some(name), Some(arguments)) = (utf8(*args), utf8(*args.add(1))) else {
+        return ptr::null_mut();
+    };
+    let (kind, value) = match host_tools::start(name, arguments) {
+        Ok(call) => (0, PyLong_FromUnsignedLongLong(call)),
+        Err(Refusal::InvalidArguments(message)) => (1, crate::str_object(&message)),
+        Err(Refusal::Refused(message)) => (2, crate::str_object(&message)),
+    };
+    let pair = PyTuple_New(2);
+    PyTuple_SetItem(pair, 0, PyLong_FromLong(kind));
+    PyTuple_SetItem(pair, 1, value);
+    pair
+}
+
+/// `_tool_wait(timeout)`: the calls finished since the last wait, each `(handle, ok,
+/// text)`, after waiting at most `timeout` seconds (`None`: until one finishes).
+unsafe extern "C" fn wait(
+    _: *mut PyObject,
+    args: *mut *mut PyObject,
+    nargs: Py_ssize_t,
+) -> *mut PyObject {
+    if nargs != 1 {
+        PyErr_SetString(PyExc_TypeError, c"_tool_wait(timeout)".as_ptr());
+        return ptr::null_mut();
+    }
+    let timeout = *args;
+    let timeout_ns = if timeout == Py_None() {
+        None
+    } else {
+        let seconds = PyFloat_AsDouble(timeout);
+        if seconds == -1.0 && !PyErr_Occurred().is_null() {
+            return ptr::null_mut();
+        }
+        // Saturates: a negative timeout is 0, a huge one the longest there is.
+        Some((seconds.max(0.0) * 1e9) as u64)
+    };
+    let finished = host_tools::wait(timeout_ns);
+    let list = PyList_New(0);
+    for call in finished {
+        let (ok, text) = match call.outcome {
+            Ok(text) => (true, text),
+            Err(text) => (false, text),
+        };
+        let item = PyTuple_New(3);
+        PyTuple_SetItem(item, 0, PyLong_FromUnsignedLongLong(call.call));
+        PyTuple_SetItem(item, 1, PyBool_FromLong(ok.into()));
+        PyTuple_SetItem(item, 2, crate::str_object(&text));
+        PyList_Append(list, item);
+        Py_DecRef(item);
+    }
+    list
+}
+
+/// `_tool_cancel(handle)`.
+unsafe extern "C" fn cancel(
+    _: *mut PyObject,
+    args: *mut *mut PyObject,
+    nargs: Py_ssize_t,
+) -> *mut PyObject {
+    if nargs != 1 {
+        PyErr_SetString(PyExc_TypeError, c"_tool_cancel(handle)".as_ptr());
+        return ptr::null_mut();
+    }
+    let call = PyLong_AsUnsignedLongLong(*args);
+    if !PyErr_Occurred().is_null() {
+        return ptr::null_mut();
+    }
+    host_tools::cancel(call);
+    Py_NewRef(Py_None())
+}
+
+/// The UTF-8 text of a str argument; `None` with Python's error set otherwise.
+unsafe fn utf8<'a>(obj: *mut PyObject) -> Option<&'a str> {
+    let mut size: Py_ssize_t = 0;
+    let data = PyUnicode_AsUTF8AndSize(obj, &mut size);
+    if data.is_null() {
+        return None;
+    }
+    let bytes = std::slice::from_raw_parts(data as *const u8, size as usize);
+    std::str::from_utf8(bytes).ok()
+}

@@ -1,0 +1,387 @@
+//! Tools the host grants to evaluated code ("code mode"): each is an `async` Python
+//! function in the sandbox whose calls run here, on the host, while the guest's event loop
+//! goes on (so `asyncio.gather` runs several at once).
+//!
+//! A [`Tool`] is a name, a description, a JSON Schema of its keyword arguments and an async
+//! handler from JSON to JSON. Tools are granted like every other capability, in
+//! [`crate::Grants`]; [`ToolCalls`] is one instance's side of the `host-tools` interface.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::task::{AbortHandle, JoinSet};
+
+use crate::evaluator::bindings::exports::pyeval::sandbox::evaluator::Tool as GrantedTool;
+use crate::evaluator::bindings::pyeval::sandbox::host_tools::{self, Finished, Refusal};
+
+/// What a tool's handler returns: its result, or the error code sees as `ToolError`.
+pub type ToolResult = Result<Value, ToolError>;
+
+/// A handler's future.
+pub type ToolFuture = Pin<Box<dyn Future<Output = ToolResult> + Send>>;
+
+/// A tool's failure, as evaluated code sees it: `tools.ToolError` with this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ToolError(pub String);
+
+impl ToolError {
+    /// A failure with `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        ToolError(message.into())
+    }
+}
+
+/// Why a tool could not be defined.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ToolDefinitionError {
+    /// Not an identifier, nor `group.name` with an identifier for the group.
+    #[error("tool name {0:?} is not an identifier, nor GROUP.NAME with an identifier GROUP")]
+    Name(String),
+    /// The parameters are not a valid JSON Schema of an object.
+    #[error("parameters of tool {name:?}: {reason}")]
+    Parameters {
+        /// The tool.
+        name: String,
+        /// What is wrong with its schema.
+        reason: String,
+    },
+}
+
+type Handler = dyn Fn(Value) -> ToolFuture + Send + Sync;
+
+/// A function evaluated code may call, run by the host.
+#[derive(Clone)]
+pub struct Tool {
+    name: String,
+    description: String,
+    parameters: Value,
+    validator: Arc<jsonschema::Validator>,
+    handler: Arc<Handler>,
+}
+
+impl Tool {
+    /// The tool `name` (an identifier, or `group.name`: code reaches it as
+    /// `group.name(...)`, or `group["name"](...)` when `name` is no identifier), described
+    /// by `description`, taking keyword arguments that `parameters` (a JSON Schema of an
+    /// object) admits, and answered by `handler`. A schema with `properties` and no
+    /// `additionalProperties` admits no other arguments.
+    pub fn new<F, Fut>(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        parameters: Value,
+        handler: F,
+    ) -> Result<Self, ToolDefinitionError>
+    where
+        F: Fn(Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ToolResult> + Send + 'static,
+    {
+        let name = name.into();
+        if !valid_name(&name) {
+            return Err(ToolDefinitionError::Name(name));
+        }
+        let invalid = |reason: String| ToolDefinitionError::Parameters {
+            name: name.clone(),
+            reason,
+        };
+        let Value::Object(schema) = &parameters else {
+            return Err(invalid("not a JSON object".into()));
+        };
+        if schema.get("type").is_some_and(|t| t != "object") {
+            return Err(invalid("its type is not \"object\"".into()));
+        }
+        let mut strict = schema.clone();
+        if strict.contains_key("properties") && !strict.contains_key("additionalProperties") {
+            strict.insert("additionalProperties".into(), Value::Bool(false));
+        }
+        let validator = jsonschema::validator_for(&Value::Object(strict))
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(Tool {
+            name,
+            description: description.into(),
+            parameters,
+            validator: Arc::new(validator),
+            handler: Arc::new(move |arguments| Box::pin(handler(arguments))),
+        })
+    }
+
+    /// The name code calls it by.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What it does.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The JSON Schema of its keyword arguments.
+    pub fn parameters(&self) -> &Value {
+        &self.parameters
+    }
+
+    /// This tool as the guest is told of it.
+    pub(crate) fn granted(&self) -> GrantedTool {
+        GrantedTool {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            parameters: self.parameters.to_string(),
+        }
+    }
+
+    /// Why `arguments` do not fit the schema, if they do not.
+    fn check(&self, arguments: &Value) -> Result<(), String> {
+        match self.validator.iter_errors(arguments).next() {
+            None => Ok(()),
+            Some(error) => {
+                let at = error.instance_path().to_string();
+                Err(match at.trim_start_matches('/') {
+                    "" => error.to_string(),
+                    at => format!("{at}: {error}"),
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Tool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tool")
+            .field("name", &self.name)
+            .field("description", &self.description)
+            .field("parameters", &self.parameters)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tools are equal when they are the same definition: name, description, schema and
+/// handler.
+impl PartialEq for Tool {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.description == other.description
+            && self.parameters == other.parameters
+            && Arc::ptr_eq(&self.handler, &other.handler)
+    }
+}
+
+impl Eq for Tool {}
+
+/// An identifier, or `group.name` with an identifier for `group` and any `name` without
+/// a dot.
+fn valid_name(name: &str) -> bool {
+    let identifier = |s: &str| {
+        let mut chars = s.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    match name.split_once('.') {
+        None => identifier(name),
+        Some((group, tool)) => identifier(group) && !tool.is_empty() && !tool.contains('.'),
+    }
+}
+
+/// The bounds on one evaluation's tool calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ToolLimits {
+    /// Calls one evaluation may start.
+    pub calls: u32,
+    /// Longest a call may run; past it, it fails with `ToolError`.
+    pub call_time: Duration,
+    /// Largest arguments, and largest result, of one call, in bytes of JSON.
+    pub bytes: usize,
+}
+
+/// Default cap on the tool calls of one evaluation.
+pub const DEFAULT_TOOL_CALLS: u32 = 1000;
+/// Default longest time of one tool call.
+pub const DEFAULT_TOOL_CALL_TIME: Duration = Duration::from_secs(60);
+/// Default cap on the JSON bytes of one call's arguments, and of its result.
+pub const DEFAULT_TOOL_BYTES: usize = 1 << 20;
+
+impl ToolLimits {
+    /// These bounds with at most `calls` calls per evaluation.
+    pub fn with_calls(mut self, calls: u32) -> Self {
+        self.calls = calls;
+        self
+    }
+
+    /// These bounds with calls failing after `call_time`.
+    pub fn with_call_time(mut self, call_time: Duration) -> Self {
+        self.call_time = call_time;
+        self
+    }
+
+    /// These bounds with arguments and results each capped at `bytes` of JSON.
+    pub fn with_bytes(mut self, bytes: usize) -> Self {
+        self.bytes = bytes;
+        self
+    }
+}
+
+impl Default for ToolLimits {
+    fn default() -> Self {
+        ToolLimits {
+            calls: DEFAULT_TOOL_CALLS,
+            call_time: DEFAULT_TOOL_CALL_TIME,
+            bytes: DEFAULT_TOOL_BYTES,
+        }
+    }
+}
+
+/// A call's handle and its result as JSON text, or its error message.
+type Ended = (u64, Result<String, String>);
+
+/// One instance's tool calls: the tools granted to it, and the calls of the running
+/// evaluation.
+#[derive(Default)]
+pub(crate) struct ToolCalls {
+    granted: HashMap<String, Tool>,
+    limits: ToolLimits,
+    /// Calls the running evaluation has started.
+    started: u32,
+    next_handle: u64,
+    running: JoinSet<Ended>,
+    /// The running calls by handle, to cancel them.
+    handles: HashMap<u64, AbortHandle>,
+    /// The running calls' handles by task, for calls whose task panicked.
+    tasks: HashMap<tokio::task::Id, u64>,
+    /// Finished calls not yet returned by `wait`.
+    finished: Vec<Finished>,
+}
+
+impl ToolCalls {
+    /// Grants `tools` in place of those granted before.
+    pub(crate) fn grant(&mut self, tools: &[Tool]) {
+        self.granted = tools.iter().map(|t| (t.name.clone(), t.clone())).collect();
+    }
+
+    /// Starts an evaluation under `limits`: the calls of the last one are given up.
+    pub(crate) fn start_evaluation(&mut self, limits: ToolLimits) {
+        self.limits = limits;
+        self.started = 0;
+        self.running.abort_all();
+        self.running.detach_all();
+        self.handles.clear();
+        self.tasks.clear();
+        self.finished.clear();
+    }
+
+    /// Keeps what a joined call task gave, unless the call was cancelled meanwhile.
+    fn record(&mut self, joined: Result<(tokio::task::Id, Ended), tokio::task::JoinError>) {
+        let (task, (handle, result)) = match joined {
+            Ok(done) => done,
+            Err(error) => {
+                let Some(handle) = self.tasks.get(&error.id()).copied() else {
+                    return;
+                };
+                let message = if error.is_panic() {
+                    "the tool failed: its handler panicked"
+                } else {
+                    "the tool was cancelled"
+                };
+                (error.id(), (handle, Err(message.to_string())))
+            }
+        };
+        self.tasks.remove(&task);
+        if self.handles.remove(&handle).is_some() {
+            self.finished.push(Finished {
+                call: handle,
+                outcome: result,
+            });
+        }
+    }
+}
+
+impl host_tools::Host for ToolCalls {
+    async fn start(&mut self, name: String, arguments: String) -> Result<u64, Refusal> {
+        let Some(tool) = self.granted.get(&name).cloned() else {
+            return Err(Refusal::Refused(format!("no tool {name:?} is granted")));
+        };
+        if self.started >= self.limits.calls {
+            return Err(Refusal::Refused(format!(
+                "this evaluation has used all {} of its tool calls",
+                self.limits.calls
+            )));
+        }
+        let cap = self.limits.bytes;
+        if arguments.len() > cap {
+            return Err(Refusal::InvalidArguments(format!(
+                "arguments of {} bytes of JSON are more than the cap of {cap}",
+                arguments.len()
+            )));
+        }
+        let arguments: Value = serde_json::from_str(&arguments)
+            .map_err(|e| Refusal::InvalidArguments(format!("arguments are not JSON: {e}")))?;
+        tool.check(&arguments).map_err(Refusal::InvalidArguments)?;
+        self.started += 1;
+        self.next_handle += 1;
+        let handle = self.next_handle;
+        let call_time = self.limits.call_time;
+        let call = (tool.handler)(arguments);
+        let task = self.running.spawn(async move {
+            let result = match tokio::time::timeout(call_time, call).await {
+                Err(_) => Err(format!("the tool did not answer within {call_time:?}")),
+                Ok(Err(error)) => Err(error.0),
+                Ok(Ok(value)) => {
+                    let text = value.to_string();
+                    if text.len() > cap {
+                        Err(format!(
+                            "the tool's result of {} bytes of JSON is more than the cap of {cap}",
+                            text.len()
+                        ))
+                    } else {
+                        Ok(text)
+                    }
+                }
+            };
+            (handle, result)
+        });
+        self.tasks.insert(task.id(), handle);
+        self.handles.insert(handle, task);
+        Ok(handle)
+    }
+
+    async fn wait(&mut self, timeout_ns: Option<u64>) -> Vec<Finished> {
+        if self.finished.is_empty() && !self.running.is_empty() {
+            let next = self.running.join_next_with_id();
+            let joined = match timeout_ns {
+                None => next.await,
+                Some(ns) => tokio::time::timeout(Duration::from_nanos(ns), next)
+                    .await
+                    .ok()
+                    .flatten(),
+            };
+            if let Some(joined) = joined {
+                self.record(joined);
+            }
+        }
+        while let Some(joined) = self.running.try_join_next_with_id() {
+            self.record(joined);
+        }
+        std::mem::take(&mut self.finished)
+    }
+
+    async fn cancel(&mut self, call: u64) {
+        if let Some(task) = self.handles.remove(&call) {
+            task.abort();
+        }
+        self.finished.retain(|f| f.call != call);
+    }
+}
+
+/// The `host-tools` interface's view of a store: its [`ToolCalls`].
+pub(crate) struct HostTools;
+
+impl wasmtime::component::HasData for HostTools {
+    type Data<'a> = &'a mut ToolCalls;
+}
