@@ -297,3 +297,21 @@ fn bad_definitions_are_refused() {
         );
     }
 }
+
+#[test]
+fn the_stubs_for_a_model_are_python_that_compiles() {
+    let tools = [
+        search(),
+        sleeper("nap"),
+        tool("github.list-repos", |_| async { Ok(Value::Null) }),
+    ];
+    let stubs = pyeval::tool_stubs(&tools);
+    assert!(stubs.contains("async def search(*, query: str, limit: int = 10) -> Any:"));
+    assert_eq!(
+        value(
+            &format!("{stubs}\nimport inspect\nstr(inspect.signature(nap))"),
+            &Grants::new()
+        ),
+        "'(*, seconds: float | None = None) -> Any'"
+    );
+}

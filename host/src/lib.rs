@@ -53,6 +53,6 @@ pub use outcome::{Outcome, PyException};
 pub use sandbox::{Grants, Stdin};
 pub use session::Session;
 pub use tools::{
-    Tool, ToolDefinitionError, ToolError, ToolFuture, ToolLimits, ToolResult, DEFAULT_TOOL_BYTES,
-    DEFAULT_TOOL_CALLS, DEFAULT_TOOL_CALL_TIME,
+    stubs as tool_stubs, Tool, ToolDefinitionError, ToolError, ToolFuture, ToolLimits, ToolResult,
+    DEFAULT_TOOL_BYTES, DEFAULT_TOOL_CALLS, DEFAULT_TOOL_CALL_TIME,
 };

@@ -14,6 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+
+mod stubs;
+pub use stubs::stubs;
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::evaluator::bindings::exports::pyeval::sandbox::evaluator::Tool as GrantedTool;
