@@ -60,6 +60,30 @@ pub enum ToolDefinitionError {
 type Handler = dyn Fn(Value) -> ToolFuture + Send + Sync;
 
 /// A function evaluated code may call, run by the host.
+///
+/// ```no_run
+/// use pyeval::{Evaluator, Grants, Limits, Tool, ToolError};
+/// use serde_json::json;
+///
+/// let search = Tool::new(
+///     "search",
+///     "Searches the web and returns the top results.",
+///     json!({"type": "object",
+///            "properties": {"query": {"type": "string"}},
+///            "required": ["query"]}),
+///     |args| async move {
+///         let query = args["query"].as_str().unwrap_or_default().to_string();
+///         if query.is_empty() {
+///             return Err(ToolError::new("an empty query"));
+///         }
+///         Ok(json!({"results": [query]}))
+///     },
+/// )?;
+/// let grants = Grants::new().with_tool(search);
+/// let code = "import asyncio\nawait asyncio.gather(search(query='a'), search(query='b'))";
+/// let outcome = Evaluator::new()?.eval_with(code, &Limits::default(), &grants)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Tool {
     name: String,
