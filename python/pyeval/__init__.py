@@ -24,7 +24,9 @@ from ._pyeval import (
     SetupError,
     Timeout,
     TooManyInstances,
+    tool_stubs,
 )
+from ._tools import Tool
 
 __all__ = [
     "Crashed",
@@ -39,5 +41,7 @@ __all__ = [
     "SessionEnded",
     "SetupError",
     "Timeout",
+    "Tool",
     "TooManyInstances",
+    "tool_stubs",
 ]

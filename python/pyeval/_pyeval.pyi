@@ -3,7 +3,11 @@
 from collections.abc import Awaitable, Mapping, Sequence
 from os import PathLike
 from types import TracebackType
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union
+
+from ._tools import Tool
+
+_Tools = Union[Mapping[str, Union[Callable[..., Any], Tool]], Sequence[Union[Callable[..., Any], Tool]]]
 
 class ExceptionInfo:
     """An exception that escaped the evaluated code."""
@@ -68,6 +72,7 @@ class Evaluator:
         env: Optional[Mapping[str, str]] = None,
         argv: Optional[Sequence[str]] = None,
         stdin: Optional[Union[str, bytes]] = None,
+        tools: Optional[_Tools] = None,
     ) -> Outcome: ...
     def eval_async(
         self,
@@ -81,6 +86,7 @@ class Evaluator:
         env: Optional[Mapping[str, str]] = None,
         argv: Optional[Sequence[str]] = None,
         stdin: Optional[Union[str, bytes]] = None,
+        tools: Optional[_Tools] = None,
     ) -> Awaitable[Outcome]: ...
     def session(
         self,
@@ -93,6 +99,7 @@ class Evaluator:
         env: Optional[Mapping[str, str]] = None,
         argv: Optional[Sequence[str]] = None,
         stdin: Optional[Union[str, bytes]] = None,
+        tools: Optional[_Tools] = None,
     ) -> Session: ...
     @property
     def metered(self) -> bool: ...
@@ -112,3 +119,6 @@ class SessionEnded(EvalError): ...
 class SetupError(EvalError): ...
 
 def main(argv: Sequence[str]) -> int: ...
+
+def tool_stubs(tools: _Tools) -> str:
+    """The tools as Python stubs for a model's prompt."""

@@ -52,9 +52,11 @@ impl Evaluator {
     /// Evaluates `code` in a fresh interpreter and returns its `Outcome`; a stopped run
     /// raises a subclass of `EvalError`. Limits: `fuel` (-1 for none), `memory` (bytes),
     /// `timeout` (seconds), `max_output` (bytes of stdout and of stderr kept). Grants:
-    /// `mounts` (`"HOST[:GUEST][:ro|:rw]"`), `env`, `argv`, `stdin` (str or bytes).
+    /// `mounts` (`"HOST[:GUEST][:ro|:rw]"`), `env`, `argv`, `stdin` (str or bytes), `tools`
+    /// (functions the code may call: a dict of names to functions, or a list of functions
+    /// and `Tool`s).
     #[pyo3(signature = (code, *, fuel=None, memory=None, timeout=None, max_output=None,
-                        mounts=None, env=None, argv=None, stdin=None))]
+                        mounts=None, env=None, argv=None, stdin=None, tools=None, _loop=None))]
     #[allow(clippy::too_many_arguments)]
     fn eval(
         &self,
@@ -68,9 +70,14 @@ impl Evaluator {
         env: Option<BTreeMap<String, String>>,
         argv: Option<Vec<String>>,
         stdin: Option<Input>,
+        tools: Option<Bound<'_, PyAny>>,
+        _loop: Option<Py<PyAny>>,
     ) -> PyResult<Outcome> {
         let limits = limits(fuel, memory, timeout, max_output)?;
-        let grants = grants(mounts, env, argv, stdin)?;
+        let mut grants = grants(mounts, env, argv, stdin)?;
+        for tool in crate::tools::tools(py, tools.as_ref(), _loop)? {
+            grants = grants.with_tool(tool);
+        }
         let evaluator = &self.inner;
         interrupt::run(py, async move {
             evaluator
@@ -95,7 +102,7 @@ impl Evaluator {
     /// evaluations, under the same keyword arguments as `eval` (the limits apply to each
     /// evaluation). Use it as a context manager, or `close()` it.
     #[pyo3(signature = (*, fuel=None, memory=None, timeout=None, max_output=None,
-                        mounts=None, env=None, argv=None, stdin=None))]
+                        mounts=None, env=None, argv=None, stdin=None, tools=None))]
     #[allow(clippy::too_many_arguments)]
     fn session(
         &self,
@@ -108,9 +115,19 @@ impl Evaluator {
         env: Option<BTreeMap<String, String>>,
         argv: Option<Vec<String>>,
         stdin: Option<Input>,
+        tools: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Session> {
         let limits = limits(fuel, memory, timeout, max_output)?;
-        let grants = grants(mounts, env, argv, stdin)?;
+        let mut grants = grants(mounts, env, argv, stdin)?;
+        // Coroutine functions run on the loop that made the session, if one runs here.
+        let running = py
+            .import("asyncio")?
+            .call_method0("get_running_loop")
+            .ok()
+            .map(Bound::unbind);
+        for tool in crate::tools::tools(py, tools.as_ref(), running)? {
+            grants = grants.with_tool(tool);
+        }
         let session = py
             .detach(|| self.inner.session_with(&limits, &grants))
             .map_err(to_py)?;
@@ -188,7 +205,7 @@ impl Session {
 
 /// `loop.run_in_executor(None, functools.partial(obj.eval, code, **options))` on the
 /// running asyncio loop: an awaitable of the outcome. The evaluation releases the GIL, so
-/// the loop goes on meanwhile.
+/// the loop goes on meanwhile; an evaluator's coroutine tools run on it (`_loop`).
 fn in_executor<'py>(
     obj: &Bound<'py, PyAny>,
     code: String,
@@ -196,6 +213,15 @@ fn in_executor<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = obj.py();
     let running = py.import("asyncio")?.call_method0("get_running_loop")?;
+    let options = match options {
+        Some(options) if options.contains("tools")? => {
+            let options = options.copy()?;
+            options.set_item("_loop", &running)?;
+            Some(options)
+        }
+        other => other.cloned(),
+    };
+    let options = options.as_ref();
     let call = py
         .import("functools")?
         .getattr("partial")?

@@ -6,6 +6,7 @@ mod evaluator;
 mod interrupt;
 mod options;
 mod outcome;
+mod tools;
 
 use pyo3::prelude::*;
 
@@ -16,6 +17,13 @@ fn main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> u8 {
     py.detach(|| pyeval_cli::run(argv))
 }
 
+/// The tools `tools` names (as `Evaluator.eval` takes them) written as Python stubs, for a
+/// model's prompt: `async def search(*, query: str, limit: int = 10) -> Any: ...`.
+#[pyfunction]
+fn tool_stubs(py: Python<'_>, tools: Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(pyeval::tool_stubs(&tools::tools(py, Some(&tools), None)?))
+}
+
 #[pymodule]
 fn _pyeval(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<evaluator::Evaluator>()?;
@@ -24,5 +32,6 @@ fn _pyeval(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<outcome::ExceptionInfo>()?;
     errors::register(module)?;
     module.add_function(wrap_pyfunction!(main, module)?)?;
+    module.add_function(wrap_pyfunction!(tool_stubs, module)?)?;
     Ok(())
 }

@@ -299,3 +299,72 @@ def test_daemon_threads_still_evaluating_do_not_hold_the_interpreter_at_exit():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "4\n", "")
+
+
+def search(query: str, limit: int = 10) -> dict:
+    """Searches the web."""
+    return {"query": query, "limit": limit}
+
+
+async def nap(seconds: float) -> str:
+    """Sleeps, then says so."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return f"slept {seconds}"
+
+
+def test_python_functions_are_tools_the_code_calls():
+    outcome = EV.eval("await search(query='wasm', limit=3)", tools=[search])
+    assert outcome.value == "{'query': 'wasm', 'limit': 3}"
+    # The signature and the docstring come from the function.
+    outcome = EV.eval(
+        "import inspect\n(str(inspect.signature(find)), find.__doc__)", tools={"find": search}
+    )
+    assert outcome.value == "('(*, query: str, limit: int = 10)', 'Searches the web.')"
+    # Arguments that do not fit the schema never reach the function.
+    assert EV.eval("await search(limit='x', query='q')", tools=[search]).error.type_name == "TypeError"
+
+
+def test_a_handlers_exception_is_a_tool_error_in_the_sandbox():
+    def broken(x: int) -> int:
+        raise ValueError(f"bad {x}")
+
+    outcome = EV.eval(
+        "from tools import ToolError\ntry:\n    await broken(x=2)\nexcept ToolError as e:\n"
+        "    said = str(e)\nsaid",
+        tools=[broken, pyeval.Tool(lambda: {1, 2}, name="not_json")],
+    )
+    assert outcome.value == "'ValueError: bad 2'"
+    assert EV.eval("await not_json()", tools=[pyeval.Tool(lambda: {1}, name="not_json")]).error.type_name == "tools.ToolError"
+
+
+def test_coroutine_tools_run_concurrently_and_on_the_callers_loop():
+    import asyncio
+
+    code = "import asyncio\nawait asyncio.gather(nap(seconds=0.5), nap(seconds=0.5), nap(seconds=0.5))"
+    started = time.monotonic()
+    outcome = EV.eval(code, tools=[nap])
+    assert outcome.value == "['slept 0.5', 'slept 0.5', 'slept 0.5']"
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen = []
+
+        async def where() -> bool:
+            seen.append(asyncio.get_running_loop() is loop)
+            return True
+
+        outcome = await EV.eval_async("await where()", tools=[where])
+        return outcome.value, seen
+
+    assert asyncio.run(main()) == ("True", [True])
+    assert time.monotonic() - started < 30
+
+
+def test_a_session_keeps_its_tools_and_stubs_describe_them():
+    with EV.session(tools={"find": search}) as session:
+        assert session.eval("(await find(query='a'))['query']").value == "'a'"
+        assert session.eval("(await find(query='b'))['query']").value == "'b'"
+    stubs = pyeval.tool_stubs([search])
+    assert "async def search(*, query: str, limit: int = 10) -> Any:" in stubs
