@@ -172,7 +172,11 @@ fn a_tools_failure_is_a_tool_error_code_can_catch() {
         .with_tool(tool("fail", |_| async {
             Err(ToolError::new("quota exceeded"))
         }))
-        .with_tool(tool("boom", |_| async { panic!("handler bug") }));
+        .with_tool(tool("boom", |_| async { panic!("handler bug") }))
+        .with_tool(tool("boom_later", |_| async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            panic!("handler bug, later")
+        }));
     assert_eq!(
         value(
             "from tools import ToolError\ntry:\n    await fail()\nexcept ToolError as e:\n    \
@@ -181,9 +185,11 @@ fn a_tools_failure_is_a_tool_error_code_can_catch() {
         ),
         "'quota exceeded'"
     );
-    let (kind, message) = raised("await boom()", &grants);
-    assert_eq!(kind, "tools.ToolError");
-    assert!(message.contains("panicked"), "{message}");
+    for call in ["await boom()", "await boom_later()"] {
+        let (kind, message) = raised(call, &grants);
+        assert_eq!(kind, "tools.ToolError");
+        assert!(message.contains("panicked"), "{message}");
+    }
     // The host carries on.
     assert_eq!(value("fail.__name__", &grants), "'fail'");
 }

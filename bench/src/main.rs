@@ -1,10 +1,11 @@
 //! `pyeval-bench [OUT.json]`: measures the evaluator and the command path on this machine,
 //! prints a table and writes the numbers as JSON (default `bench/results.json`).
 //! `pyeval-bench --server-only` measures just the HTTP server, `--sci-only` just the sci
-//! component; neither writes anything.
+//! component, `--tools-only` just tool calls; none of them writes anything.
 
 mod sci;
 mod server;
+mod tools;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -47,6 +48,16 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let limits = Limits::default();
+    if out.as_os_str() == "--tools-only" {
+        let mut fresh = (0..500)
+            .map(|_| time(|| evaluator.eval("print(1)", &limits)))
+            .collect::<Result<Vec<_>>>()?;
+        fresh.sort();
+        for row in tools::measure(&evaluator, percentile(&fresh, 50.0))?.1 {
+            println!("{row}");
+        }
+        return Ok(());
+    }
     if out.as_os_str() == "--sci-only" {
         let mut fresh = (0..500)
             .map(|_| time(|| evaluator.eval("print(1)", &limits)))
@@ -125,6 +136,7 @@ fn main() -> Result<()> {
     let metering_overhead = cpu_metered.as_secs_f64() / cpu_unmetered.as_secs_f64() - 1.0;
     drop(unmetered);
     let (sci, sci_rows) = sci::measure(percentile(&fresh, 50.0))?;
+    let (tools, tool_rows) = tools::measure(&evaluator, percentile(&fresh, 50.0))?;
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let results = json!({
@@ -177,6 +189,7 @@ fn main() -> Result<()> {
             "fuel_metering_overhead": metering_overhead,
         },
         "sci": sci,
+        "tools": tools,
     });
     println!("| measurement | value |");
     println!("| --- | --- |");
@@ -277,7 +290,7 @@ fn main() -> Result<()> {
     println!(
         "| {SECRET_THREADS} threads x {SECRET_RUNS} evaluations with their own secrets: cross-talk | {cross_talk} |"
     );
-    for row in &sci_rows {
+    for row in sci_rows.iter().chain(&tool_rows) {
         println!("{row}");
     }
     if let Some(dir) = out.parent() {

@@ -623,9 +623,11 @@ async def _call(name, arguments):
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name}() takes JSON values only: {exc}") from None
     kind, value = _tool_start(name, payload)
+    if kind == 3:
+        return json.loads(value)
     if kind == 1:
         raise TypeError(f"{name}(): {value}")
-    if kind == 2:
+    if kind in (2, 4):
         raise ToolError(value)
     future = asyncio.get_running_loop().create_future()
     _CALLS[value] = future

@@ -7,7 +7,7 @@ use std::ptr;
 
 use pyo3_ffi::*;
 
-use crate::pyeval::sandbox::host_tools::{self, Refusal};
+use crate::pyeval::sandbox::host_tools::{self, Refusal, Started};
 
 /// Puts the three functions into `globals` under their names.
 pub unsafe fn install(globals: *mut PyObject) {
@@ -40,8 +40,9 @@ static mut START: PyMethodDef = fast(c"_tool_start", start);
 static mut WAIT: PyMethodDef = fast(c"_tool_wait", wait);
 static mut CANCEL: PyMethodDef = fast(c"_tool_cancel", cancel);
 
-/// `_tool_start(name, arguments)`: `(0, handle)` once started, `(1, message)` for arguments
-/// the schema refuses, `(2, message)` for a call refused otherwise.
+/// `_tool_start(name, arguments)`: `(0, handle)` for a running call, `(1, message)` for
+/// arguments the schema refuses, `(2, message)` for a call refused otherwise, `(3, json)`
+/// and `(4, message)` for a call that finished at once with a result or an error.
 unsafe extern "C" fn start(
     _: *mut PyObject,
     args: *mut *mut PyObject,
@@ -55,7 +56,9 @@ unsafe extern "C" fn start(
         return ptr::null_mut();
     };
     let (kind, value) = match host_tools::start(name, arguments) {
-        Ok(call) => (0, PyLong_FromUnsignedLongLong(call)),
+        Ok(Started::Running(call)) => (0, PyLong_FromUnsignedLongLong(call)),
+        Ok(Started::Finished(Ok(json))) => (3, crate::str_object(&json)),
+        Ok(Started::Finished(Err(message))) => (4, crate::str_object(&message)),
         Err(Refusal::InvalidArguments(message)) => (1, crate::str_object(&message)),
         Err(Refusal::Refused(message)) => (2, crate::str_object(&message)),
     };

@@ -9,8 +9,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -20,7 +22,7 @@ pub use stubs::stubs;
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::evaluator::bindings::exports::pyeval::sandbox::evaluator::Tool as GrantedTool;
-use crate::evaluator::bindings::pyeval::sandbox::host_tools::{self, Finished, Refusal};
+use crate::evaluator::bindings::pyeval::sandbox::host_tools::{self, Finished, Refusal, Started};
 
 /// What a tool's handler returns: its result, or the error code sees as `ToolError`.
 pub type ToolResult = Result<Value, ToolError>;
@@ -265,6 +267,9 @@ impl Default for ToolLimits {
     }
 }
 
+/// What code is told of a handler that panicked.
+const PANICKED: &str = "the tool failed: its handler panicked";
+
 /// A call's handle and its result as JSON text, or its error message.
 type Ended = (u64, Result<String, String>);
 
@@ -312,7 +317,7 @@ impl ToolCalls {
                     return;
                 };
                 let message = if error.is_panic() {
-                    "the tool failed: its handler panicked"
+                    PANICKED
                 } else {
                     "the tool was cancelled"
                 };
@@ -330,7 +335,7 @@ impl ToolCalls {
 }
 
 impl host_tools::Host for ToolCalls {
-    async fn start(&mut self, name: String, arguments: String) -> Result<u64, Refusal> {
+    async fn start(&mut self, name: String, arguments: String) -> Result<Started, Refusal> {
         let Some(tool) = self.granted.get(&name).cloned() else {
             return Err(Refusal::Refused(format!("no tool {name:?} is granted")));
         };
@@ -351,12 +356,10 @@ impl host_tools::Host for ToolCalls {
             .map_err(|e| Refusal::InvalidArguments(format!("arguments are not JSON: {e}")))?;
         tool.check(&arguments).map_err(Refusal::InvalidArguments)?;
         self.started += 1;
-        self.next_handle += 1;
-        let handle = self.next_handle;
         let call_time = self.limits.call_time;
         let call = (tool.handler)(arguments);
-        let task = self.running.spawn(async move {
-            let result = match tokio::time::timeout(call_time, call).await {
+        let mut call = Box::pin(async move {
+            match tokio::time::timeout(call_time, call).await {
                 Err(_) => Err(format!("the tool did not answer within {call_time:?}")),
                 Ok(Err(error)) => Err(error.0),
                 Ok(Ok(value)) => {
@@ -370,12 +373,22 @@ impl host_tools::Host for ToolCalls {
                         Ok(text)
                     }
                 }
-            };
-            (handle, result)
+            }
         });
+        // A handler with nothing to wait for answers here, without a task or an event-loop
+        // turn in the guest.
+        let mut now = Context::from_waker(Waker::noop());
+        match std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(&mut now))) {
+            Ok(Poll::Ready(outcome)) => return Ok(Started::Finished(outcome)),
+            Ok(Poll::Pending) => {}
+            Err(_) => return Ok(Started::Finished(Err(PANICKED.into()))),
+        }
+        self.next_handle += 1;
+        let handle = self.next_handle;
+        let task = self.running.spawn(async move { (handle, call.await) });
         self.tasks.insert(task.id(), handle);
         self.handles.insert(handle, task);
-        Ok(handle)
+        Ok(Started::Running(handle))
     }
 
     async fn wait(&mut self, timeout_ns: Option<u64>) -> Vec<Finished> {
