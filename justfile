@@ -128,7 +128,7 @@ bench: build-component build-sci (python "release")
     # the environment would have it capture a backtrace, which is not what users run.
     # (Native numpy for the sci component's comparison: the venv numpy-tests prepares.)
     PYEVAL_NATIVE_NUMPY="$(python3 tools/numpy_tests.py --native-python)" RUST_LIB_BACKTRACE=0 cargo run --release --quiet -p pyeval-bench -- bench/results.json
-    RUST_LIB_BACKTRACE=0 "{{venv}}/bin/python" bench/python_bench.py bench/results.json
+    PYEVAL_PEERS_VENV="{{target_dir}}/peers-venv" RUST_LIB_BACKTRACE=0 "{{venv}}/bin/python" bench/python_bench.py bench/results.json
 
 # (wrk from Debian's packages, installed when missing; the results also go to
 # bench/results.json under "server_under_attack".)

@@ -1,13 +1,22 @@
 """Fresh evaluations from Python, measured as bench/src/main.rs measures them from Rust,
-added to the results file under "python" with the ratio to the Rust p50 of the same run.
+added to the results file under "python" with the ratio to the Rust p50 of the same run;
+and the round trip of a no-op Python tool, next to eryx's callback measured the same way
+in the same run (bench/peer_tools.py; eryx in a virtual environment of its own at
+$PYEVAL_PEERS_VENV, made with a CPython 3.12 or later when one is found).
 
     python bench/python_bench.py bench/results.json
 """
 
+import glob
 import json
+import os
+import shutil
+import subprocess
 import sys
 import threading
 import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 import pyeval
 
@@ -34,6 +43,41 @@ def throughput(evaluator, threads):
     for worker in workers:
         worker.join()
     return sum(counts) / (time.perf_counter() - started)
+
+
+def tool_round_trip(python, implementation):
+    done = subprocess.run([python, os.path.join(HERE, "peer_tools.py"), implementation],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)["round_trip_us"]
+
+
+def peer_python():
+    """A python3 of version 3.12 or later (pyeryx's wheel needs one), or None."""
+    candidates = [os.environ.get("PYEVAL_PEER_PYTHON")]
+    candidates += [shutil.which(f"python3.{minor}") for minor in range(12, 16)]
+    candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[2-9]*/bin/python3")))
+    for python in filter(None, candidates):
+        version = subprocess.run([python, "-c", "import sys; print(sys.version_info >= (3, 12))"],
+                                 capture_output=True, text=True)
+        if version.stdout.strip() == "True":
+            return python
+    return None
+
+
+def eryx_python():
+    """The peers' virtual environment's python, made when missing; None without a python
+    3.12 or later."""
+    venv = os.environ.get("PYEVAL_PEERS_VENV", os.path.join(HERE, "..", "target", "peers-venv"))
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        base = peer_python()
+        if base is None:
+            return None
+        subprocess.run([base, "-m", "venv", venv], check=True)
+        subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "--require-hashes", "-r", os.path.join(HERE, "requirements-peers.txt")],
+                       check=True)
+    return python
 
 
 def main():
@@ -63,7 +107,11 @@ def main():
             "threads_2": throughput(evaluator, 2),
         },
         "ratio_python_over_rust_p50": p50_ms / rust_p50_ms,
+        "noop_tool_round_trip_us": tool_round_trip(sys.executable, "pyeval"),
     }
+    peer = eryx_python()
+    if peer is not None:
+        results["python"]["eryx_noop_callback_round_trip_us"] = tool_round_trip(peer, "eryx")
     with open(path, "w") as out:
         json.dump(results, out, indent=2, sort_keys=True)
         out.write("\n")
@@ -74,6 +122,9 @@ def main():
           f"{rust_p50_ms:.3f} ms) |")
     print(f"| fresh evaluations/s, 1 thread | {py['throughput_per_s']['threads_1']:.0f} |")
     print(f"| fresh evaluations/s, 2 threads | {py['throughput_per_s']['threads_2']:.0f} |")
+    eryx = py.get("eryx_noop_callback_round_trip_us")
+    print(f"| no-op Python tool, round trip (median) | {py['noop_tool_round_trip_us']:.0f} µs"
+          + (f" (eryx's callback: {eryx:.0f} µs) |" if eryx else " (eryx not measured: no python 3.12+) |"))
 
 
 if __name__ == "__main__":

@@ -368,3 +368,12 @@ def test_a_session_keeps_its_tools_and_stubs_describe_them():
         assert session.eval("(await find(query='b'))['query']").value == "'b'"
     stubs = pyeval.tool_stubs([search])
     assert "async def search(*, query: str, limit: int = 10) -> Any:" in stubs
+
+
+def test_the_agent_example_calls_two_tools_at_once():
+    example = os.path.join(os.path.dirname(__file__), "../../examples/python/agent_tools.py")
+    done = subprocess.run([sys.executable, example], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "async def weather(*, city: str) -> Any:" in done.stdout
+    assert "Lisbon: 21 °C, sunny\nOslo: 4 °C, snow\n100 EUR = 1150 NOK\n" in done.stdout
+    assert "(no luck: LookupError: no forecast for Atlantis)" in done.stdout
