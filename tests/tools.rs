@@ -232,6 +232,21 @@ fn calls_are_bounded_in_number_and_time() {
         capped.value.as_deref(),
         Some("(3, 'this evaluation has used all 3 of its tool calls')")
     );
+    // Calls started without being awaited run at most so many at once.
+    let crowd = evaluator()
+        .eval_with(
+            "import asyncio\ntasks = [asyncio.ensure_future(slow(seconds=0.05)) for _ in range(4)]\n\
+             [str(r) for r in await asyncio.gather(*tasks, return_exceptions=True)]",
+            &Limits::default().with_tool_limits(ToolLimits::default().with_running(2)),
+            &grants,
+        )
+        .unwrap();
+    let busy = "2 tool calls are running or unclaimed; await some first";
+    assert_eq!(
+        crowd.value,
+        Some(format!("['slow', 'slow', '{busy}', '{busy}']")),
+        "{crowd:?}"
+    );
     let late = eval("await slow(seconds=5)").error.unwrap();
     assert_eq!(late.type_name, "tools.ToolError");
     assert!(late.message.contains("did not answer within"), "{late:?}");

@@ -54,5 +54,5 @@ pub use sandbox::{Grants, Stdin};
 pub use session::Session;
 pub use tools::{
     stubs as tool_stubs, Tool, ToolDefinitionError, ToolError, ToolFuture, ToolLimits, ToolResult,
-    DEFAULT_TOOL_BYTES, DEFAULT_TOOL_CALLS, DEFAULT_TOOL_CALL_TIME,
+    DEFAULT_TOOL_BYTES, DEFAULT_TOOL_CALLS, DEFAULT_TOOL_CALLS_RUNNING, DEFAULT_TOOL_CALL_TIME,
 };

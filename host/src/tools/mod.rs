@@ -224,6 +224,9 @@ fn valid_name(name: &str) -> bool {
 pub struct ToolLimits {
     /// Calls one evaluation may start.
     pub calls: u32,
+    /// Calls that may run at once (their results wait on the host until the guest takes
+    /// them, so this bounds what the host holds for an instance).
+    pub running: u32,
     /// Longest a call may run; past it, it fails with `ToolError`.
     pub call_time: Duration,
     /// Largest arguments, and largest result, of one call, in bytes of JSON.
@@ -232,6 +235,8 @@ pub struct ToolLimits {
 
 /// Default cap on the tool calls of one evaluation.
 pub const DEFAULT_TOOL_CALLS: u32 = 1000;
+/// Default cap on the calls of one evaluation running at once.
+pub const DEFAULT_TOOL_CALLS_RUNNING: u32 = 64;
 /// Default longest time of one tool call.
 pub const DEFAULT_TOOL_CALL_TIME: Duration = Duration::from_secs(60);
 /// Default cap on the JSON bytes of one call's arguments, and of its result.
@@ -241,6 +246,12 @@ impl ToolLimits {
     /// These bounds with at most `calls` calls per evaluation.
     pub fn with_calls(mut self, calls: u32) -> Self {
         self.calls = calls;
+        self
+    }
+
+    /// These bounds with at most `running` calls running at once.
+    pub fn with_running(mut self, running: u32) -> Self {
+        self.running = running;
         self
     }
 
@@ -261,6 +272,7 @@ impl Default for ToolLimits {
     fn default() -> Self {
         ToolLimits {
             calls: DEFAULT_TOOL_CALLS,
+            running: DEFAULT_TOOL_CALLS_RUNNING,
             call_time: DEFAULT_TOOL_CALL_TIME,
             bytes: DEFAULT_TOOL_BYTES,
         }
@@ -343,6 +355,12 @@ impl host_tools::Host for ToolCalls {
             return Err(Refusal::Refused(format!(
                 "this evaluation has used all {} of its tool calls",
                 self.limits.calls
+            )));
+        }
+        let running = self.handles.len() + self.finished.len();
+        if running >= self.limits.running as usize {
+            return Err(Refusal::Refused(format!(
+                "{running} tool calls are running or unclaimed; await some first"
             )));
         }
         let cap = self.limits.bytes;
