@@ -72,6 +72,10 @@ other-hosts: build-component
     cargo build --quiet -p pyeval-componentize
     "{{bin}}/pyeval-compose" "{{calculator}}" target/pyeval-portable.wasm target/calculator.wasm
 
+# MCP servers for the tests to take tools from (npm, pinned by package-lock.json's hashes).
+mcp-servers:
+    cd tests/mcp-servers && npm ci --no-audit --no-fund --silent
+
 # (A virtual environment in the target directory, with maturin and pytest pinned by hash;
 # PROFILE is `dev` for tests, `release` for the bench.)
 # Build the Python package (python/) and install it into target's python-venv.
@@ -83,7 +87,7 @@ python PROFILE="dev": build-component
     "{{venv}}/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "{{target_dir}}"/wheels/pyeval-*.whl
 
 # Lints and every test.
-test: build-component build-sci other-hosts (python "dev")
+test: build-component build-sci other-hosts mcp-servers (python "dev")
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cd guest-adapter && cargo fmt -- --check && CARGO_TARGET_DIR="{{wasm_target}}" cargo clippy --release --quiet --target wasm32-wasip1 -- -D warnings
@@ -95,7 +99,7 @@ test: build-component build-sci other-hosts (python "dev")
     ! cargo tree -p pyeval -e normal,build --prefix none | grep -E '^clap '
     RUSTDOCFLAGS="-D warnings" cargo doc -p pyeval --no-deps --quiet
     # (The Python package's extension is built, and tested, by maturin and pytest below.)
-    PYEVAL_WASMTIME="{{bin}}/wasmtime" cargo test --workspace --exclude pyeval-python
+    PYEVAL_WASMTIME="{{bin}}/wasmtime" PYEVAL_MCP_EVERYTHING="{{justfile_directory()}}/tests/mcp-servers/node_modules/.bin/mcp-server-everything" cargo test --workspace --exclude pyeval-python
     python3 tools/cpython_tests.py --pyeval "{{bin}}/pyeval" --quick
     python3 tools/numpy_tests.py --pyeval "{{bin}}/pyeval" --component target/pyeval-sci.wasm --quick
     # The Python package, installed, against the binary built by the tests above.

@@ -104,3 +104,75 @@ async fn sessions_are_bounded_and_a_full_table_says_so() {
     assert!(failed, "{gone}");
     client.cancel().await.unwrap();
 }
+
+/// Runs `pyeval --tools-config` on `code`, with the reference "everything" MCP server
+/// (`just mcp-servers` installs it) configured as `everything`.
+fn with_everything(code: &str) -> std::process::Output {
+    let server = std::env::var("PYEVAL_MCP_EVERYTHING")
+        .expect("PYEVAL_MCP_EVERYTHING names mcp-server-everything (`just test` installs it)");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    let servers = json!({"mcpServers": {"everything": {"command": server, "args": ["stdio"]}}});
+    std::fs::write(&config, servers.to_string()).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_pyeval"))
+        .arg("--tools-config")
+        .arg(&config)
+        .args(["-c", code])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_tools_of_another_mcp_server_are_callable_from_the_code() {
+    let out = with_everything(
+        "import asyncio\nfrom tools import ToolError\n\
+         echoed, total = await asyncio.gather(everything.echo(message='hi'), \
+         everything['get-sum'](a=2, b=3))\nprint(echoed)\nprint(total)\n\
+         try:\n    await everything['get-sum'](a='two', b=3)\nexcept TypeError as e:\n    \
+         print('TypeError', 'a' in str(e))\n\
+         print('echo' in dir(everything), 'get-sum' in dir(everything))",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(lines[0].contains("hi"), "{stdout}");
+    assert!(lines[1].contains('5'), "{stdout}");
+    assert_eq!(lines[2..], ["TypeError True", "True True"], "{stdout}");
+}
+
+#[test]
+fn a_bad_tools_configuration_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    for (text, said) in [
+        ("{}", "is not an mcpServers configuration"),
+        (
+            r#"{"mcpServers": {"a-b": {"command": "true"}}}"#,
+            "must be an identifier",
+        ),
+        (
+            r#"{"mcpServers": {"x": {"url": "http://127.0.0.1:9/mcp"}}}"#,
+            "only servers started as a command",
+        ),
+        (
+            r#"{"mcpServers": {"x": {"command": "/nonexistent/server"}}}"#,
+            "cannot start",
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pyeval"))
+            .arg("--tools-config")
+            .arg(&config)
+            .args(["-c", "1"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
+        assert!(stderr.contains(said), "{text}: {stderr}");
+    }
+}

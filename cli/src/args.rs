@@ -15,7 +15,7 @@ pub struct Cli {
     /// Run a stock CPython WASI build (a core module with `_start`, such as
     /// target/cpython/python.wasm) or a component exporting wasi:cli/run, instead of the
     /// evaluator.
-    #[arg(long, value_name = "FILE.wasm", conflicts_with = "component")]
+    #[arg(long, value_name = "FILE.wasm", conflicts_with_all = ["component", "tools_config"])]
     pub python: Option<PathBuf>,
 
     #[command(flatten)]
@@ -45,6 +45,9 @@ pub struct Cli {
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
 
+    #[command(flatten)]
+    pub tools: ToolsArg,
+
     /// Print version.
     #[arg(long, action = ArgAction::Version)]
     version: Option<bool>,
@@ -56,6 +59,31 @@ pub struct Cli {
         value_name = "PYTHON ARGS"
     )]
     pub args: Vec<String>,
+}
+
+/// Tools of other MCP servers granted to evaluated code (shared by every subcommand that
+/// evaluates).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ToolsArg {
+    /// An MCP client's configuration ({"mcpServers": {NAME: {"command": ..., "args": [...],
+    /// "env": {...}}}}): each server is started, and its tools are callable from the code
+    /// as NAME.TOOL(...).
+    #[arg(long, value_name = "FILE")]
+    pub tools_config: Option<PathBuf>,
+}
+
+impl ToolsArg {
+    /// Starts the configured servers on `runtime` (which then drives their connections)
+    /// and returns them; none without a configuration.
+    pub fn connect(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+    ) -> Result<Option<pyeval_server::mcp_tools::McpTools>> {
+        self.tools_config
+            .as_deref()
+            .map(|path| runtime.block_on(pyeval_server::mcp_tools::McpTools::connect(path)))
+            .transpose()
+    }
 }
 
 /// Which evaluator component to run (shared by every subcommand that evaluates).

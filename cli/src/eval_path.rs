@@ -14,6 +14,24 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Invocation::parse(&cli.args, std::io::stdin().is_terminal()).map_err(anyhow::Error::msg)?;
     let limits = cli.limits()?;
     let mut grants = cli.grants();
+    // The servers whose tools the code may call, on a runtime of their own that drives
+    // their connections while the evaluation runs on this thread.
+    let runtime = match cli.tools.tools_config {
+        Some(_) => Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?,
+        ),
+        None => None,
+    };
+    let servers = match &runtime {
+        Some(runtime) => cli.tools.connect(runtime)?,
+        None => None,
+    };
+    grants
+        .tools
+        .extend(servers.iter().flat_map(|s| s.tools()).cloned());
     // The program reads this process's stdin, as under python, unless it came from there.
     grants.stdin = Stdin::Inherit;
     let (program, argv, show_value) = match invocation {

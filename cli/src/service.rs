@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use pyeval_server::{mcp, ConnectionLimits, Policy};
 
-use crate::args::{BudgetArg, ComponentArg, LimitArgs};
+use crate::args::{BudgetArg, ComponentArg, LimitArgs, ToolsArg};
 
 /// Serve the evaluator over HTTP/JSON: POST /v1/eval, sessions under /v1/sessions,
 /// GET /healthz and /metrics. The limits are each request's default and the most a request
@@ -70,6 +70,9 @@ pub struct ServeCli {
 
     #[command(flatten)]
     limits: LimitArgs,
+
+    #[command(flatten)]
+    tools: ToolsArg,
 }
 
 /// Serve a Model Context Protocol server on stdin/stdout with one tool, `run_python`
@@ -93,6 +96,9 @@ pub struct McpCli {
 
     #[command(flatten)]
     limits: LimitArgs,
+
+    #[command(flatten)]
+    tools: ToolsArg,
 }
 
 pub fn serve(cli: ServeCli) -> Result<u8> {
@@ -113,7 +119,7 @@ pub fn serve(cli: ServeCli) -> Result<u8> {
             cli.listen
         ),
     };
-    let policy = Policy {
+    let mut policy = Policy {
         limits: cli.limits.limits()?,
         max_sessions: cli.max_sessions,
         session_idle: seconds(cli.session_idle, "--session-idle")?,
@@ -125,6 +131,7 @@ pub fn serve(cli: ServeCli) -> Result<u8> {
             ..Policy::default().connections
         },
         response_memory: cli.response_memory.saturating_mul(1 << 20),
+        tools: Vec::new(),
     };
     let evaluator = cli
         .budget
@@ -133,7 +140,10 @@ pub fn serve(cli: ServeCli) -> Result<u8> {
         .metered(cli.limits.fuel.needs_metering())
         .on_compile(|| eprintln!("pyeval: compiling the evaluator for this machine (once)"))
         .build()?;
-    runtime()?.block_on(async move {
+    let runtime = runtime()?;
+    let servers = cli.tools.connect(&runtime)?;
+    policy.tools = servers.iter().flat_map(|s| s.tools()).cloned().collect();
+    runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(cli.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cli.listen))?;
@@ -150,13 +160,18 @@ pub fn mcp(cli: McpCli) -> Result<u8> {
         .apply(cli.component.builder())?
         .metered(cli.limits.fuel.needs_metering())
         .build()?;
+    let runtime = runtime()?;
+    let servers = cli.tools.connect(&runtime)?;
+    let mut grants = pyeval::Grants::new();
+    grants.tools = servers.iter().flat_map(|s| s.tools()).cloned().collect();
     let tool = mcp::PythonTool::new(
         evaluator,
         cli.limits.limits()?,
+        grants,
         cli.max_sessions,
         seconds(cli.session_idle, "--session-idle")?,
     );
-    runtime()?.block_on(mcp::serve_stdio(tool))?;
+    runtime.block_on(mcp::serve_stdio(tool))?;
     Ok(0)
 }
 

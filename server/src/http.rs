@@ -251,6 +251,18 @@ impl JsonBody {
 }
 
 impl Service {
+    /// A request's grants, with the tools every evaluation is granted.
+    fn grants(
+        &self,
+        env: std::collections::BTreeMap<String, String>,
+        argv: Vec<String>,
+        stdin: Option<String>,
+    ) -> pyeval::Grants {
+        let mut grants = grants(env, argv, stdin);
+        grants.tools.extend(self.policy.tools.iter().cloned());
+        grants
+    }
+
     /// The response to an evaluation: the outcome as JSON within the response limits.
     fn answer(&self, result: Result<Outcome, EvalError>) -> Result<Response, Failure> {
         let outcome = result?;
@@ -269,7 +281,7 @@ async fn metrics(State(service): State<Arc<Service>>) -> impl IntoResponse {
 async fn eval(State(service): State<Arc<Service>>, body: JsonBody) -> Result<Response, Failure> {
     let request: EvalRequest = body.parse(None)?;
     let limits = service.policy.limits_for(&request.limits);
-    let grants = grants(request.env, request.argv, request.stdin);
+    let grants = service.grants(request.env, request.argv, request.stdin);
     let _running = service.metrics.running();
     let started = Instant::now();
     let result = service
@@ -286,9 +298,10 @@ async fn open_session(
 ) -> Result<Response, Failure> {
     let request: SessionRequest = body.parse(Some(SessionRequest::default()))?;
     let limits = service.policy.limits_for(&request.limits);
-    let session = service
-        .evaluator
-        .session_with(&limits, &grants(request.env, request.argv, request.stdin))?;
+    let session = service.evaluator.session_with(
+        &limits,
+        &service.grants(request.env, request.argv, request.stdin),
+    )?;
     let id = service
         .sessions
         .open(session)

@@ -6,6 +6,7 @@
 mod connections;
 pub mod http;
 pub mod mcp;
+pub mod mcp_tools;
 mod metrics;
 mod policy;
 mod response;

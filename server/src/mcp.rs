@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyeval::{EvalError, Evaluator, Limits, Outcome};
+use pyeval::{EvalError, Evaluator, Grants, Limits, Outcome};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
@@ -31,18 +31,27 @@ pub struct RunPython {
 pub struct PythonTool {
     evaluator: Evaluator,
     limits: Limits,
+    /// What code is granted: the tools of other MCP servers, if any.
+    grants: Grants,
     sessions: Arc<Sessions>,
     tool_router: ToolRouter<Self>,
 }
 
 #[tool_router]
 impl PythonTool {
-    /// A server whose evaluations run under `limits`, with at most `max_sessions` named
-    /// sessions, each closed after `idle` unused.
-    pub fn new(evaluator: Evaluator, limits: Limits, max_sessions: usize, idle: Duration) -> Self {
+    /// A server whose evaluations run under `limits` with `grants`, with at most
+    /// `max_sessions` named sessions, each closed after `idle` unused.
+    pub fn new(
+        evaluator: Evaluator,
+        limits: Limits,
+        grants: Grants,
+        max_sessions: usize,
+        idle: Duration,
+    ) -> Self {
         PythonTool {
             evaluator,
             limits,
+            grants,
             sessions: Arc::new(Sessions::new(max_sessions, idle)),
             tool_router: Self::tool_router(),
         }
@@ -57,7 +66,7 @@ impl PythonTool {
         let result = match &request.session {
             None => {
                 self.evaluator
-                    .eval_async(&request.code, &self.limits, &Default::default())
+                    .eval_async(&request.code, &self.limits, &self.grants)
                     .await
             }
             Some(name) => match self.in_session(name, &request.code).await {
@@ -83,7 +92,7 @@ impl PythonTool {
         name: &str,
         code: &str,
     ) -> Result<Result<Outcome, EvalError>, String> {
-        let start = || self.evaluator.session(&self.limits);
+        let start = || self.evaluator.session_with(&self.limits, &self.grants);
         match self.sessions.open_named(name, start) {
             Ok(()) => {}
             Err(OpenError::Eval(error)) => return Ok(Err(error)),

@@ -24,6 +24,8 @@ pub struct Policy {
     /// Bytes that responses in flight may hold at once (those waiting for slow clients
     /// included); past it, evaluations are answered 503.
     pub response_memory: usize,
+    /// Tools granted to every evaluation (those of other MCP servers).
+    pub tools: Vec<pyeval::Tool>,
 }
 
 impl Default for Policy {
@@ -40,6 +42,7 @@ impl Default for Policy {
                 shutdown_grace: Duration::from_secs(30),
             },
             response_memory: 256 << 20,
+            tools: Vec::new(),
         }
     }
 }
