@@ -108,15 +108,10 @@ async fn sessions_are_bounded_and_a_full_table_says_so() {
 /// Runs `pyeval --tools-config` on `code`, with the reference "everything" MCP server
 /// (`just mcp-servers` installs it) configured as `everything`.
 fn with_everything(code: &str) -> std::process::Output {
-    let server = std::env::var("PYEVAL_MCP_EVERYTHING")
-        .expect("PYEVAL_MCP_EVERYTHING names mcp-server-everything (`just test` installs it)");
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mcp.json");
-    let servers = json!({"mcpServers": {"everything": {"command": server, "args": ["stdio"]}}});
-    std::fs::write(&config, servers.to_string()).unwrap();
     std::process::Command::new(env!("CARGO_BIN_EXE_pyeval"))
         .arg("--tools-config")
-        .arg(&config)
+        .arg(everything_config(dir.path()))
         .args(["-c", code])
         .output()
         .unwrap()
@@ -175,4 +170,34 @@ fn a_bad_tools_configuration_is_a_clear_error() {
         assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
         assert!(stderr.contains(said), "{text}: {stderr}");
     }
+}
+
+/// A tools configuration naming the "everything" server, in `dir`.
+fn everything_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let server = std::env::var("PYEVAL_MCP_EVERYTHING")
+        .expect("PYEVAL_MCP_EVERYTHING names mcp-server-everything (`just test` installs it)");
+    let config = dir.join("mcp.json");
+    let servers = json!({"mcpServers": {"everything": {"command": server, "args": ["stdio"]}}});
+    std::fs::write(&config, servers.to_string()).unwrap();
+    config
+}
+
+#[tokio::test]
+async fn pyeval_mcp_grants_another_servers_tools_to_run_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = everything_config(dir.path());
+    let client = client(&["--tools-config", config.to_str().unwrap()]).await;
+    let (failed, text) = run(
+        &client,
+        json!({"code": "print(await everything.echo(message='through two servers'))"}),
+    )
+    .await;
+    assert!(!failed, "{text}");
+    assert_eq!(text, "[stdout]\nEcho: through two servers\n");
+    let (_, kept) = run(
+        &client,
+        json!({"code": "(await everything['get-sum'](a=1, b=2))", "session": "s"}),
+    )
+    .await;
+    assert!(kept.contains("The sum of 1 and 2 is 3"), "{kept}");
 }

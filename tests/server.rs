@@ -767,3 +767,30 @@ fn the_memory_budget_is_the_operators_to_set() {
         "'alive'"
     );
 }
+
+#[test]
+fn served_code_calls_the_tools_of_a_configured_mcp_server() {
+    let server_program = std::env::var("PYEVAL_MCP_EVERYTHING")
+        .expect("PYEVAL_MCP_EVERYTHING names mcp-server-everything (`just test` installs it)");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    let servers = serde_json::json!({"mcpServers": {"everything": {"command": server_program, "args": ["stdio"]}}});
+    std::fs::write(&config, servers.to_string()).unwrap();
+    let server = Server::start(&["--tools-config", config.to_str().unwrap()]);
+    let listed = server.request("GET", "/v1/tools", "").json();
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"everything.echo"), "{names:?}");
+    let stubs = listed["stubs"].as_str().unwrap();
+    assert!(stubs.contains("class everything:"), "{stubs}");
+    assert!(
+        stubs.contains("async def echo(*, message: str) -> Any:"),
+        "{stubs}"
+    );
+    let called = server.eval(r#"{"code": "(await everything.echo(message='served'))"}"#);
+    assert_eq!(called.json()["value"], "'Echo: served'", "{}", called.body);
+}

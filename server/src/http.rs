@@ -81,6 +81,7 @@ fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .route("/v1/tools", get(tools))
         .route("/v1/eval", post(eval))
         .route("/v1/sessions", post(open_session))
         .route("/v1/sessions/{id}/eval", post(eval_in_session))
@@ -276,6 +277,22 @@ async fn metrics(State(service): State<Arc<Service>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         service.metrics.render(service.sessions.len()),
     )
+}
+
+/// The tools every evaluation is granted, and their Python stubs for a model's prompt.
+async fn tools(State(service): State<Arc<Service>>) -> Json<serde_json::Value> {
+    let tools = &service.policy.tools;
+    let listed: Vec<_> = tools
+        .iter()
+        .map(|tool| {
+            json!({
+                "name": tool.name(),
+                "description": tool.description(),
+                "parameters": tool.parameters(),
+            })
+        })
+        .collect();
+    Json(json!({"tools": listed, "stubs": pyeval::tool_stubs(tools)}))
 }
 
 async fn eval(State(service): State<Arc<Service>>, body: JsonBody) -> Result<Response, Failure> {
