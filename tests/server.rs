@@ -793,4 +793,21 @@ fn served_code_calls_the_tools_of_a_configured_mcp_server() {
     );
     let called = server.eval(r#"{"code": "(await everything.echo(message='served'))"}"#);
     assert_eq!(called.json()["value"], "'Echo: served'", "{}", called.body);
+    // A request may narrow what it is granted, never widen it.
+    let narrowed = server.eval(r#"{"code": "everything", "tools": ["everything.echo"]}"#);
+    assert_eq!(
+        narrowed.json()["value"],
+        "<tools everything: echo>",
+        "{}",
+        narrowed.body
+    );
+    let none = server.eval(r#"{"code": "everything", "tools": []}"#);
+    assert_eq!(
+        none.json()["error"]["type_name"],
+        "NameError",
+        "{}",
+        none.body
+    );
+    let widened = server.eval(r#"{"code": "1", "tools": ["github"]}"#);
+    assert_eq!(widened.status, 400, "{}", widened.body);
 }

@@ -779,12 +779,6 @@ def _warm_up(session):
     session.wake([], ["python"])
     for code in ("_warm = [i * 2 for i in range(3)]\n_warm", "print(_warm)", "1 / 0", "x = 1"):
         session.evaluate(code)
-    # Granting tools (of a group, with parameters of several kinds), then none again.
-    parameters = ('{"type": "object", "properties": {"q": {"type": "string"}, '
-                  '"n": {"type": ["integer", "null"], "default": 1}}, "required": ["q"]}')
-    session.grant_tools([("_warm_tool", "A tool.", parameters),
-                         ("_warm_group.tool", "A tool of a group.", '{"type": "object"}')])
-    session.grant_tools([])
 
 
 def _fresh_code(code, hot):

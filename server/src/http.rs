@@ -252,16 +252,40 @@ impl JsonBody {
 }
 
 impl Service {
-    /// A request's grants, with the tools every evaluation is granted.
+    /// A request's grants: its environment, arguments and stdin, and the configured tools
+    /// it names (by server or by tool), or all of them. A request narrows what the
+    /// operator configured, never widens it.
     fn grants(
         &self,
         env: std::collections::BTreeMap<String, String>,
         argv: Vec<String>,
         stdin: Option<String>,
-    ) -> pyeval::Grants {
+        tools: Option<Vec<String>>,
+    ) -> Result<pyeval::Grants, Failure> {
         let mut grants = grants(env, argv, stdin);
-        grants.tools.extend(self.policy.tools.iter().cloned());
-        grants
+        let configured = &self.policy.tools;
+        match tools {
+            None => grants.tools.extend(configured.iter().cloned()),
+            Some(asked) => {
+                for name in &asked {
+                    let known = configured.iter().any(|t| names(t, name));
+                    if !known {
+                        return Err(Failure::new(
+                            StatusCode::BAD_REQUEST,
+                            "bad_request",
+                            format!("no configured tool or server is named {name:?}"),
+                        ));
+                    }
+                }
+                grants.tools.extend(
+                    configured
+                        .iter()
+                        .filter(|t| asked.iter().any(|n| names(t, n)))
+                        .cloned(),
+                );
+            }
+        }
+        Ok(grants)
     }
 
     /// The response to an evaluation: the outcome as JSON within the response limits.
@@ -277,6 +301,15 @@ async fn metrics(State(service): State<Arc<Service>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         service.metrics.render(service.sessions.len()),
     )
+}
+
+/// Whether a request's `name` names `tool`: the tool itself, or its server (group).
+fn names(tool: &pyeval::Tool, name: &str) -> bool {
+    tool.name() == name
+        || tool
+            .name()
+            .split_once('.')
+            .is_some_and(|(group, _)| group == name)
 }
 
 /// The tools every evaluation is granted, and their Python stubs for a model's prompt.
@@ -298,7 +331,7 @@ async fn tools(State(service): State<Arc<Service>>) -> Json<serde_json::Value> {
 async fn eval(State(service): State<Arc<Service>>, body: JsonBody) -> Result<Response, Failure> {
     let request: EvalRequest = body.parse(None)?;
     let limits = service.policy.limits_for(&request.limits);
-    let grants = service.grants(request.env, request.argv, request.stdin);
+    let grants = service.grants(request.env, request.argv, request.stdin, request.tools)?;
     let _running = service.metrics.running();
     let started = Instant::now();
     let result = service
@@ -317,7 +350,7 @@ async fn open_session(
     let limits = service.policy.limits_for(&request.limits);
     let session = service.evaluator.session_with(
         &limits,
-        &service.grants(request.env, request.argv, request.stdin),
+        &service.grants(request.env, request.argv, request.stdin, request.tools)?,
     )?;
     let id = service
         .sessions

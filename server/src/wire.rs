@@ -25,6 +25,10 @@ pub struct EvalRequest {
     pub argv: Vec<String>,
     #[serde(default)]
     pub stdin: Option<String>,
+    /// Which of the configured tools the code gets, by server (group) or tool name; all of
+    /// them when absent. Names the server was not configured with are refused.
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
 }
 
 /// `POST /v1/sessions` (every field optional; the body may be empty).
@@ -39,6 +43,10 @@ pub struct SessionRequest {
     pub argv: Vec<String>,
     #[serde(default)]
     pub stdin: Option<String>,
+    /// Which of the configured tools the code gets, by server (group) or tool name; all of
+    /// them when absent. Names the server was not configured with are refused.
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
 }
 
 /// `POST /v1/sessions/{id}/eval`.
