@@ -187,6 +187,13 @@ async fn pyeval_mcp_grants_another_servers_tools_to_run_python() {
     let dir = tempfile::tempdir().unwrap();
     let config = everything_config(dir.path());
     let client = client(&["--tools-config", config.to_str().unwrap()]).await;
+    let tools = client.list_all_tools().await.unwrap();
+    let described = tools[0].description.as_deref().unwrap_or_default();
+    assert!(described.contains("class everything:"), "{described}");
+    assert!(
+        described.contains("async def echo(*, message: str) -> Any:"),
+        "{described}"
+    );
     let (failed, text) = run(
         &client,
         json!({"code": "print(await everything.echo(message='through two servers'))"}),

@@ -48,12 +48,27 @@ impl PythonTool {
         max_sessions: usize,
         idle: Duration,
     ) -> Self {
+        let mut tool_router = Self::tool_router();
+        if !grants.tools.is_empty() {
+            // The model writing the code reads what it may call in the tool's description.
+            if let Some(route) = tool_router.map.get_mut("run_python") {
+                let described = route.attr.description.as_deref().unwrap_or_default();
+                route.attr.description = Some(
+                    format!(
+                        "{described}\n\nThe code may call these async functions (top-level \
+                         `await` works; `asyncio.gather` runs calls at once):\n\n```python\n{}```",
+                        pyeval::tool_stubs(&grants.tools)
+                    )
+                    .into(),
+                );
+            }
+        }
         PythonTool {
             evaluator,
             limits,
             grants,
             sessions: Arc::new(Sessions::new(max_sessions, idle)),
-            tool_router: Self::tool_router(),
+            tool_router,
         }
     }
 
