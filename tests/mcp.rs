@@ -208,3 +208,36 @@ async fn pyeval_mcp_grants_another_servers_tools_to_run_python() {
     .await;
     assert!(kept.contains("The sum of 1 and 2 is 3"), "{kept}");
 }
+
+#[test]
+fn a_server_that_dies_mid_call_is_a_tool_error_and_the_evaluation_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/mcp-servers/dies_mid_call.py"
+    );
+    let servers = json!({"mcpServers": {"fragile": {"command": "python3", "args": [script]}}});
+    std::fs::write(&config, servers.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pyeval"))
+        .arg("--tools-config")
+        .arg(&config)
+        .args([
+            "-c",
+            "from tools import ToolError\ntry:\n    await fragile.die()\nexcept ToolError as e:\n    \
+             print('ToolError:', e)\nprint('still here')",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("ToolError: the MCP server failed"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("still here\n"), "{stdout}");
+}

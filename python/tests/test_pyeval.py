@@ -377,3 +377,12 @@ def test_the_agent_example_calls_two_tools_at_once():
     assert "async def weather(*, city: str) -> Any:" in done.stdout
     assert "Lisbon: 21 °C, sunny\nOslo: 4 °C, snow\n100 EUR = 1150 NOK\n" in done.stdout
     assert "(no luck: LookupError: no forecast for Atlantis)" in done.stdout
+
+
+def test_a_tool_may_evaluate_code_itself():
+    def nested(code: str) -> str:
+        """Runs code in another sandbox."""
+        return EV.eval(code).value
+
+    outcome = EV.eval("await nested(code='6 * 7')", tools=[nested])
+    assert outcome.value == "'42'"
