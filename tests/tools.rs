@@ -91,10 +91,11 @@ fn a_tool_is_an_async_function_of_main_and_of_the_tools_module() {
     // help() shows the description and the signature from the schema.
     assert_eq!(
         value(
-            "import inspect\n(str(inspect.signature(search)), search.__doc__)",
+            "import inspect\n(str(inspect.signature(search)), search.__doc__, \
+             inspect.iscoroutinefunction(search))",
             &grants
         ),
-        "('(*, query: str, limit: int = 10)', 'Searches the web and returns the top results.')"
+        "('(*, query: str, limit: int = 10)', 'Searches the web and returns the top results.', True)"
     );
     // asyncio.run from plain code works as well as a top-level await.
     assert_eq!(

@@ -841,6 +841,9 @@ def prepare(preload):
         sys.meta_path.insert(1, packages)
     for name in preload:
         __import__(name)
+    # A granted tool is called like a coroutine function, and says so to `inspect`.
+    import inspect
+    inspect.markcoroutinefunction(Tool)
     if PACKAGES_WARMUP:
         exec(compile(PACKAGES_WARMUP, "<pyeval packages warm-up>", "exec"), {})
     _as_python_is_used()
