@@ -293,7 +293,7 @@ class Session:
         module.ToolError = ToolError
         for name, description, parameters in granted:
             group, _, short = name.rpartition(".")
-            tool = Tool(name, short, description, parameters)
+            tool = _make_tool(name, short, description, parameters)
             if group:
                 holder = _GRANTED.get(group)
                 if not isinstance(holder, ToolGroup):
@@ -574,37 +574,9 @@ class ToolGroup:
         return f"<tools {self._name}: {', '.join(sorted(self._tools))}>"
 
 
-class Tool:
-    """A tool the host grants: `await tool(**arguments)` calls it on the host, which checks
-    the arguments against its schema. Its signature (for `help` and `inspect`) is made from
-    the schema when first asked for, so granting many tools costs little."""
-
-    def __init__(self, name, short, description, parameters):
-        self.__name__ = short
-        self.__qualname__ = name
-        self.__doc__ = description
-        self._parameters = parameters
-        self._signature = None
-
-    async def __call__(self, /, **arguments):
-        return await _call(self.__qualname__, arguments)
-
-    @property
-    def __signature__(self):
-        if self._signature is None:
-            self._signature = _signature(self._parameters)
-        return self._signature
-
-    def __repr__(self):
-        return f"<tool {self.__qualname__}{self.__signature__}>"
-
-
-Tool.__module__ = "tools"
-
-
-def _signature(parameters):
-    """The signature a tool's parameters' JSON Schema describes: keyword-only parameters,
-    typed, with their defaults; `**arguments` when others are admitted."""
+def _make_tool(name, short, description, parameters):
+    """An `async` function calling the host's tool `name`, with a signature made from its
+    parameters' JSON Schema (the host checks the arguments against the schema itself)."""
     import inspect
     import json
 
@@ -629,7 +601,16 @@ def _signature(parameters):
                                         annotation=annotation))
     if not properties or schema.get("additionalProperties", False) is not False:
         params.append(inspect.Parameter("arguments", inspect.Parameter.VAR_KEYWORD))
-    return inspect.Signature(params)
+
+    async def tool(**arguments):
+        return await _call(name, arguments)
+
+    tool.__name__ = short
+    tool.__qualname__ = name
+    tool.__module__ = "tools"
+    tool.__doc__ = description
+    tool.__signature__ = inspect.Signature(params)
+    return tool
 
 
 async def _call(name, arguments):
@@ -841,9 +822,6 @@ def prepare(preload):
         sys.meta_path.insert(1, packages)
     for name in preload:
         __import__(name)
-    # A granted tool is called like a coroutine function, and says so to `inspect`.
-    import inspect
-    inspect.markcoroutinefunction(Tool)
     if PACKAGES_WARMUP:
         exec(compile(PACKAGES_WARMUP, "<pyeval packages warm-up>", "exec"), {})
     _as_python_is_used()
