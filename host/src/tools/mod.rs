@@ -91,6 +91,8 @@ pub struct Tool {
     name: String,
     description: String,
     parameters: Value,
+    /// `parameters` as JSON text, as every instance granted the tool is told of it.
+    parameters_text: Arc<str>,
     validator: Arc<jsonschema::Validator>,
     handler: Arc<Handler>,
 }
@@ -134,6 +136,7 @@ impl Tool {
         Ok(Tool {
             name,
             description: description.into(),
+            parameters_text: parameters.to_string().into(),
             parameters,
             validator: Arc::new(validator),
             handler: Arc::new(move |arguments| Box::pin(handler(arguments))),
@@ -160,7 +163,7 @@ impl Tool {
         GrantedTool {
             name: self.name.clone(),
             description: self.description.clone(),
-            parameters: self.parameters.to_string(),
+            parameters: self.parameters_text.to_string(),
         }
     }
 
