@@ -165,6 +165,8 @@ fn arguments_are_checked_against_the_schema_before_the_handler_runs() {
         ),
         "(2, 'no tool \"rm_rf\" is granted')"
     );
+    let (kind, _) = raised("import _pyeval\n_pyeval._tool_start('search')", &grants);
+    assert_eq!(kind, "TypeError");
 }
 
 #[test]

@@ -48,8 +48,7 @@ unsafe extern "C" fn start(
     args: *mut *mut PyObject,
     nargs: Py_ssize_t,
 ) -> *mut PyObject {
-    if nargs != 2 {
-        PyErr_SetString(PyExc_TypeError, c"_tool_start(name, arguments)".as_ptr());
+    if !takes(nargs, 2, c"_tool_start(name, arguments)") {
         return ptr::null_mut();
     }
     let (Some(name), Some(arguments)) = (utf8(*args), utf8(*args.add(1))) else {
@@ -75,8 +74,7 @@ unsafe extern "C" fn wait(
     args: *mut *mut PyObject,
     nargs: Py_ssize_t,
 ) -> *mut PyObject {
-    if nargs != 1 {
-        PyErr_SetString(PyExc_TypeError, c"_tool_wait(timeout)".as_ptr());
+    if !takes(nargs, 1, c"_tool_wait(timeout)") {
         return ptr::null_mut();
     }
     let timeout = *args;
@@ -113,8 +111,7 @@ unsafe extern "C" fn cancel(
     args: *mut *mut PyObject,
     nargs: Py_ssize_t,
 ) -> *mut PyObject {
-    if nargs != 1 {
-        PyErr_SetString(PyExc_TypeError, c"_tool_cancel(handle)".as_ptr());
+    if !takes(nargs, 1, c"_tool_cancel(handle)") {
         return ptr::null_mut();
     }
     let call = PyLong_AsUnsignedLongLong(*args);
@@ -123,6 +120,14 @@ unsafe extern "C" fn cancel(
     }
     host_tools::cancel(call);
     Py_NewRef(Py_None())
+}
+
+/// Whether a call passed `expected` arguments; if not, `TypeError` names the `usage`.
+unsafe fn takes(nargs: Py_ssize_t, expected: Py_ssize_t, usage: &CStr) -> bool {
+    if nargs != expected {
+        PyErr_SetString(PyExc_TypeError, usage.as_ptr());
+    }
+    nargs == expected
 }
 
 /// The UTF-8 text of a str argument; `None` with Python's error set otherwise.
