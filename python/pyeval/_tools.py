@@ -100,8 +100,8 @@ def _json_schema(hint):
 
 
 def describe(tools):
-    """`(name, description, schema as JSON, function)` of each tool of `tools`: a mapping
-    of names to functions or `Tool`s, or a sequence of them."""
+    """`(name, description, schema as JSON, function, is a coroutine function)` of each tool
+    of `tools`: a mapping of names to functions or `Tool`s, or a sequence of them."""
     if isinstance(tools, dict):
         items = [(name, tool) for name, tool in tools.items()]
     else:
@@ -112,7 +112,8 @@ def describe(tools):
             tool = Tool(tool, name=name)
         elif name is not None and name != tool.name:
             tool = Tool(tool.function, name=name, description=tool.description, schema=tool.schema)
-        described.append((tool.name, tool.description, json.dumps(tool.schema), tool.function))
+        described.append((tool.name, tool.description, json.dumps(tool.schema), tool.function,
+                          _is_coroutine_function(tool.function)))
     return described
 
 
@@ -130,6 +131,13 @@ def call(function, arguments, loop):
         return json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"the tool's result is not JSON: {exc}") from None
+
+
+def _is_coroutine_function(function):
+    """Whether calling `function` gives a coroutine (an `async def` function, or an object
+    whose `__call__` is one)."""
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+        getattr(function, "__call__", None))
 
 
 async def _wait(awaitable):

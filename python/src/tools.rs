@@ -1,6 +1,8 @@
-//! The `tools=` keyword: Python functions (or `pyeval.Tool`s) made host tools. Each call
-//! from the sandbox runs the function on a thread of the blocking pool, holding the GIL
-//! while it does; a coroutine function runs on the caller's event loop under `eval_async`.
+//! The `tools=` keyword: Python functions (or `pyeval.Tool`s) made host tools. A plain
+//! function is called right away on the thread evaluating, as a function call would be (so
+//! calls of plain functions run one after another); a coroutine function's calls run on
+//! threads of the blocking pool, at the same time as others, each on the caller's event
+//! loop under `eval_async`.
 
 use std::sync::Arc;
 
@@ -19,13 +21,13 @@ pub fn tools(
         return Ok(Vec::new());
     };
     let helper = py.import("pyeval._tools")?;
-    let described: Vec<(String, String, String, Py<PyAny>)> =
+    let described: Vec<(String, String, String, Py<PyAny>, bool)> =
         helper.call_method1("describe", (spec,))?.extract()?;
     let call = Arc::new(helper.getattr("call")?.unbind());
     let caller_loop = Arc::new(caller_loop);
     described
         .into_iter()
-        .map(|(name, description, schema, function)| {
+        .map(|(name, description, schema, function, coroutine)| {
             let schema: Value = serde_json::from_str(&schema)
                 .map_err(|e| PyValueError::new_err(format!("schema of tool {name:?}: {e}")))?;
             let (call, caller_loop, function) =
@@ -34,16 +36,21 @@ pub fn tools(
                 let (call, caller_loop, function) =
                     (call.clone(), caller_loop.clone(), function.clone());
                 async move {
-                    let text = tokio::task::spawn_blocking(move || {
+                    let run = move || {
                         Python::attach(|py| {
                             call.bind(py)
                                 .call1((function.bind(py), arguments.to_string(), &*caller_loop))
                                 .and_then(|result| result.extract::<String>())
                                 .map_err(|error| describe(py, &error))
                         })
-                    })
-                    .await
-                    .map_err(|e| pyeval::ToolError::new(format!("the tool failed: {e}")))??;
+                    };
+                    let text = if coroutine {
+                        tokio::task::spawn_blocking(run).await.map_err(|e| {
+                            pyeval::ToolError::new(format!("the tool failed: {e}"))
+                        })??
+                    } else {
+                        run()?
+                    };
                     serde_json::from_str(&text)
                         .map_err(|e| pyeval::ToolError::new(format!("the tool's result: {e}")))
                 }
