@@ -386,3 +386,30 @@ fn another_component_is_loaded_with_component() {
         both.stderr
     );
 }
+
+#[test]
+fn output_shows_as_it_is_written() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+
+    // The program prints, then waits for a line of input: its first line must reach us
+    // while it waits.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pyeval"))
+        .args(["-c", "print('waiting')\nprint(input().upper())"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "waiting\n");
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "GO\n");
+    assert!(child.wait().unwrap().success());
+    // With --json the output is the outcome's, printed once.
+    let run = pyeval(&["--json", "-c", "print('once')"]);
+    assert_eq!(run.stdout.matches("once").count(), 1);
+}

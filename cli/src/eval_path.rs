@@ -37,6 +37,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
     let (program, argv, show_value) = match invocation {
         Invocation::Interactive => {
             grants.stdin = Stdin::Empty;
+            grants.live_output = Some(render::live_output());
             let evaluator = load(cli)?;
             return repl::run(&evaluator, &limits, &grants);
         }
@@ -70,6 +71,11 @@ pub fn run(cli: &Cli) -> Result<u8> {
     };
 
     grants.argv = argv;
+    // Output shows as it is written, as under python; JSON prints it in the outcome.
+    let live = !cli.json;
+    if live {
+        grants.live_output = Some(render::live_output());
+    }
     let result = load(cli)?.eval_with(&program, &limits, &grants);
     if cli.stats {
         let used = match &result {
@@ -88,7 +94,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
     Ok(if cli.json {
         render::json(&result)
     } else {
-        render::text(&result, show_value)
+        render::text(&result, show_value, live)
     })
 }
 

@@ -1,9 +1,9 @@
 //! How results reach the user: text like `python` prints it, one JSON object, the fuel
 //! report, and the one table of exit statuses. Hints name the options that change a limit.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
-use pyeval::{EvalError, FailureKind, Fuel, Outcome, Stopped};
+use pyeval::{EvalError, FailureKind, Fuel, LiveOutput, Outcome, Stopped, Stream};
 use serde_json::json;
 
 use crate::terminal::escape_controls;
@@ -72,9 +72,10 @@ fn error_message(error: &EvalError) -> String {
     }
 }
 
-/// Prints an outcome like python would, and returns the matching exit status. Text bound
-/// for a terminal has its control characters escaped.
-pub fn text(result: &Result<Outcome, EvalError>, show_value: bool) -> u8 {
+/// Prints an outcome like python would, and returns the matching exit status; its stdout
+/// and stderr only when they were not shown live (see [`live_output`]). Text bound for a
+/// terminal has its control characters escaped.
+pub fn text(result: &Result<Outcome, EvalError>, show_value: bool, live: bool) -> u8 {
     let out_tty = std::io::stdout().is_terminal();
     let err_tty = std::io::stderr().is_terminal();
     let shown = |text: &str, tty: bool| {
@@ -86,13 +87,17 @@ pub fn text(result: &Result<Outcome, EvalError>, show_value: bool) -> u8 {
     };
     match result {
         Ok(outcome) => {
-            print!("{}", shown(&outcome.stdout, out_tty));
+            if !live {
+                print!("{}", shown(&outcome.stdout, out_tty));
+            }
             if show_value {
                 if let Some(value) = &outcome.value {
                     println!("{}", shown(value, out_tty));
                 }
             }
-            eprint!("{}", shown(&outcome.stderr, err_tty));
+            if !live {
+                eprint!("{}", shown(&outcome.stderr, err_tty));
+            }
             if let Some(error) = &outcome.error {
                 eprint!("{}", shown(&error.traceback, err_tty));
             }
@@ -111,6 +116,26 @@ pub fn text(result: &Result<Outcome, EvalError>, show_value: bool) -> u8 {
             error_status(error)
         }
     }
+}
+
+/// Evaluated code's output written to this process's stdout and stderr as it comes, as
+/// python writes it (escaped for a terminal).
+pub fn live_output() -> LiveOutput {
+    let out_tty = std::io::stdout().is_terminal();
+    let err_tty = std::io::stderr().is_terminal();
+    LiveOutput::new(move |stream, text| {
+        let (mut sink, tty): (Box<dyn Write>, bool) = match stream {
+            Stream::Stdout => (Box::new(std::io::stdout().lock()), out_tty),
+            Stream::Stderr => (Box::new(std::io::stderr().lock()), err_tty),
+        };
+        let text = if tty {
+            escape_controls(text)
+        } else {
+            text.into()
+        };
+        // A closed pipe (`| head`) stops the showing, not the evaluation.
+        let _ = sink.write_all(text.as_bytes()).and_then(|()| sink.flush());
+    })
 }
 
 /// Prints an outcome, or the failure, as one JSON object; returns the exit status.

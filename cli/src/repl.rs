@@ -8,7 +8,8 @@ use pyeval::{Evaluator, Grants, Limits};
 use crate::render;
 
 /// Reads statements from stdin and evaluates each in one session until end of input.
-/// A block (a line ending in `:`) continues until an empty line.
+/// A block (a line ending in `:`) continues until an empty line. Output shows as it is
+/// written when `grants` has a live listener.
 pub fn run(evaluator: &Evaluator, limits: &Limits, grants: &Grants) -> Result<u8> {
     eprintln!("pyeval: Python 3.13 in a sandbox; each input runs under the limits. Ctrl-D exits.");
     let mut session = evaluator.session_with(limits, grants)?;
@@ -22,7 +23,7 @@ pub fn run(evaluator: &Evaluator, limits: &Limits, grants: &Grants) -> Result<u8
             continue;
         }
         let result = session.eval(&source);
-        let status = render::text(&result, true);
+        let status = render::text(&result, true, grants.live_output.is_some());
         match &result {
             Ok(outcome) if outcome.exit_code.is_some() => return Ok(status),
             Ok(_) => {}

@@ -120,16 +120,19 @@ class PackedImporter:
 
 
 class _CappedSink(io.RawIOBase):
-    """A byte sink that keeps at most `limit` bytes and remembers whether it dropped any."""
+    """A byte sink that keeps at most `limit` bytes and remembers whether it dropped any;
+    when live, it writes what it keeps through to its file descriptor instead."""
 
-    def __init__(self, limit):
+    def __init__(self, fd, limit):
         super().__init__()
-        self.reset(limit)
+        self._fd = fd
+        self.reset(limit, False)
 
-    def reset(self, limit):
+    def reset(self, limit, live):
         """Empties the sink for a new evaluation."""
         self._chunks = []
         self._room = limit
+        self._live = live
         self.truncated = False
 
     def writable(self):
@@ -140,10 +143,29 @@ class _CappedSink(io.RawIOBase):
         kept = data[: self._room]
         if len(kept) < len(data):
             self.truncated = True
+            if self._live:
+                # Whole characters only: the host hands the text on as it comes.
+                end = len(kept)
+                while end and data[end] & 0xC0 == 0x80:
+                    end -= 1
+                kept = kept[:end]
+                self._room = len(kept)
         if kept:
-            self._chunks.append(kept)
             self._room -= len(kept)
+            if self._live:
+                self._write_through(kept)
+            else:
+                self._chunks.append(kept)
         return len(data)
+
+    def _write_through(self, data):
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError:
+            # The host's buffer is full (code wrote to the descriptor itself too).
+            self.truncated = True
 
     def text(self):
         # A cut may split a UTF-8 sequence; drop the partial character.
@@ -153,8 +175,8 @@ class _CappedSink(io.RawIOBase):
 class _Capture:
     """A capped sink and the UTF-8 text stream that writes into it."""
 
-    def __init__(self):
-        self.sink = _CappedSink(0)
+    def __init__(self, fd):
+        self.sink = _CappedSink(fd, 0)
         self.stream = io.TextIOWrapper(
             io.BufferedWriter(self.sink),
             encoding="utf-8",
@@ -241,6 +263,8 @@ class Session:
 
     def __init__(self):
         self.output_limit = DEFAULT_OUTPUT_LIMIT
+        # Whether output goes through to fds 1 and 2 as it is written (`set-live-output`).
+        self.live_output = False
         self.namespace = sys.modules["__main__"].__dict__
         self._counter = 0
         self._captures = None
@@ -337,9 +361,13 @@ class Session:
         evaluated code broke them."""
         captures = self._captures
         if captures is None or not (captures[0].usable() and captures[1].usable()):
-            captures = self._captures = (_Capture(), _Capture())
+            captures = self._captures = (_Capture(1), _Capture(2))
+        live = self.live_output
         for capture in captures:
-            capture.sink.reset(self.output_limit)
+            capture.sink.reset(self.output_limit, live)
+            if capture.stream.line_buffering != live:
+                # Live output goes out line by line, as on a terminal.
+                capture.stream.reconfigure(line_buffering=live)
         return captures
 
     def evaluate(self, code):

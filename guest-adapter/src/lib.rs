@@ -421,6 +421,15 @@ impl evaluator::Guest for Component {
         }
     }
 
+    fn set_live_output(live: bool) {
+        unsafe {
+            wake();
+            let flag = PyBool_FromLong(live.into());
+            PyObject_SetAttrString(SESSION, c"live_output".as_ptr(), flag);
+            Py_DecRef(flag);
+        }
+    }
+
     fn grant_tools(tools: Vec<evaluator::Tool>) {
         unsafe {
             wake();

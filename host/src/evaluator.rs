@@ -56,6 +56,7 @@ pub(crate) struct Inner {
     pub(crate) eval: ComponentExportIndex,
     pub(crate) set_output_limit: ComponentExportIndex,
     pub(crate) grant_tools: ComponentExportIndex,
+    pub(crate) set_live_output: ComponentExportIndex,
     pub(crate) metered: bool,
     pub(crate) max_instances: u32,
     pub(crate) budget: Option<Arc<MemoryBudget>>,
@@ -302,7 +303,7 @@ impl EvaluatorBuilder {
                 .ok_or_else(|| not_ours(wasmtime::format_err!("no export {name}")))
         };
         let (eval, set_output_limit) = (export("eval")?, export("set-output-limit")?);
-        let grant_tools = export("grant-tools")?;
+        let (grant_tools, set_live_output) = (export("grant-tools")?, export("set-live-output")?);
         drop(loaded);
         Ok(Evaluator {
             inner: Arc::new(Inner {
@@ -311,6 +312,7 @@ impl EvaluatorBuilder {
                 eval,
                 set_output_limit,
                 grant_tools,
+                set_live_output,
                 metered: self.metered,
                 max_instances: self.max_instances,
                 budget,

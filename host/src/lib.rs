@@ -30,6 +30,7 @@ mod fuel;
 mod guard;
 mod lift;
 mod limits;
+mod live_output;
 mod mount;
 mod outcome;
 mod raw_output;
@@ -48,6 +49,7 @@ pub use limits::{
     wall_time_from_secs, LimitError, Limits, DEFAULT_CODE_BYTES, DEFAULT_MEMORY_BYTES,
     DEFAULT_OUTPUT_BYTES, DEFAULT_WALL_TIME, MAX_WALL_TIME,
 };
+pub use live_output::{LiveOutput, Stream};
 pub use mount::{Mount, MountError};
 pub use outcome::{Outcome, PyException};
 pub use sandbox::{Grants, Stdin};

@@ -15,6 +15,7 @@ use crate::error::SetupError;
 use crate::fuel::Fuel;
 use crate::guard::{Guard, Refusal};
 use crate::limits::Limits;
+use crate::live_output::LiveOutput;
 use crate::mount::Mount;
 use crate::tools::{HostTools, Tool, ToolCalls};
 
@@ -34,6 +35,9 @@ pub struct Grants {
     pub stdin: Stdin,
     /// Functions of the host that evaluated code may call (the command path grants none).
     pub tools: Vec<Tool>,
+    /// Who receives evaluated code's output as it is written (the command path writes to
+    /// the host's stdout and stderr instead).
+    pub live_output: Option<LiveOutput>,
 }
 
 /// What the guest reads on its standard input.
@@ -76,6 +80,12 @@ impl Grants {
     /// These grants and `tool`.
     pub fn with_tool(mut self, tool: Tool) -> Self {
         self.tools.push(tool);
+        self
+    }
+
+    /// These grants with output going to `listener` as it is written.
+    pub fn with_live_output(mut self, listener: LiveOutput) -> Self {
+        self.live_output = Some(listener);
         self
     }
 

@@ -12,6 +12,7 @@ use crate::evaluator::Inner;
 use crate::guard::Guard;
 use crate::lift::CappedText;
 use crate::limits::Limits;
+use crate::live_output::{LiveOutput, Stream};
 use crate::outcome::{Outcome, PyException};
 use crate::raw_output::RawOutput;
 use crate::sandbox::{Grants, SandboxState};
@@ -37,6 +38,10 @@ pub struct Session {
     stderr: RawOutput,
     /// The tools granted, as the guest is told of them when its instance is made.
     tools: Vec<GrantedTool>,
+    /// Whether output goes to a listener as it is written, and whether the guest was told
+    /// so (it writes `sys.stdout` and `sys.stderr` through to fds 1 and 2 then).
+    live: bool,
+    guest_live: bool,
     ended: Option<Stopped>,
 }
 
@@ -56,8 +61,8 @@ impl Session {
         limits: Limits,
         grants: &Grants,
     ) -> Result<Self, EvalError> {
-        let stdout = RawOutput::new(limits.output_bytes as usize);
-        let stderr = RawOutput::new(limits.output_bytes as usize);
+        let stdout = RawOutput::new(Stream::Stdout, limits.output_bytes as usize);
+        let stderr = RawOutput::new(Stream::Stderr, limits.output_bytes as usize);
         let mut builder = grants.wasi()?;
         builder
             .stdout(stdout.clone())
@@ -73,7 +78,7 @@ impl Session {
         let mut state = SandboxState::new(builder.build(), guard);
         state.tools.grant(&grants.tools);
         let store = crate::sandbox::new_store(&evaluator.engine, state, &limits)?;
-        Ok(Session {
+        let mut session = Session {
             evaluator,
             limits,
             store,
@@ -81,8 +86,20 @@ impl Session {
             stdout,
             stderr,
             tools: grants.tools.iter().map(|tool| tool.granted()).collect(),
+            live: false,
+            guest_live: false,
             ended: None,
-        })
+        };
+        session.set_live_output(grants.live_output.clone());
+        Ok(session)
+    }
+
+    /// Sends the output of later evaluations to `listener` as it is written (none: only to
+    /// their outcomes), in place of the listener granted before.
+    pub fn set_live_output(&mut self, listener: Option<LiveOutput>) {
+        self.live = listener.is_some();
+        self.stdout.listen(listener.clone());
+        self.stderr.listen(listener);
     }
 
     /// The limits each evaluation of this session runs under.
@@ -127,6 +144,7 @@ impl Session {
                     code,
                     output_bytes,
                     &self.tools,
+                    (self.live, &mut self.guest_live),
                 ),
             ),
         )
@@ -230,8 +248,9 @@ struct RawException {
     traceback: CappedText,
 }
 
-/// Instantiates on the first call (telling the guest its output limit and its tools), then
-/// evaluates.
+/// Instantiates on the first call (telling the guest its output limit and its tools), tells
+/// the guest whether output is `live` when that changed (`told` is what it was told last),
+/// then evaluates.
 async fn run_eval(
     evaluator: &Inner,
     store: &mut Store<SandboxState>,
@@ -239,6 +258,7 @@ async fn run_eval(
     code: &str,
     output_bytes: u32,
     tools: &[GrantedTool],
+    (live, told): (bool, &mut bool),
 ) -> wasmtime::Result<RawOutcome> {
     let instance = match *instance {
         Some(instance) => instance,
@@ -253,9 +273,17 @@ async fn run_eval(
                     .await?;
             }
             *instance = Some(new);
+            *told = false;
             new
         }
     };
+    if live != *told {
+        instance
+            .get_typed_func::<(bool,), ()>(&mut *store, &evaluator.set_live_output)?
+            .call_async(&mut *store, (live,))
+            .await?;
+        *told = live;
+    }
     let eval = instance.get_typed_func::<(&str,), (RawOutcome,)>(&mut *store, &evaluator.eval)?;
     let (outcome,) = eval.call_async(&mut *store, (code,)).await?;
     Ok(outcome)

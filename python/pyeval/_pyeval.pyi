@@ -7,6 +7,9 @@ from typing import Any, Callable, Optional, Union
 
 from ._tools import Tool
 
+_OnOutput = Callable[[str, str], object]
+"""Called with ``"stdout"`` or ``"stderr"`` and the text as code writes it."""
+
 _Tools = Union[Mapping[str, Union[Callable[..., Any], Tool]], Sequence[Union[Callable[..., Any], Tool]]]
 
 class ExceptionInfo:
@@ -38,8 +41,8 @@ class Outcome:
 class Session:
     """One interpreter whose state persists across evaluations."""
 
-    def eval(self, code: str) -> Outcome: ...
-    def eval_async(self, code: str) -> Awaitable[Outcome]: ...
+    def eval(self, code: str, *, on_output: Optional[_OnOutput] = None) -> Outcome: ...
+    def eval_async(self, code: str, *, on_output: Optional[_OnOutput] = None) -> Awaitable[Outcome]: ...
     def close(self) -> None: ...
     def __enter__(self) -> Session: ...
     def __exit__(
@@ -73,6 +76,7 @@ class Evaluator:
         argv: Optional[Sequence[str]] = None,
         stdin: Optional[Union[str, bytes]] = None,
         tools: Optional[_Tools] = None,
+        on_output: Optional[_OnOutput] = None,
     ) -> Outcome: ...
     def eval_async(
         self,
@@ -87,6 +91,7 @@ class Evaluator:
         argv: Optional[Sequence[str]] = None,
         stdin: Optional[Union[str, bytes]] = None,
         tools: Optional[_Tools] = None,
+        on_output: Optional[_OnOutput] = None,
     ) -> Awaitable[Outcome]: ...
     def session(
         self,
@@ -100,6 +105,7 @@ class Evaluator:
         argv: Optional[Sequence[str]] = None,
         stdin: Optional[Union[str, bytes]] = None,
         tools: Optional[_Tools] = None,
+        on_output: Optional[_OnOutput] = None,
     ) -> Session: ...
     @property
     def metered(self) -> bool: ...

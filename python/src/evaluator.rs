@@ -8,7 +8,7 @@ use pyo3::types::PyDict;
 
 use crate::errors::{to_py, SessionEnded, SetupError};
 use crate::interrupt;
-use crate::options::{grants, limits, Input};
+use crate::options::{grants, limits, live_output, Input};
 use crate::outcome::Outcome;
 
 /// Holds the compiled evaluator component and makes a fresh interpreter for every
@@ -54,9 +54,11 @@ impl Evaluator {
     /// `timeout` (seconds), `max_output` (bytes of stdout and of stderr kept). Grants:
     /// `mounts` (`"HOST[:GUEST][:ro|:rw]"`), `env`, `argv`, `stdin` (str or bytes), `tools`
     /// (functions the code may call: a dict of names to functions, or a list of functions
-    /// and `Tool`s).
+    /// and `Tool`s). `on_output(stream, text)` is called with output as it is written
+    /// (`stream` is `"stdout"` or `"stderr"`), on the thread evaluating.
     #[pyo3(signature = (code, *, fuel=None, memory=None, timeout=None, max_output=None,
-                        mounts=None, env=None, argv=None, stdin=None, tools=None, _loop=None))]
+                        mounts=None, env=None, argv=None, stdin=None, tools=None,
+                        on_output=None, _loop=None))]
     #[allow(clippy::too_many_arguments)]
     fn eval(
         &self,
@@ -71,10 +73,14 @@ impl Evaluator {
         argv: Option<Vec<String>>,
         stdin: Option<Input>,
         tools: Option<Bound<'_, PyAny>>,
+        on_output: Option<Py<PyAny>>,
         _loop: Option<Py<PyAny>>,
     ) -> PyResult<Outcome> {
         let limits = limits(fuel, memory, timeout, max_output)?;
         let mut grants = grants(mounts, env, argv, stdin)?;
+        if let Some(listener) = live_output(py, on_output)? {
+            grants = grants.with_live_output(listener);
+        }
         for tool in crate::tools::tools(py, tools.as_ref(), _loop)? {
             grants = grants.with_tool(tool);
         }
@@ -102,7 +108,8 @@ impl Evaluator {
     /// evaluations, under the same keyword arguments as `eval` (the limits apply to each
     /// evaluation). Use it as a context manager, or `close()` it.
     #[pyo3(signature = (*, fuel=None, memory=None, timeout=None, max_output=None,
-                        mounts=None, env=None, argv=None, stdin=None, tools=None))]
+                        mounts=None, env=None, argv=None, stdin=None, tools=None,
+                        on_output=None))]
     #[allow(clippy::too_many_arguments)]
     fn session(
         &self,
@@ -116,9 +123,11 @@ impl Evaluator {
         argv: Option<Vec<String>>,
         stdin: Option<Input>,
         tools: Option<Bound<'_, PyAny>>,
+        on_output: Option<Py<PyAny>>,
     ) -> PyResult<Session> {
         let limits = limits(fuel, memory, timeout, max_output)?;
         let mut grants = grants(mounts, env, argv, stdin)?;
+        let listener = live_output(py, on_output)?;
         // Coroutine functions run on the loop that made the session, if one runs here.
         let running = py
             .import("asyncio")?
@@ -133,6 +142,7 @@ impl Evaluator {
             .map_err(to_py)?;
         Ok(Session {
             inner: Arc::new(tokio::sync::Mutex::new(Some(session))),
+            listener,
         })
     }
 
@@ -155,18 +165,24 @@ impl Evaluator {
 #[pyclass(module = "pyeval", frozen)]
 pub struct Session {
     inner: Arc<tokio::sync::Mutex<Option<pyeval::Session>>>,
+    /// The session's `on_output`, for evaluations that name none of their own.
+    listener: Option<pyeval::LiveOutput>,
 }
 
 #[pymethods]
 impl Session {
-    /// Evaluates `code` in this session's interpreter and returns its `Outcome`.
-    fn eval(&self, py: Python<'_>, code: &str) -> PyResult<Outcome> {
+    /// Evaluates `code` in this session's interpreter and returns its `Outcome`;
+    /// `on_output` in place of the session's for this evaluation.
+    #[pyo3(signature = (code, *, on_output=None))]
+    fn eval(&self, py: Python<'_>, code: &str, on_output: Option<Py<PyAny>>) -> PyResult<Outcome> {
         let inner = self.inner.clone();
+        let listener = live_output(py, on_output)?.or_else(|| self.listener.clone());
         interrupt::run(py, async move {
             let mut session = inner.lock().await;
             let session = session
                 .as_mut()
                 .ok_or_else(|| SessionEnded::new_err("this session is closed"))?;
+            session.set_live_output(listener);
             session
                 .eval_async(code)
                 .await
@@ -176,8 +192,13 @@ impl Session {
     }
 
     /// `eval` for asyncio code: awaits the evaluation, run on the loop's default executor.
-    fn eval_async<'py>(slf: &Bound<'py, Self>, code: String) -> PyResult<Bound<'py, PyAny>> {
-        in_executor(slf.as_any(), code, None)
+    #[pyo3(signature = (code, **options))]
+    fn eval_async<'py>(
+        slf: &Bound<'py, Self>,
+        code: String,
+        options: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        in_executor(slf.as_any(), code, options)
     }
 
     /// Ends the session and frees its interpreter; later evaluations raise `SessionEnded`.

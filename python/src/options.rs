@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use pyeval::{Fuel, Grants, Limits, Mount, Stdin};
-use pyo3::exceptions::PyValueError;
+use pyeval::{Fuel, Grants, Limits, LiveOutput, Mount, Stdin};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 /// What evaluated code reads on stdin: text (sent as UTF-8) or bytes.
@@ -68,4 +68,23 @@ pub fn grants(
         }));
     }
     Ok(grants)
+}
+
+/// `on_output`, a callable taking the stream's name (`"stdout"` or `"stderr"`) and the text
+/// written, as a listener: called on the thread evaluating, holding the GIL; an exception
+/// it raises is reported as unraisable and output goes on.
+pub fn live_output(py: Python<'_>, on_output: Option<Py<PyAny>>) -> PyResult<Option<LiveOutput>> {
+    let Some(callback) = on_output else {
+        return Ok(None);
+    };
+    if !callback.bind(py).is_callable() {
+        return Err(PyTypeError::new_err("on_output must be callable"));
+    }
+    Ok(Some(LiveOutput::new(move |stream, text| {
+        Python::attach(|py| {
+            if let Err(error) = callback.call1(py, (stream.name(), text)) {
+                error.write_unraisable(py, Some(callback.bind(py)));
+            }
+        })
+    })))
 }

@@ -379,6 +379,47 @@ def test_the_agent_example_calls_two_tools_at_once():
     assert "(no luck: LookupError: no forecast for Atlantis)" in done.stdout
 
 
+def test_plain_functions_are_called_on_the_thread_evaluating():
+    import threading
+
+    def where() -> int:
+        return threading.get_ident()
+
+    assert EV.eval("await where()", tools=[where]).value == str(threading.get_ident())
+
+
+def test_output_reaches_on_output_as_it_is_written():
+    heard = []
+
+    def so_far() -> str:
+        return "".join(text for _, text in heard)
+
+    def on_output(stream, text):
+        heard.append((stream, text))
+
+    code = "import sys\nprint('one')\nprint('two', file=sys.stderr)\nseen = await so_far()\nprint('three')\nseen"
+    outcome = EV.eval(code, tools=[so_far], on_output=on_output)
+    assert outcome.value == repr("one\ntwo\n")
+    assert outcome.stdout == "one\nthree\n"
+    assert heard == [("stdout", "one\n"), ("stderr", "two\n"), ("stdout", "three\n")]
+    # A failing callback is reported, and output goes on.
+    def broken(stream, text):
+        raise RuntimeError("listener broke")
+
+    assert EV.eval("print('x')", on_output=broken).stdout == "x\n"
+    with pytest.raises(TypeError):
+        EV.eval("1", on_output=3)
+
+
+def test_a_session_sends_output_to_its_listener_or_the_evaluations():
+    mine, theirs = [], []
+    with EV.session(on_output=lambda s, t: mine.append(t)) as session:
+        session.eval("print(1)")
+        session.eval("print(2)", on_output=lambda s, t: theirs.append(t))
+        session.eval("print(3)")
+    assert (mine, theirs) == (["1\n", "3\n"], ["2\n"])
+
+
 def test_a_tool_may_evaluate_code_itself():
     def nested(code: str) -> str:
         """Runs code in another sandbox."""
