@@ -811,3 +811,228 @@ fn served_code_calls_the_tools_of_a_configured_mcp_server() {
     let widened = server.eval(r#"{"code": "1", "tools": ["github"]}"#);
     assert_eq!(widened.status, 400, "{}", widened.body);
 }
+
+/// A streamed evaluation's server-sent events, read as they come.
+struct EventStream {
+    reader: BufReader<TcpStream>,
+    status: u16,
+    /// Body bytes read but not yet made events of.
+    buffered: String,
+}
+
+impl EventStream {
+    /// `POST path` with `body`, asking for a stream of events.
+    fn open(client: &Client, path: &str, body: &str) -> EventStream {
+        let mut stream = TcpStream::connect(client.addr).unwrap();
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: text/event-stream\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            client.addr,
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let status = line.split(' ').nth(1).unwrap().parse().unwrap();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+        }
+        EventStream {
+            reader,
+            status,
+            buffered: String::new(),
+        }
+    }
+
+    /// The next event, `(name, data as JSON)`; none when the stream ended. (Chunked
+    /// transfer coding: a size line in hex, the bytes, a line end.)
+    fn next(&mut self) -> Option<(String, serde_json::Value)> {
+        loop {
+            if let Some((event, rest)) = self.buffered.split_once("\n\n") {
+                let (event, rest) = (event.to_owned(), rest.to_owned());
+                self.buffered = rest;
+                let mut name = String::from("message");
+                let mut data = String::new();
+                for line in event.lines() {
+                    if let Some(value) = line.strip_prefix("event: ") {
+                        name = value.to_owned();
+                    } else if let Some(value) = line.strip_prefix("data: ") {
+                        data.push_str(value);
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some((name, serde_json::from_str(&data).unwrap()));
+            }
+            let mut size = String::new();
+            if self.reader.read_line(&mut size).unwrap() == 0 {
+                return None;
+            }
+            let size = usize::from_str_radix(size.trim(), 16).unwrap();
+            if size == 0 {
+                return None;
+            }
+            let mut chunk = vec![0; size + 2];
+            self.reader.read_exact(&mut chunk).unwrap();
+            self.buffered
+                .push_str(std::str::from_utf8(&chunk[..size]).unwrap());
+        }
+    }
+
+    /// The next event, which must be named `name`.
+    fn expect(&mut self, name: &str) -> serde_json::Value {
+        let (got, data) = self.next().expect("the stream ended");
+        assert_eq!(got, name, "{data}");
+        data
+    }
+}
+
+#[test]
+fn a_streamed_evaluation_sends_output_as_it_comes_and_calls_the_clients_tools() {
+    let server = Server::start(&[]);
+    let body = serde_json::json!({
+        "code": "import sys\nprint('first')\nprint('oops', file=sys.stderr)\n\
+                 answer = await ask(question='ready?')\nprint(answer)\n\
+                 from tools import ToolError\n\
+                 try:\n    await ask(question='fail')\nexcept ToolError as e:\n    print('error:', e)\n\
+                 'done'",
+        "client_tools": [{"name": "ask", "description": "Asks the client.",
+                          "parameters": {"type": "object",
+                                         "properties": {"question": {"type": "string"}},
+                                         "required": ["question"]}}],
+    });
+    let mut events = EventStream::open(&server, "/v1/eval", &body.to_string());
+    assert_eq!(events.status, 200);
+    // The output written before the call reaches the client before the call does.
+    assert_eq!(events.expect("stdout")["text"], "first\n");
+    assert_eq!(events.expect("stderr")["text"], "oops\n");
+    let call = events.expect("call");
+    assert_eq!(call["tool"], "ask");
+    assert_eq!(call["arguments"], serde_json::json!({"question": "ready?"}));
+    let id = call["id"].as_str().unwrap();
+    let answered = server.request("POST", &format!("/v1/calls/{id}"), r#"{"result": "yes"}"#);
+    assert_eq!(answered.status, 204, "{}", answered.body);
+    // An answer is taken once.
+    let again = server.request("POST", &format!("/v1/calls/{id}"), r#"{"result": "no"}"#);
+    assert_eq!((again.status, again.kind()), (404, "unknown_call".into()));
+    assert_eq!(events.expect("stdout")["text"], "yes\n");
+    let call = events.expect("call");
+    let id = call["id"].as_str().unwrap();
+    let failed = server.request(
+        "POST",
+        &format!("/v1/calls/{id}"),
+        r#"{"error": "no luck"}"#,
+    );
+    assert_eq!(failed.status, 204);
+    assert_eq!(events.expect("stdout")["text"], "error: no luck\n");
+    let outcome = events.expect("outcome");
+    assert_eq!(outcome["value"], "'done'");
+    assert_eq!(outcome["stdout"], "first\nyes\nerror: no luck\n");
+    assert!(events.next().is_none());
+
+    // A failure after the stream began is its last event, with the status it would have had.
+    let mut events = EventStream::open(
+        &server,
+        "/v1/eval",
+        r#"{"code": "print('start')\nimport time\ntime.sleep(5)", "limits": {"timeout_ms": 300}}"#,
+    );
+    assert_eq!(events.expect("stdout")["text"], "start\n");
+    let error = events.expect("error");
+    assert_eq!(
+        (error["status"].as_u64(), error["error"]["kind"].as_str()),
+        (Some(408), Some("timeout"))
+    );
+}
+
+#[test]
+fn client_tools_are_checked_and_a_client_that_never_answers_costs_only_the_deadline() {
+    let server = Server::start(&[]);
+    let tool = |name: &str| serde_json::json!([{"name": name}]);
+    // Declared tools need a stream to be called over.
+    let plain =
+        server.eval(&serde_json::json!({"code": "1", "client_tools": tool("ask")}).to_string());
+    assert_eq!((plain.status, plain.kind()), (400, "bad_request".into()));
+    for bad in [
+        tool("not a name"),
+        serde_json::json!([{"name": "a"}, {"name": "a"}]),
+    ] {
+        let body = serde_json::json!({"code": "1", "client_tools": bad}).to_string();
+        let events = EventStream::open(&server, "/v1/eval", &body);
+        assert_eq!(events.status, 400, "{bad}");
+    }
+    let unknown = server.request("POST", "/v1/calls/nothing", r#"{"result": 1}"#);
+    assert_eq!(unknown.status, 404);
+    let malformed = server.request("POST", "/v1/calls/nothing", r#"{"value": 1}"#);
+    assert_eq!(malformed.status, 400);
+
+    // A call never answered: the evaluation ends at its deadline.
+    let body = serde_json::json!({
+        "code": "await ask()", "client_tools": tool("ask"), "limits": {"timeout_ms": 500},
+    });
+    let mut events = EventStream::open(&server, "/v1/eval", &body.to_string());
+    let id = events.expect("call")["id"].as_str().unwrap().to_owned();
+    assert_eq!(events.expect("error")["error"]["kind"], "timeout");
+    // Its call was given up with it.
+    let late = server.request("POST", &format!("/v1/calls/{id}"), r#"{"result": 1}"#);
+    assert_eq!(late.status, 404);
+
+    // A client that goes away mid-call cancels the evaluation and gives up its call.
+    let body = serde_json::json!({"code": "await ask()", "client_tools": tool("ask")});
+    let mut events = EventStream::open(&server, "/v1/eval", &body.to_string());
+    let id = events.expect("call")["id"].as_str().unwrap().to_owned();
+    drop(events);
+    let started = Instant::now();
+    loop {
+        let late = server.request("POST", &format!("/v1/calls/{id}"), r#"{"result": 1}"#);
+        if late.status == 404 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the call still waits"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(server.eval(r#"{"code": "1 + 1"}"#).json()["value"], "2");
+}
+
+#[test]
+fn a_sessions_evaluations_may_be_streamed_and_call_its_clients_tools() {
+    let server = Server::start(&[]);
+    let opened = server.request(
+        "POST",
+        "/v1/sessions",
+        r#"{"client_tools": [{"name": "double", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}}]}"#,
+    );
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    let path = format!(
+        "/v1/sessions/{}/eval",
+        opened.json()["id"].as_str().unwrap()
+    );
+    let mut events = EventStream::open(
+        &server,
+        &path,
+        r#"{"code": "y = await double(x=21)\nprint(y)"}"#,
+    );
+    let call = events.expect("call");
+    assert_eq!(call["arguments"]["x"], 21);
+    let id = call["id"].as_str().unwrap();
+    server.request("POST", &format!("/v1/calls/{id}"), r#"{"result": 42}"#);
+    assert_eq!(events.expect("stdout")["text"], "42\n");
+    assert_eq!(events.expect("outcome")["stdout"], "42\n");
+    // Not streamed: the session keeps its state, and its client's tools cannot be called.
+    let plain = server.request("POST", &path, r#"{"code": "print(y)\nawait double(x=1)"}"#);
+    let outcome = plain.json();
+    assert_eq!(outcome["stdout"], "42\n");
+    assert_eq!(outcome["error"]["type_name"], "tools.ToolError");
+    assert!(outcome["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("text/event-stream"));
+}

@@ -2,10 +2,16 @@
 //!
 //! | route | |
 //! |---|---|
-//! | `POST /v1/eval` | `{code, limits?, env?, argv?, stdin?}` -> the outcome |
-//! | `POST /v1/sessions` | `{limits?, env?, argv?, stdin?}` (or no body) -> `201 {"id"}` |
+//! | `POST /v1/eval` | `{code, limits?, env?, argv?, stdin?, tools?, client_tools?}` -> the outcome |
+//! | `POST /v1/sessions` | `{limits?, env?, argv?, stdin?, tools?, client_tools?}` (or no body) -> `201 {"id"}` |
 //! | `POST /v1/sessions/{id}/eval` | `{code}` -> the outcome |
 //! | `DELETE /v1/sessions/{id}` | `204` |
+//! | `GET /v1/tools` | the configured tools and their stubs |
+//! | `POST /v1/calls/{id}` | `{result}` or `{error}`: a client tool's answer -> `204` |
+//!
+//! An evaluation asked for with `Accept: text/event-stream` answers with server-sent
+//! events instead: output as it is written, calls of the client's tools, then the outcome
+//! (see `events`).
 //! | `GET /healthz`, `GET /metrics` | liveness; Prometheus text |
 //!
 //! A run that produced no outcome is `{"error": {"kind", "message"}}` with a status per
@@ -30,6 +36,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::client_tools::{self, Answer, Calls};
+use crate::events;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::response::BoundedJson;
@@ -46,6 +54,8 @@ struct Service {
     token: Option<String>,
     /// KiB of response bodies held at once, sent or waiting for slow clients.
     responses: Arc<Semaphore>,
+    /// Calls of clients' tools waiting for their answers.
+    calls: Arc<Calls>,
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets the requests in
@@ -69,6 +79,7 @@ pub async fn serve(
         metrics: Metrics::default(),
         token,
         policy,
+        calls: Arc::default(),
     });
     let sweeper = service.sessions.sweeper();
     let app = router(service);
@@ -86,6 +97,7 @@ fn router(service: Arc<Service>) -> Router {
         .route("/v1/sessions", post(open_session))
         .route("/v1/sessions/{id}/eval", post(eval_in_session))
         .route("/v1/sessions/{id}", delete(close_session))
+        .route("/v1/calls/{id}", post(answer_call))
         .fallback(|| async { Failure::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(middleware::from_fn_with_state(service.clone(), authorize))
         .layer(middleware::from_fn_with_state(
@@ -252,17 +264,18 @@ impl JsonBody {
 }
 
 impl Service {
-    /// A request's grants: its environment, arguments and stdin, and the configured tools
-    /// it names (by server or by tool), or all of them. A request narrows what the
-    /// operator configured, never widens it.
+    /// A request's grants: its environment, arguments and stdin, the configured tools it
+    /// names (by server or by tool), or all of them, and its own tools. A request narrows
+    /// what the operator configured, never widens it (its own tools call only itself).
     fn grants(
         &self,
         env: std::collections::BTreeMap<String, String>,
         argv: Vec<String>,
         stdin: Option<String>,
-        tools: Option<Vec<String>>,
+        (tools, declared): (Option<Vec<String>>, Vec<client_tools::Declared>),
     ) -> Result<pyeval::Grants, Failure> {
         let mut grants = grants(env, argv, stdin);
+        let own = client_tools::tools(declared, &self.policy.tools, &self.calls)?;
         let configured = &self.policy.tools;
         match tools {
             None => grants.tools.extend(configured.iter().cloned()),
@@ -285,6 +298,7 @@ impl Service {
                 );
             }
         }
+        grants.tools.extend(own);
         Ok(grants)
     }
 
@@ -328,18 +342,67 @@ async fn tools(State(service): State<Arc<Service>>) -> Json<serde_json::Value> {
     Json(json!({"tools": listed, "stubs": pyeval::tool_stubs(tools)}))
 }
 
-async fn eval(State(service): State<Arc<Service>>, body: JsonBody) -> Result<Response, Failure> {
+async fn eval(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response, Failure> {
     let request: EvalRequest = body.parse(None)?;
+    let streamed = events::wanted(&headers);
+    if !streamed && !request.client_tools.is_empty() {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "client_tools are called over a stream of events: send Accept: text/event-stream",
+        ));
+    }
     let limits = service.policy.limits_for(&request.limits);
-    let grants = service.grants(request.env, request.argv, request.stdin, request.tools)?;
-    let _running = service.metrics.running();
-    let started = Instant::now();
-    let result = service
-        .evaluator
-        .eval_async(&request.code, &limits, &grants)
-        .await;
-    service.metrics.record(&result, started.elapsed());
-    service.answer(result)
+    let tools = (request.tools, request.client_tools);
+    let mut grants = service.grants(request.env, request.argv, request.stdin, tools)?;
+    let code = request.code;
+    if !streamed {
+        return service.answer(service.evaluate(&code, &limits, &grants).await);
+    }
+    grants.live_output = Some(events::live_output());
+    let max_bytes = service.policy.max_response_bytes();
+    Ok(events::stream(
+        async move { Ok(service.evaluate(&code, &limits, &grants).await) },
+        max_bytes,
+    ))
+}
+
+impl Service {
+    /// A fresh evaluation, counted in the metrics.
+    async fn evaluate(
+        &self,
+        code: &str,
+        limits: &pyeval::Limits,
+        grants: &pyeval::Grants,
+    ) -> Result<Outcome, EvalError> {
+        let _running = self.metrics.running();
+        let started = Instant::now();
+        let result = self.evaluator.eval_async(code, limits, grants).await;
+        self.metrics.record(&result, started.elapsed());
+        result
+    }
+
+    /// An evaluation in the session `id`, counted in the metrics.
+    async fn evaluate_in(
+        &self,
+        id: &str,
+        code: &str,
+        live: Option<pyeval::LiveOutput>,
+    ) -> Result<Result<Outcome, EvalError>, Failure> {
+        let _running = self.metrics.running();
+        let started = Instant::now();
+        let result = self
+            .sessions
+            .eval(id, code, live)
+            .await
+            .map_err(|refused| refusal(self, id, refused))?;
+        self.metrics.record(&result, started.elapsed());
+        Ok(result)
+    }
 }
 
 async fn open_session(
@@ -348,9 +411,10 @@ async fn open_session(
 ) -> Result<Response, Failure> {
     let request: SessionRequest = body.parse(Some(SessionRequest::default()))?;
     let limits = service.policy.limits_for(&request.limits);
+    let tools = (request.tools, request.client_tools);
     let session = service.evaluator.session_with(
         &limits,
-        &service.grants(request.env, request.argv, request.stdin, request.tools)?,
+        &service.grants(request.env, request.argv, request.stdin, tools)?,
     )?;
     let id = service
         .sessions
@@ -396,18 +460,38 @@ fn refusal(service: &Service, id: &str, refused: Refused) -> Failure {
 async fn eval_in_session(
     State(service): State<Arc<Service>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, Failure> {
     let request: SessionEvalRequest = body.parse(None)?;
-    let _running = service.metrics.running();
-    let started = Instant::now();
-    let result = service
-        .sessions
-        .eval(&id, &request.code)
-        .await
-        .map_err(|refused| refusal(&service, &id, refused))?;
-    service.metrics.record(&result, started.elapsed());
-    service.answer(result)
+    if !events::wanted(&headers) {
+        let result = service.evaluate_in(&id, &request.code, None).await?;
+        return service.answer(result);
+    }
+    let max_bytes = service.policy.max_response_bytes();
+    let live = Some(events::live_output());
+    Ok(events::stream(
+        async move { service.evaluate_in(&id, &request.code, live).await },
+        max_bytes,
+    ))
+}
+
+/// A client's answer to a call of one of its tools.
+async fn answer_call(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<StatusCode, Failure> {
+    let answer: Answer = body.parse(None)?;
+    if service.calls.answer(&id, answer) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            "unknown_call",
+            format!("no call {id:?} waits for an answer: it was answered, given up, or never made"),
+        ))
+    }
 }
 
 async fn close_session(

@@ -3,7 +3,9 @@
 //! Protocol server with a `run_python` tool; both run on one [`pyeval::Evaluator`] under
 //! the operator's [`Policy`].
 
+mod client_tools;
 mod connections;
+mod events;
 pub mod http;
 pub mod mcp;
 pub mod mcp_tools;

@@ -114,7 +114,7 @@ impl PythonTool {
             Err(OpenError::Refused(refused)) => return Err(refusal(name, refused)),
         }
         self.sessions
-            .eval(name, code)
+            .eval(name, code, None)
             .await
             .map_err(|refused| refusal(name, refused))
     }

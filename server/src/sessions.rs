@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pyeval::{EvalError, Outcome, Session, Stopped};
+use pyeval::{EvalError, LiveOutput, Outcome, Session, Stopped};
 use tokio::sync::watch;
 
 /// One open session.
@@ -106,14 +106,20 @@ impl Sessions {
         Ok(())
     }
 
-    /// Runs `code` in the session `key`.
-    pub async fn eval(&self, key: &str, code: &str) -> Result<Result<Outcome, EvalError>, Refused> {
+    /// Runs `code` in the session `key`, its output going to `live` as it is written.
+    pub async fn eval(
+        &self,
+        key: &str,
+        code: &str,
+        live: Option<LiveOutput>,
+    ) -> Result<Result<Outcome, EvalError>, Refused> {
         let entry = match self.slots.lock().unwrap().get(key) {
             Some(Slot::Live(entry)) => entry.clone(),
             Some(Slot::Ended { stop, .. }) => return Err(Refused::Ended(stop.clone())),
             None => return Err(Refused::Unknown),
         };
         let mut session = entry.session.try_lock().map_err(|_| Refused::Busy)?;
+        session.set_live_output(live);
         let mut closed = entry.closed.subscribe();
         entry.touch();
         // Until the evaluation finishes, a caller that goes away (a client disconnecting)

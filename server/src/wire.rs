@@ -10,6 +10,7 @@ use pyeval::{EvalError, Grants, Stdin};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::client_tools::Declared;
 use crate::policy::RequestLimits;
 
 /// `POST /v1/eval`.
@@ -29,6 +30,10 @@ pub struct EvalRequest {
     /// them when absent. Names the server was not configured with are refused.
     #[serde(default)]
     pub tools: Option<Vec<String>>,
+    /// The client's own tools (answered over `POST /v1/calls/{id}`; called only by
+    /// streamed evaluations).
+    #[serde(default)]
+    pub client_tools: Vec<Declared>,
 }
 
 /// `POST /v1/sessions` (every field optional; the body may be empty).
@@ -47,6 +52,10 @@ pub struct SessionRequest {
     /// them when absent. Names the server was not configured with are refused.
     #[serde(default)]
     pub tools: Option<Vec<String>>,
+    /// The client's own tools (answered over `POST /v1/calls/{id}`; called only by
+    /// streamed evaluations).
+    #[serde(default)]
+    pub client_tools: Vec<Declared>,
 }
 
 /// `POST /v1/sessions/{id}/eval`.
