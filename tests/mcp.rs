@@ -15,10 +15,7 @@ async fn client(args: &[&str]) -> RunningService<RoleClient, ()> {
         .expect("the MCP handshake succeeds")
 }
 
-async fn run(
-    client: &RunningService<RoleClient, ()>,
-    arguments: serde_json::Value,
-) -> (bool, String) {
+async fn run(client: &rmcp::Peer<RoleClient>, arguments: serde_json::Value) -> (bool, String) {
     let params = CallToolRequestParams::new("run_python")
         .with_arguments(arguments.as_object().unwrap().clone());
     let result: CallToolResult = client.call_tool(params).await.expect("the call completes");
@@ -240,4 +237,59 @@ fn a_server_that_dies_mid_call_is_a_tool_error_and_the_evaluation_goes_on() {
         "{stdout}"
     );
     assert!(stdout.ends_with("still here\n"), "{stdout}");
+}
+
+/// A client that keeps the messages of the progress notifications it is sent.
+#[derive(Clone, Default)]
+struct Listening(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl rmcp::ClientHandler for Listening {
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(params.message.unwrap_or_default());
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_asks_for_progress_gets_the_output_as_it_is_written() {
+    use rmcp::model::{NumberOrString, ProgressToken, RequestMetaObject};
+
+    let listening = Listening::default();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_pyeval"));
+    command.arg("mcp");
+    let client = listening
+        .clone()
+        .serve(TokioChildProcess::new(command).unwrap())
+        .await
+        .unwrap();
+    let code = "import sys\nprint('one')\nprint('two', file=sys.stderr)\nprint('three')";
+    for session in [None, Some("s")] {
+        let mut arguments = json!({"code": code});
+        if let Some(name) = session {
+            arguments["session"] = json!(name);
+        }
+        let mut params = CallToolRequestParams::new("run_python")
+            .with_arguments(arguments.as_object().unwrap().clone());
+        params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
+            NumberOrString::Number(7),
+        )));
+        let result = client.call_tool(params).await.unwrap();
+        assert_ne!(result.is_error, Some(true));
+        let expected = ["one\n", "[stderr] two\n", "three\n"];
+        let started = std::time::Instant::now();
+        while listening.0.lock().unwrap().len() < expected.len()
+            && started.elapsed() < std::time::Duration::from_secs(5)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(*listening.0.lock().unwrap(), expected, "{session:?}");
+        listening.0.lock().unwrap().clear();
+    }
+    client.cancel().await.unwrap();
 }

@@ -1,16 +1,26 @@
 //! A Model Context Protocol server with one tool, `run_python`: code runs in a fresh
 //! interpreter, or in a named session that keeps its variables between calls of this
 //! client. The result is text a model reads well: the output, the value, the traceback.
+//! A client that asks for progress (a `progressToken`) gets the output as it is written, in
+//! progress notifications.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyeval::{EvalError, Evaluator, Grants, Limits, Outcome};
+use pyeval::{EvalError, Evaluator, Grants, Limits, LiveOutput, Outcome, Stream};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
-use rmcp::{schemars, tool, tool_handler, tool_router, ServerHandler, ServiceExt};
+use rmcp::model::{
+    CallToolResult, ContentBlock, ProgressNotificationParam, ProgressToken, ServerCapabilities,
+    ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{
+    schemars, tool, tool_handler, tool_router, Peer, RoleServer, ServerHandler, ServiceExt,
+};
 use serde::Deserialize;
+use tokio::sync::mpsc;
 
 use crate::sessions::{OpenError, Refused, Sessions};
 
@@ -77,17 +87,39 @@ impl PythonTool {
                        return what it printed, the value of its last expression and any \
                        traceback. Pass `session` to keep variables between calls."
     )]
-    async fn run_python(&self, Parameters(request): Parameters<RunPython>) -> CallToolResult {
-        let result = match &request.session {
-            None => {
-                self.evaluator
-                    .eval_async(&request.code, &self.limits, &self.grants)
-                    .await
+    async fn run_python(
+        &self,
+        Parameters(request): Parameters<RunPython>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        // A client that asked for progress is sent the output as it is written.
+        let progress = context
+            .meta
+            .get_progress_token()
+            .map(|token| Progress::new(token, context.peer.clone()));
+        let live = progress.as_ref().map(Progress::listener);
+        let evaluation = async {
+            match &request.session {
+                None => {
+                    let mut grants = self.grants.clone();
+                    grants.live_output = live;
+                    Ok(self
+                        .evaluator
+                        .eval_async(&request.code, &self.limits, &grants)
+                        .await)
+                }
+                Some(name) => self.in_session(name, &request.code, live).await,
             }
-            Some(name) => match self.in_session(name, &request.code).await {
-                Ok(result) => result,
-                Err(refused) => return CallToolResult::error(vec![ContentBlock::text(refused)]),
-            },
+        };
+        let result = tokio::select! {
+            result = Progress::forward(progress, evaluation) => result,
+            () = context.ct.cancelled() => {
+                return CallToolResult::error(vec![ContentBlock::text("[cancelled]\n")]);
+            }
+        };
+        let result = match result {
+            Ok(result) => result,
+            Err(refused) => return CallToolResult::error(vec![ContentBlock::text(refused)]),
         };
         match result {
             Ok(outcome) => report(&outcome),
@@ -99,6 +131,70 @@ impl PythonTool {
     }
 }
 
+/// Output sent to a client as progress notifications while code runs: each piece of
+/// output is a notification's message (stderr's marked `[stderr] `), its progress the
+/// count of pieces so far.
+struct Progress {
+    token: ProgressToken,
+    peer: Peer<RoleServer>,
+    sender: mpsc::UnboundedSender<(Stream, String)>,
+    received: mpsc::UnboundedReceiver<(Stream, String)>,
+}
+
+impl Progress {
+    fn new(token: ProgressToken, peer: Peer<RoleServer>) -> Self {
+        let (sender, received) = mpsc::unbounded_channel();
+        Progress {
+            token,
+            peer,
+            sender,
+            received,
+        }
+    }
+
+    /// A listener handing output to [`Progress::forward`] (the output limit bounds what
+    /// waits in between).
+    fn listener(&self) -> LiveOutput {
+        let sender = self.sender.clone();
+        LiveOutput::new(move |stream, text| {
+            let _ = sender.send((stream, text.to_owned()));
+        })
+    }
+
+    /// Runs `evaluation`, sending its output to the client as it comes (all of it before
+    /// the evaluation's result).
+    async fn forward<T>(progress: Option<Progress>, evaluation: impl Future<Output = T>) -> T {
+        let Some(mut progress) = progress else {
+            return evaluation.await;
+        };
+        tokio::pin!(evaluation);
+        let mut sent = 0;
+        let result = loop {
+            tokio::select! {
+                biased;
+                Some(piece) = progress.received.recv() => progress.send(piece, &mut sent).await,
+                result = &mut evaluation => break result,
+            }
+        };
+        while let Ok(piece) = progress.received.try_recv() {
+            progress.send(piece, &mut sent).await;
+        }
+        result
+    }
+
+    async fn send(&self, (stream, text): (Stream, String), sent: &mut u32) {
+        *sent += 1;
+        let message = match stream {
+            Stream::Stdout => text,
+            Stream::Stderr => format!("[stderr] {text}"),
+        };
+        let mut note = ProgressNotificationParam::new(self.token.clone(), f64::from(*sent));
+        note.message = Some(message);
+        // A client that went away is the evaluation's business, not the notification's.
+        let _ = self.peer.notify_progress(note).await;
+    }
+}
+
 impl PythonTool {
     /// Runs `code` in the session `name`, started on first use (or after a stop); a
     /// refusal is the text the model reads.
@@ -106,6 +202,7 @@ impl PythonTool {
         &self,
         name: &str,
         code: &str,
+        live: Option<LiveOutput>,
     ) -> Result<Result<Outcome, EvalError>, String> {
         let start = || self.evaluator.session_with(&self.limits, &self.grants);
         match self.sessions.open_named(name, start) {
@@ -114,7 +211,7 @@ impl PythonTool {
             Err(OpenError::Refused(refused)) => return Err(refusal(name, refused)),
         }
         self.sessions
-            .eval(name, code, None)
+            .eval(name, code, live)
             .await
             .map_err(|refused| refusal(name, refused))
     }
