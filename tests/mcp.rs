@@ -148,8 +148,16 @@ fn a_bad_tools_configuration_is_a_clear_error() {
             "must be an identifier",
         ),
         (
+            r#"{"mcpServers": {"x": {"url": "http://127.0.0.1:9/mcp", "type": "sse"}}}"#,
+            "old HTTP+SSE transport is not supported",
+        ),
+        (
+            r#"{"mcpServers": {"x": {"url": "http://127.0.0.1:9/mcp", "command": "a"}}}"#,
+            "both a command and a url",
+        ),
+        (
             r#"{"mcpServers": {"x": {"url": "http://127.0.0.1:9/mcp"}}}"#,
-            "only servers started as a command",
+            "the MCP handshake failed",
         ),
         (
             r#"{"mcpServers": {"x": {"command": "/nonexistent/server"}}}"#,
@@ -292,4 +300,84 @@ async fn a_client_that_asks_for_progress_gets_the_output_as_it_is_written() {
         listening.0.lock().unwrap().clear();
     }
     client.cancel().await.unwrap();
+}
+
+/// The "everything" server serving streamable HTTP on 127.0.0.1 (see
+/// tests/mcp-servers/loopback.mjs), killed when dropped.
+struct HttpServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl HttpServer {
+    fn start() -> HttpServer {
+        use std::io::BufRead;
+
+        let server = std::env::var("PYEVAL_MCP_EVERYTHING")
+            .expect("PYEVAL_MCP_EVERYTHING names mcp-server-everything (`just test` installs it)");
+        let loopback = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/mcp-servers/loopback.mjs"
+        );
+        let mut child = std::process::Command::new("node")
+            .args(["--import", loopback, &server, "streamableHttp"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("node runs");
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let address = loop {
+            line.clear();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                let _ = child.kill();
+                panic!("the HTTP MCP server exited");
+            }
+            if let Some(address) = line.trim().strip_prefix("listening on ") {
+                break address.to_owned();
+            }
+        };
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        HttpServer {
+            child,
+            url: format!("http://{address}/mcp"),
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_tools_of_a_server_at_a_url_are_callable_from_the_code() {
+    let server = HttpServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mcp.json");
+    let servers = json!({"mcpServers": {"remote": {
+        "url": server.url, "type": "http", "headers": {"X-Client": "pyeval-test"}}}});
+    std::fs::write(&config, servers.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pyeval"))
+        .arg("--tools-config")
+        .arg(&config)
+        .args([
+            "-c",
+            "import asyncio\nfar, total = await asyncio.gather(remote.echo(message='far'), \
+             remote['get-sum'](a=20, b=22))\nprint(far)\nprint(total)",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].contains("Echo: far"), "{stdout}");
+    assert!(lines[1].contains("42"), "{stdout}");
 }

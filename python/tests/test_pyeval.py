@@ -402,11 +402,17 @@ def test_output_reaches_on_output_as_it_is_written():
     assert outcome.value == repr("one\ntwo\n")
     assert outcome.stdout == "one\nthree\n"
     assert heard == [("stdout", "one\n"), ("stderr", "two\n"), ("stdout", "three\n")]
-    # A failing callback is reported, and output goes on.
+    # A failing callback is reported as unraisable, and output goes on.
     def broken(stream, text):
         raise RuntimeError("listener broke")
 
-    assert EV.eval("print('x')", on_output=broken).stdout == "x\n"
+    reported = []
+    saved, sys.unraisablehook = sys.unraisablehook, lambda u: reported.append(str(u.exc_value))
+    try:
+        assert EV.eval("print('x')", on_output=broken).stdout == "x\n"
+    finally:
+        sys.unraisablehook = saved
+    assert reported == ["listener broke"]
     with pytest.raises(TypeError):
         EV.eval("1", on_output=3)
 

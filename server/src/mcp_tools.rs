@@ -1,17 +1,20 @@
 //! The tools of other MCP servers, granted to evaluated code: `--tools-config FILE` takes
-//! the `{"mcpServers": {...}}` file MCP clients use; each server's tools become
-//! `server.tool(...)` in the sandbox (`server["tool-name"](...)` for names that are not
-//! identifiers), called through rmcp's client.
+//! the `{"mcpServers": {...}}` file MCP clients use (servers started as commands, and
+//! servers at streamable-HTTP URLs); each server's tools become `server.tool(...)` in the
+//! sandbox (`server["tool-name"](...)` for names that are not identifiers), called through
+//! rmcp's client.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use axum::http::{HeaderName, HeaderValue};
 use pyeval::{Tool, ToolError};
 use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock};
 use rmcp::service::{Peer, RunningService};
-use rmcp::transport::TokioChildProcess;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,7 +26,8 @@ struct Config {
     servers: BTreeMap<String, Server>,
 }
 
-/// One server, started as a command speaking MCP on its stdio.
+/// One server: a command speaking MCP on its stdio, or a URL speaking streamable HTTP
+/// (with `headers`, such as `Authorization`, sent with every request).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Server {
@@ -33,8 +37,10 @@ struct Server {
     #[serde(default)]
     env: BTreeMap<String, String>,
     url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
     #[serde(default, rename = "type")]
-    _kind: Option<String>,
+    kind: Option<String>,
 }
 
 /// The connected servers and their tools. The servers live as long as this does.
@@ -88,11 +94,11 @@ async fn start(name: &str, server: &Server) -> Result<RunningService<RoleClient,
     {
         bail!("its name must be an identifier: code reaches its tools as {name}.TOOL");
     }
-    let Some(program) = &server.command else {
-        match &server.url {
-            Some(url) => bail!("{url}: only servers started as a command are supported"),
-            None => bail!("it names neither a command nor a url"),
-        }
+    let program = match (&server.command, &server.url) {
+        (Some(program), None) => program,
+        (None, Some(url)) => return connect(url, server).await,
+        (Some(_), Some(_)) => bail!("it names both a command and a url; give one"),
+        (None, None) => bail!("it names neither a command nor a url"),
     };
     let mut command = tokio::process::Command::new(program);
     command.args(&server.args).envs(&server.env);
@@ -104,6 +110,39 @@ async fn start(name: &str, server: &Server) -> Result<RunningService<RoleClient,
     ().serve(transport)
         .await
         .context("the MCP handshake failed")
+}
+
+/// Connects to the server at `url` over streamable HTTP and completes the MCP handshake.
+async fn connect(url: &str, server: &Server) -> Result<RunningService<RoleClient, ()>> {
+    match server.kind.as_deref() {
+        None | Some("http" | "streamable-http" | "streamableHttp") => {}
+        Some("sse") => bail!(
+            "{url}: the old HTTP+SSE transport is not supported; give the server's \
+             streamable HTTP endpoint"
+        ),
+        Some(other) => bail!("{url}: unknown transport type {other:?}"),
+    }
+    if !server.args.is_empty() || !server.env.is_empty() {
+        bail!("{url}: args and env are for servers started as a command");
+    }
+    // HTTPS is verified against the system's roots, with ring's cryptography, installed
+    // once for the process (a second install is refused, harmlessly). rustls now prefers
+    // aws-lc for its post-quantum key exchange, but ring is what wasmtime-wasi-http uses
+    // too, and aws-lc takes minutes more to build.
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut headers = HashMap::new();
+    for (name, value) in &server.headers {
+        let name = HeaderName::try_from(name.as_str())
+            .with_context(|| format!("{url}: header name {name:?}"))?;
+        let value = HeaderValue::try_from(value.as_str())
+            .with_context(|| format!("{url}: the value of header {name}"))?;
+        headers.insert(name, value);
+    }
+    let config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers);
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .with_context(|| format!("{url}: the MCP handshake failed"))
 }
 
 /// The server `server`'s tool as a pyeval tool named `server.tool`.
