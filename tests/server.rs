@@ -1036,3 +1036,41 @@ fn a_sessions_evaluations_may_be_streamed_and_call_its_clients_tools() {
         .unwrap()
         .contains("text/event-stream"));
 }
+
+#[test]
+fn a_streams_events_hold_response_memory_and_past_it_the_evaluation_stops() {
+    let server = Server::start(&["--response-memory", "1", "--max-output", "30000000"]);
+    // A client that does not read while its evaluation writes 25 MB: once the sockets'
+    // buffers are full, the events waiting hold all the response memory, and the
+    // evaluation is stopped; the stream says why.
+    let body = r#"{"code": "for _ in range(250):\n    print('x' * 100_000)\nprint('never')"}"#;
+    let mut events = EventStream::open(&server, "/v1/eval", body);
+    std::thread::sleep(Duration::from_secs(3));
+    let mut streamed = 0;
+    let (name, data) = loop {
+        match events.next().expect("the stream ended early") {
+            (name, data) if name == "stdout" => streamed += data["text"].as_str().unwrap().len(),
+            other => break other,
+        }
+    };
+    assert_eq!(name, "error", "{data}");
+    assert_eq!(
+        (data["status"].as_u64(), data["error"]["kind"].as_str()),
+        (Some(503), Some("server_busy"))
+    );
+    assert!(streamed < 25_000_000, "{streamed}");
+    assert!(events.next().is_none());
+    // The memory came back: output in pieces streams whole (its events and its outcome
+    // together fit in the memory even if none had been written yet).
+    let body = r#"{"code": "for _ in range(20):\n    print('y' * 20_000)\n'done'"}"#;
+    let mut events = EventStream::open(&server, "/v1/eval", body);
+    let mut streamed = 0;
+    let outcome = loop {
+        match events.next().expect("the stream ended early") {
+            (name, data) if name == "stdout" => streamed += data["text"].as_str().unwrap().len(),
+            (name, data) => break (name, data),
+        }
+    };
+    assert_eq!(outcome.0, "outcome", "{}", outcome.1);
+    assert_eq!(streamed, 20 * 20_001);
+}

@@ -261,10 +261,11 @@ class OutcomeRecord:
 class Session:
     """The interpreter state of one instance: its `__main__` and output limit."""
 
+    # Whether output goes through to fds 1 and 2 as it is written (`set-live-output`).
+    live_output = False
+
     def __init__(self):
         self.output_limit = DEFAULT_OUTPUT_LIMIT
-        # Whether output goes through to fds 1 and 2 as it is written (`set-live-output`).
-        self.live_output = False
         self.namespace = sys.modules["__main__"].__dict__
         self._counter = 0
         self._captures = None

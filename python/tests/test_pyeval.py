@@ -433,3 +433,29 @@ def test_a_tool_may_evaluate_code_itself():
 
     outcome = EV.eval("await nested(code='6 * 7')", tools=[nested])
     assert outcome.value == "'42'"
+
+
+def test_the_http_example_answers_its_own_tools_over_the_event_stream():
+    server = subprocess.Popen([sys.executable, "-m", "pyeval", "serve", "--listen", "127.0.0.1:0"],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        address = None
+        for line in server.stderr:
+            if line.startswith("pyeval: serving on "):
+                address = line.split()[-1]
+                break
+        assert address, "the server did not start"
+        example = os.path.join(os.path.dirname(__file__), "../../examples/python/http_client_tools.py")
+        done = subprocess.run([sys.executable, example, address], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [
+            "[stdout] asking both...",
+            "[call] forecast({'city': 'Lisbon'})",
+            "[call] exchange({'pair': 'EUR/NOK'})",
+            "[stdout] Lisbon: 21 °C; 100 EUR = 1150 NOK",
+            "[done] value=None error=None",
+        ]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
-use axum::response::sse::Event;
 use pyeval::{Tool, ToolError};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -124,9 +123,8 @@ pub fn tools(
                 };
                 let (waiting, answer) = calls.wait();
                 let call = json!({"id": waiting.id, "tool": tool, "arguments": arguments});
-                let event = Event::default().event("call").data(call.to_string());
-                if stream.send(event).is_err() {
-                    return Err(ToolError::new("the client went away"));
+                if !stream.send("call", call.to_string()) {
+                    return Err(ToolError::new("the call could not be sent to the client"));
                 }
                 match answer.await {
                     Ok(Answer::Result(value)) => Ok(value),

@@ -3,21 +3,24 @@
 //! see `client_tools`), and at the end the outcome (`outcome`) or the failure (`error`,
 //! with the status a plain request would have had).
 //!
-//! Events wait in memory for the client: output is bounded by the output limit, calls by
-//! the tool limits (a call waits for its answer, and a client answers only calls it has
-//! read). A client that goes away cancels the evaluation, as it would a plain request.
+//! Events waiting for the client hold their share of the response memory, as plain
+//! responses do, until the connection takes them; when it is used up, the evaluation is stopped
+//! and its stream ends with `server_busy` (503). A client that goes away cancels the
+//! evaluation, as it would a plain request.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use pyeval::{EvalError, LiveOutput, Outcome, Stream};
 use serde_json::{json, Value};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::response::bounded;
@@ -25,7 +28,38 @@ use crate::wire::Failure;
 
 tokio::task_local! {
     /// The events of the evaluation this task streams, if it streams one.
-    static EVENTS: UnboundedSender<Event>;
+    static EVENTS: Arc<Channel>;
+}
+
+/// An event on its way, holding its share of the response memory.
+type Queued = (Event, OwnedSemaphorePermit);
+
+/// Where one evaluation's events go.
+pub struct Channel {
+    sender: UnboundedSender<Queued>,
+    /// The response memory (in KiB), shared with plain responses.
+    memory: Arc<Semaphore>,
+    /// Told when an event found the response memory used up.
+    full: Notify,
+}
+
+impl Channel {
+    /// Queues the event `name` with `data`; false when it cannot be (the client went away,
+    /// or the response memory is used up, which stops the evaluation).
+    pub fn send(&self, name: &str, data: String) -> bool {
+        let Some(permit) = charge(&self.memory, data.len()) else {
+            self.full.notify_one();
+            return false;
+        };
+        let event = Event::default().event(name).data(data);
+        self.sender.send((event, permit)).is_ok()
+    }
+}
+
+/// A share of `memory` for `bytes`, if there is that much left.
+fn charge(memory: &Arc<Semaphore>, bytes: usize) -> Option<OwnedSemaphorePermit> {
+    let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    memory.clone().try_acquire_many_owned(kib).ok()
 }
 
 /// Whether the client asked for a stream of events.
@@ -47,40 +81,53 @@ pub fn wanted(headers: &HeaderMap) -> bool {
 /// evaluations).
 pub fn live_output() -> LiveOutput {
     LiveOutput::new(|stream: Stream, text| {
-        let event = Event::default().event(stream.name());
-        send(event.data(json!({ "text": text }).to_string()));
+        let data = json!({ "text": text }).to_string();
+        let _ = EVENTS.try_with(|events| events.send(stream.name(), data));
     })
 }
 
-/// Sends `event` to the stream of the running evaluation; false when there is none (the
-/// evaluation is not streamed, or its client went away).
-pub fn send(event: Event) -> bool {
-    EVENTS
-        .try_with(|events| events.send(event).is_ok())
-        .unwrap_or(false)
-}
-
 /// The events of the current evaluation, for a call to send to later (from a task of its
-/// own, where [`send`] does not reach).
-pub fn current() -> Option<UnboundedSender<Event>> {
-    EVENTS.try_with(Clone::clone).ok()
+/// own, where the task-local does not reach).
+pub fn current() -> Option<Arc<Channel>> {
+    EVENTS.try_with(Arc::clone).ok()
 }
 
 /// A response streaming the events of `evaluation`, run as a task of its own, ending with
-/// its outcome (at most `max_bytes` of JSON) or failure.
-pub fn stream<F>(evaluation: F, max_bytes: usize) -> Response
+/// its outcome (at most `max_bytes` of JSON) or failure; events hold their share of
+/// `memory` (KiB) until written.
+pub fn stream<F>(evaluation: F, max_bytes: usize, memory: Arc<Semaphore>) -> Response
 where
     F: Future<Output = Result<Result<Outcome, EvalError>, Failure>> + Send + 'static,
 {
-    let (events, received) = mpsc::unbounded_channel();
-    let (last, ended) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(EVENTS.scope(events, async move {
-        let end = match evaluation.await {
-            Ok(Ok(outcome)) => Event::default()
-                .event("outcome")
-                .data(String::from_utf8_lossy(&bounded(&outcome, max_bytes))),
-            Ok(Err(error)) => failure(error.into()),
-            Err(failure_) => failure(failure_),
+    let (sender, received) = mpsc::unbounded_channel();
+    let channel = Arc::new(Channel {
+        sender,
+        memory: memory.clone(),
+        full: Notify::new(),
+    });
+    let (last, ended) = oneshot::channel();
+    let full = channel.clone();
+    let task = tokio::spawn(EVENTS.scope(channel, async move {
+        let result = tokio::select! {
+            result = evaluation => result,
+            // Dropping the evaluation stops it.
+            () = full.full.notified() => Err(busy()),
+        };
+        let end = match result {
+            Ok(Ok(outcome)) => {
+                let json = bounded(&outcome, max_bytes);
+                match charge(&memory, json.len()) {
+                    Some(permit) => (
+                        Event::default()
+                            .event("outcome")
+                            .data(String::from_utf8_lossy(&json)),
+                        Some(permit),
+                    ),
+                    None => (failure(busy()), None),
+                }
+            }
+            Ok(Err(error)) => (failure(error.into()), None),
+            Err(failure_) => (failure(failure_), None),
         };
         let _ = last.send(end);
     }));
@@ -94,6 +141,16 @@ where
     .into_response()
 }
 
+/// The failure of a stream whose events used up the response memory.
+fn busy() -> Failure {
+    Failure::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_busy",
+        "responses waiting for their clients hold all the memory this server gives them; \
+         the evaluation was stopped",
+    )
+}
+
 /// A failure as the last event: `{"error": {"kind", "message"}, "status"}`.
 fn failure(failure: Failure) -> Event {
     let body: Value = json!({
@@ -103,14 +160,17 @@ fn failure(failure: Failure) -> Event {
     Event::default().event("error").data(body.to_string())
 }
 
+/// The last event, with the memory it holds, if any.
+type Last = (Event, Option<OwnedSemaphorePermit>);
+
 /// The events of one evaluation as they come, then its end; dropping them (the client
-/// went away) cancels it.
+/// went away) cancels it. An event's memory is given back once it is handed on.
 struct Events {
-    received: UnboundedReceiver<Event>,
+    received: UnboundedReceiver<Queued>,
     /// The last event, once the evaluation has ended (calls it left behind may still hold
     /// senders of `received`, so its closing does not say so).
-    ended: Option<tokio::sync::oneshot::Receiver<Event>>,
-    last: Option<Event>,
+    ended: Option<oneshot::Receiver<Last>>,
+    last: Option<Last>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -121,7 +181,7 @@ impl futures_core::Stream for Events {
         let this = self.get_mut();
         if let Some(ended) = this.ended.as_mut() {
             // Running: events as they come.
-            if let Poll::Ready(Some(event)) = this.received.poll_recv(cx) {
+            if let Poll::Ready(Some((event, _permit))) = this.received.poll_recv(cx) {
                 return Poll::Ready(Some(Ok(event)));
             }
             match Pin::new(ended).poll(cx) {
@@ -133,10 +193,10 @@ impl futures_core::Stream for Events {
             }
         }
         // Ended: what was sent before the end, then the end.
-        if let Ok(event) = this.received.try_recv() {
+        if let Ok((event, _permit)) = this.received.try_recv() {
             return Poll::Ready(Some(Ok(event)));
         }
-        Poll::Ready(this.last.take().map(Ok))
+        Poll::Ready(this.last.take().map(|(event, _permit)| Ok(event)))
     }
 }
 

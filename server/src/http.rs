@@ -365,9 +365,11 @@ async fn eval(
     }
     grants.live_output = Some(events::live_output());
     let max_bytes = service.policy.max_response_bytes();
+    let memory = service.responses.clone();
     Ok(events::stream(
         async move { Ok(service.evaluate(&code, &limits, &grants).await) },
         max_bytes,
+        memory,
     ))
 }
 
@@ -470,9 +472,11 @@ async fn eval_in_session(
     }
     let max_bytes = service.policy.max_response_bytes();
     let live = Some(events::live_output());
+    let memory = service.responses.clone();
     Ok(events::stream(
         async move { service.evaluate_in(&id, &request.code, live).await },
         max_bytes,
+        memory,
     ))
 }
 
