@@ -413,3 +413,72 @@ fn output_shows_as_it_is_written() {
     let run = pyeval(&["--json", "-c", "print('once')"]);
     assert_eq!(run.stdout.matches("once").count(), 1);
 }
+
+#[test]
+fn files_go_in_with_file_and_come_out_under_output_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("prices.csv");
+    std::fs::write(&input, "item,price\na,2\nb,3\n").unwrap();
+    let out = dir.path().join("out");
+    let code = "import csv\nrows = list(csv.DictReader(open('data/p.csv')))\n\
+                open('total.txt', 'w').write(str(sum(int(r['price']) for r in rows)))\n\
+                import os; os.makedirs('charts'); open('charts/c.bin', 'wb').write(b'\\x00\\x01')";
+    let run = pyeval(&[
+        "--file",
+        &format!("{}:data/p.csv", input.display()),
+        "--file",
+        &input.display().to_string(),
+        "--output-dir",
+        &out.display().to_string(),
+        "-c",
+        &format!("{code}\nprint(sorted(os.listdir('.')))"),
+    ]);
+    run.assert_status(0);
+    assert_eq!(
+        run.stdout,
+        "['charts', 'data', 'prices.csv', 'total.txt']\n"
+    );
+    assert_eq!(std::fs::read_to_string(out.join("total.txt")).unwrap(), "5");
+    assert_eq!(std::fs::read(out.join("charts/c.bin")).unwrap(), [0, 1]);
+    // Only what the code wrote comes out.
+    assert!(!out.join("prices.csv").exists());
+
+    // Over the limits: a note names what was left out.
+    let run = pyeval(&[
+        "--max-files",
+        "1",
+        "--output-dir",
+        &out.display().to_string(),
+        "-c",
+        "open('a', 'w').write('a'); open('b', 'w').write('b')",
+    ]);
+    run.assert_status(0);
+    assert!(
+        run.stderr.contains("1 more changed files were not written"),
+        "{}",
+        run.stderr
+    );
+
+    // As JSON, the files are in the outcome.
+    let run = pyeval(&["--json", "-c", "open('t.txt', 'w').write('hi')"]);
+    let outcome: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(outcome["files"][0]["path"], "t.txt");
+    assert_eq!(outcome["files"][0]["data"], "aGk=");
+    assert_eq!(outcome["files"][0]["media_type"], "text/plain");
+}
+
+#[test]
+fn bad_files_are_usage_errors() {
+    for (args, words) in [
+        (
+            vec!["--file", "/nonexistent/x.csv", "-c", "1"],
+            "cannot read /nonexistent/x.csv",
+        ),
+        (vec!["--file", "/etc/hostname:../x", "-c", "1"], "`..`"),
+        (vec!["--file", "/etc/hostname:/abs", "-c", "1"], "absolute"),
+    ] {
+        let run = pyeval(&args);
+        run.assert_status(2);
+        assert!(run.stderr.contains(words), "{args:?}: {}", run.stderr);
+    }
+}

@@ -381,3 +381,47 @@ fn the_tools_of_a_server_at_a_url_are_callable_from_the_code() {
     assert!(lines[0].contains("Echo: far"), "{stdout}");
     assert!(lines[1].contains("42"), "{stdout}");
 }
+
+#[tokio::test]
+async fn files_go_in_as_text_and_come_back_as_resources_and_images() {
+    let client = client(&[]).await;
+    let code = "import csv\nrows = list(csv.reader(open('t.csv')))\n\
+                open('n.txt', 'w').write(str(len(rows)))\n\
+                open('p.png', 'wb').write(b'\\x89PNG\\r\\n\\x1a\\n')\n\
+                open('b.bin', 'wb').write(b'\\xff')";
+    let params = CallToolRequestParams::new("run_python").with_arguments(
+        json!({"code": code, "files": {"t.csv": "a,b\n1,2\n"}})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let result = client.call_tool(params).await.unwrap();
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    let blocks = serde_json::to_value(&result.content).unwrap();
+    // The text first, then the files in path order: a blob, a text resource, an image.
+    assert_eq!(blocks[0]["text"], "[value]\n1\n");
+    assert_eq!(blocks[1]["resource"]["uri"], "file:///tmp/b.bin");
+    assert_eq!(blocks[1]["resource"]["blob"], "/w==");
+    assert_eq!(blocks[2]["resource"]["text"], "2");
+    assert_eq!(blocks[2]["resource"]["mimeType"], "text/plain");
+    assert_eq!(blocks[3]["type"], "image");
+    assert_eq!(blocks[3]["mimeType"], "image/png");
+    assert_eq!(blocks[3]["data"], "iVBORw0KGgo=");
+
+    // In a session, files given later join those already there.
+    run(
+        &client,
+        json!({"code": "x = 1", "session": "f", "files": {"a.txt": "A"}}),
+    )
+    .await;
+    let (failed, text) = run(
+        &client,
+        json!({"code": "open('a.txt').read() + open('b.txt').read()", "session": "f", "files": {"b.txt": "B"}}),
+    )
+    .await;
+    assert!(!failed, "{text}");
+    assert_eq!(text, "[value]\n'AB'\n");
+    let (failed, text) = run(&client, json!({"code": "1", "files": {"/abs": ""}})).await;
+    assert!(failed);
+    assert!(text.contains("absolute"), "{text}");
+}

@@ -454,10 +454,48 @@ fn a_stopped_session_gives_its_instance_back_at_once() {
 
 #[test]
 fn oversized_and_slow_bodies_are_refused_and_the_server_lives() {
-    let server = Server::start(&["--body-timeout", "0.5"]);
-    // The default code limit is 1 MiB; the body may be about twice that.
-    let huge = format!(r#"{{"code": "{}"}}"#, "x".repeat(3 << 20));
-    let refused = server.eval(&huge);
+    let server = Server::start(&[
+        "--body-timeout",
+        "0.5",
+        "--max-files",
+        "0",
+        "--max-file-bytes",
+        "0",
+    ]);
+    // The default code limit is 1 MiB; the body may be about twice that (no files allowed).
+    // A body that says it is larger is refused before any of it is read.
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/eval HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        server.addr,
+        3 << 20
+    )
+    .unwrap();
+    let refused = Response::read(stream);
+    assert_eq!(
+        (refused.status, refused.kind()),
+        (413, "body_too_large".to_owned())
+    );
+    // One of unknown length is read no further than the limit.
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/eval HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        server.addr
+    )
+    .unwrap();
+    // Just past the limit (2 MiB and 64 KiB), so what the server leaves unread stays
+    // within the socket's buffers.
+    for size in [1 << 20, 1 << 20, 128 << 10] {
+        let chunk = "x".repeat(size);
+        if write!(stream, "{size:x}\r\n{chunk}\r\n").is_err() {
+            break;
+        }
+    }
+    let refused = Response::read(stream);
     assert_eq!(
         (refused.status, refused.kind()),
         (413, "body_too_large".to_owned())
@@ -1073,4 +1111,69 @@ fn a_streams_events_hold_response_memory_and_past_it_the_evaluation_stops() {
     };
     assert_eq!(outcome.0, "outcome", "{}", outcome.1);
     assert_eq!(streamed, 20 * 20_001);
+}
+
+#[test]
+fn files_go_in_as_base64_come_out_in_the_outcome_and_sessions_serve_theirs() {
+    let server = Server::start(&[]);
+    // "a,b\n1,2\n" in base64.
+    let outcome = server.eval(
+        r#"{"code": "import csv\nrows = list(csv.reader(open('in/t.csv')))\nopen('out.json', 'w').write(str(len(rows)))",
+            "files": {"in/t.csv": "YSxiCjEsMgo="}}"#,
+    );
+    assert_eq!(outcome.status, 200, "{}", outcome.body);
+    let json = outcome.json();
+    assert_eq!(json["files"][0]["path"], "out.json");
+    assert_eq!(json["files"][0]["data"], "Mg==");
+    assert_eq!(json["files"][0]["media_type"], "application/json");
+    assert_eq!(json["files_dropped"], 0);
+
+    for (body, kind) in [
+        (
+            r#"{"code": "1", "files": {"x": "not base64!"}}"#,
+            "bad_request",
+        ),
+        (r#"{"code": "1", "files": {"../x": ""}}"#, "invalid_files"),
+    ] {
+        let refused = server.eval(body);
+        assert_eq!(
+            (refused.status, refused.kind()),
+            (400, kind.to_owned()),
+            "{body}"
+        );
+    }
+
+    let id = server
+        .request("POST", "/v1/sessions", r#"{"files": {"a.txt": "YQ=="}}"#)
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = |path: &str| format!("/v1/sessions/{id}/files/{path}");
+    let put = server.send_raw(
+        "PUT",
+        &file("dir/b.txt"),
+        &[format!("Host: {}", server.addr)],
+        "bee",
+    );
+    assert_eq!(put.status, 204, "{}", put.body);
+    let eval = server.request(
+        "POST",
+        &format!("/v1/sessions/{id}/eval"),
+        r#"{"code": "open('c.csv', 'w').write(open('a.txt').read() + open('dir/b.txt').read())"}"#,
+    );
+    assert_eq!(eval.json()["files"][0]["path"], "c.csv");
+    let got = server.request("GET", &file("c.csv"), "");
+    assert_eq!((got.status, got.body.as_str()), (200, "abee"));
+    assert_eq!(got.header("content-type"), Some("text/csv"));
+    let missing = server.request("GET", &file("nope.txt"), "");
+    assert_eq!(
+        (missing.status, missing.kind()),
+        (404, "no_such_file".to_owned())
+    );
+    let unknown = server.request("GET", "/v1/sessions/nope/files/a.txt", "");
+    assert_eq!(
+        (unknown.status, unknown.kind()),
+        (404, "unknown_session".to_owned())
+    );
 }

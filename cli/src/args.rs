@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Parser};
-use pyeval::{Evaluator, EvaluatorBuilder, Fuel, Grants, Limits, Mount};
+use pyeval::{Evaluator, EvaluatorBuilder, FileLimits, Fuel, Grants, InputFile, Limits, Mount};
 
 /// Run Python in a WebAssembly sandbox. Arguments after the options are Python's own,
 /// as `python` takes them: `-c CODE`, `SCRIPT ARGS...`, `-m MODULE`, `-` (stdin).
@@ -44,6 +44,16 @@ pub struct Cli {
     /// Set an environment variable in the guest (it sees no others). Repeatable.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
+
+    /// Copy a host file into the code's working directory, as NAME (a relative path;
+    /// default: the file's own name). Repeatable.
+    #[arg(long = "file", value_name = "HOST[:NAME]", conflicts_with = "python")]
+    files: Vec<FileArg>,
+
+    /// Write the files the code creates or changes in its working directory under DIR
+    /// (made if missing), and the charts it leaves.
+    #[arg(long, value_name = "DIR", conflicts_with = "python")]
+    pub output_dir: Option<PathBuf>,
 
     #[command(flatten)]
     pub tools: ToolsArg,
@@ -137,6 +147,42 @@ impl BudgetArg {
     }
 }
 
+/// `--file HOST[:NAME]`: a host file, and its path in the working directory.
+#[derive(Debug, Clone)]
+pub struct FileArg {
+    host: PathBuf,
+    name: String,
+}
+
+impl std::str::FromStr for FileArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (host, name) = match s.rsplit_once(':') {
+            Some((host, name)) if !host.is_empty() => (PathBuf::from(host), name.to_owned()),
+            _ => {
+                let host = PathBuf::from(s);
+                let name = host
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .ok_or_else(|| format!("{s:?} names no file"))?;
+                (host, name)
+            }
+        };
+        pyeval::check_file_path(&name)?;
+        Ok(FileArg { host, name })
+    }
+}
+
+impl FileArg {
+    /// The file's contents under its name.
+    fn read(&self) -> Result<InputFile> {
+        let data = std::fs::read(&self.host)
+            .with_context(|| format!("--file: cannot read {}", self.host.display()))?;
+        Ok(InputFile::new(self.name.clone(), data))
+    }
+}
+
 fn parse_env(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
@@ -150,12 +196,15 @@ impl Cli {
         self.limits.limits()
     }
 
-    /// The mounts and environment the options grant.
-    pub fn grants(&self) -> Grants {
+    /// The mounts, environment and files the options grant (the files read now).
+    pub fn grants(&self) -> Result<Grants> {
         let mut grants = Grants::new();
         grants.mounts = self.mounts.clone();
         grants.env = self.env.clone();
-        grants
+        for file in &self.files {
+            grants.files.push(file.read()?);
+        }
+        Ok(grants)
     }
 }
 
@@ -184,6 +233,14 @@ pub struct LimitArgs {
     /// Bytes of stdout and of stderr kept (evaluator only); the rest is dropped.
     #[arg(long, value_name = "BYTES", default_value_t = pyeval::DEFAULT_OUTPUT_BYTES)]
     max_output: u32,
+
+    /// Files given to the code, and files returned from it, at most (evaluator only).
+    #[arg(long, value_name = "N", default_value_t = pyeval::DEFAULT_MAX_FILES)]
+    max_files: u32,
+
+    /// Bytes of the files given, and of those returned, in all (evaluator only).
+    #[arg(long, value_name = "BYTES", default_value_t = pyeval::DEFAULT_FILE_BYTES)]
+    max_file_bytes: u64,
 }
 
 impl LimitArgs {
@@ -205,6 +262,7 @@ impl LimitArgs {
             .with_fuel(self.fuel)
             .with_memory_bytes(memory_bytes)
             .with_wall_time(wall_time)
-            .with_output_bytes(self.max_output))
+            .with_output_bytes(self.max_output)
+            .with_file_limits(FileLimits::new(self.max_files, self.max_file_bytes)))
     }
 }

@@ -39,7 +39,7 @@ pub fn run(cli: &Cli, python: PathBuf) -> Result<u8> {
             python.display()
         )
     })?;
-    let report = runner.run(&cli.args, &limits, &cli.grants())?;
+    let report = runner.run(&cli.args, &limits, &cli.grants()?)?;
 
     if cli.stats {
         render::fuel_stats(cli.limits.fuel, report.fuel_consumed);

@@ -13,7 +13,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
     let invocation =
         Invocation::parse(&cli.args, std::io::stdin().is_terminal()).map_err(anyhow::Error::msg)?;
     let limits = cli.limits()?;
-    let mut grants = cli.grants();
+    let mut grants = cli.grants()?;
     // The servers whose tools the code may call, on a runtime of their own that drives
     // their connections while the evaluation runs on this thread.
     let runtime = match cli.tools.tools_config {
@@ -39,7 +39,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
             grants.stdin = Stdin::Empty;
             grants.live_output = Some(render::live_output());
             let evaluator = load(cli)?;
-            return repl::run(&evaluator, &limits, &grants);
+            return repl::run(&evaluator, &limits, &grants, cli.output_dir.as_deref());
         }
         Invocation::Version => (
             "import sys\nprint('Python', sys.version.split()[0])\n".to_owned(),
@@ -90,6 +90,9 @@ pub fn run(cli: &Cli) -> Result<u8> {
                 outcome.wall_time.as_secs_f64() * 1e3
             );
         }
+    }
+    if let (Some(dir), Ok(outcome)) = (&cli.output_dir, &result) {
+        crate::output_dir::write(dir, outcome)?;
     }
     Ok(if cli.json {
         render::json(&result)

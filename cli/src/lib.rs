@@ -9,6 +9,7 @@ mod args;
 mod command_path;
 mod eval_path;
 mod invocation;
+mod output_dir;
 mod render;
 mod repl;
 mod service;

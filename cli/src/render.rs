@@ -31,6 +31,8 @@ fn kind_status(kind: FailureKind) -> u8 {
         FailureKind::Trap | FailureKind::Cancelled => status::TRAP,
         FailureKind::SessionEnded
         | FailureKind::InvalidCode
+        | FailureKind::InvalidFiles
+        | FailureKind::NoSuchFile
         | FailureKind::TooManyInstances
         | FailureKind::Setup => status::PYEVAL_ERROR,
     }

@@ -1,6 +1,7 @@
 //! A small interactive loop on one session, for a terminal.
 
 use std::io::{BufRead, Write};
+use std::path::Path;
 
 use anyhow::Result;
 use pyeval::{Evaluator, Grants, Limits};
@@ -9,8 +10,14 @@ use crate::render;
 
 /// Reads statements from stdin and evaluates each in one session until end of input.
 /// A block (a line ending in `:`) continues until an empty line. Output shows as it is
-/// written when `grants` has a live listener.
-pub fn run(evaluator: &Evaluator, limits: &Limits, grants: &Grants) -> Result<u8> {
+/// written when `grants` has a live listener; files the code changes are written under
+/// `output_dir` after each input, when given.
+pub fn run(
+    evaluator: &Evaluator,
+    limits: &Limits,
+    grants: &Grants,
+    output_dir: Option<&Path>,
+) -> Result<u8> {
     eprintln!("pyeval: Python 3.13 in a sandbox; each input runs under the limits. Ctrl-D exits.");
     let mut session = evaluator.session_with(limits, grants)?;
     let stdin = std::io::stdin();
@@ -24,6 +31,9 @@ pub fn run(evaluator: &Evaluator, limits: &Limits, grants: &Grants) -> Result<u8
         }
         let result = session.eval(&source);
         let status = render::text(&result, true, grants.live_output.is_some());
+        if let (Some(dir), Ok(outcome)) = (output_dir, &result) {
+            crate::output_dir::write(dir, outcome)?;
+        }
         match &result {
             Ok(outcome) if outcome.exit_code.is_some() => return Ok(status),
             Ok(_) => {}

@@ -451,7 +451,33 @@ impl evaluator::Guest for Component {
         }
     }
 
+    fn put_files(files: Vec<evaluator::File>) -> Result<(), String> {
+        files
+            .iter()
+            .try_for_each(|file| scratch::files::put(&file.path, &file.data))
+    }
+
+    fn changed_files(max_files: u32, max_bytes: u64) -> evaluator::Changes {
+        let (files, more) = scratch::files::changed(max_files, max_bytes);
+        evaluator::Changes {
+            files: files
+                .into_iter()
+                .map(|file| evaluator::ChangedFile {
+                    path: file.path,
+                    size: file.size,
+                    data: file.data,
+                })
+                .collect(),
+            more,
+        }
+    }
+
+    fn read_file(path: String, max_bytes: u64) -> Result<Vec<u8>, String> {
+        scratch::files::read(&path, max_bytes)
+    }
+
     fn eval(code: String) -> Outcome {
+        scratch::files::evaluation_starts();
         unsafe {
             wake();
             let result = call_session(c"evaluate", &[str_object(&code)]);

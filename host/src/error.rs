@@ -128,6 +128,15 @@ pub enum EvalError {
     /// stays usable.
     #[error("code refused: {0}")]
     InvalidCode(String),
+    /// Files given to the code were refused before it ran: a bad path, more or larger
+    /// files than the limits allow, or more than the instance can hold; a session stays
+    /// usable.
+    #[error("files refused: {0}")]
+    InvalidFiles(String),
+    /// A file asked for by path is not in the working directory, or is too large to
+    /// return; a session stays usable.
+    #[error("cannot read the file: {0}")]
+    NoSuchFile(String),
     /// As many instances as the evaluator's pool holds are alive; nothing was run, and the
     /// same call can succeed once an evaluation ends or a session is dropped.
     #[error("too many live instances: this evaluator holds at most {limit} at once (evaluations in flight plus open sessions)")]
@@ -162,6 +171,10 @@ pub enum FailureKind {
     SessionEnded,
     /// The code was refused before it ran.
     InvalidCode,
+    /// The files given were refused before the code ran.
+    InvalidFiles,
+    /// A file asked for is not there.
+    NoSuchFile,
     /// The instance pool was full.
     TooManyInstances,
     /// The evaluator or session could not be set up.
@@ -170,7 +183,7 @@ pub enum FailureKind {
 
 impl FailureKind {
     /// Every kind, for tables and tests.
-    pub const ALL: [FailureKind; 10] = [
+    pub const ALL: [FailureKind; 12] = [
         FailureKind::FuelExhausted,
         FailureKind::Timeout,
         FailureKind::MemoryLimit,
@@ -179,13 +192,15 @@ impl FailureKind {
         FailureKind::Trap,
         FailureKind::SessionEnded,
         FailureKind::InvalidCode,
+        FailureKind::InvalidFiles,
+        FailureKind::NoSuchFile,
         FailureKind::TooManyInstances,
         FailureKind::Setup,
     ];
 
     /// A short, stable name, for machines: `fuel_exhausted`, `timeout`, `memory_limit`,
     /// `memory_budget`, `cancelled`, `trap`, `session_ended`, `invalid_code`,
-    /// `too_many_instances` or `setup`.
+    /// `invalid_files`, `no_such_file`, `too_many_instances` or `setup`.
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::FuelExhausted => "fuel_exhausted",
@@ -196,6 +211,8 @@ impl FailureKind {
             FailureKind::Trap => "trap",
             FailureKind::SessionEnded => "session_ended",
             FailureKind::InvalidCode => "invalid_code",
+            FailureKind::InvalidFiles => "invalid_files",
+            FailureKind::NoSuchFile => "no_such_file",
             FailureKind::TooManyInstances => "too_many_instances",
             FailureKind::Setup => "setup",
         }
@@ -229,6 +246,8 @@ impl EvalError {
             EvalError::Stopped(stop) => stop.kind(),
             EvalError::SessionEnded(_) => FailureKind::SessionEnded,
             EvalError::InvalidCode(_) => FailureKind::InvalidCode,
+            EvalError::InvalidFiles(_) => FailureKind::InvalidFiles,
+            EvalError::NoSuchFile(_) => FailureKind::NoSuchFile,
             EvalError::TooManyInstances { .. } => FailureKind::TooManyInstances,
             EvalError::Setup(_) => FailureKind::Setup,
         }

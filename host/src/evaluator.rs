@@ -51,12 +51,16 @@ pub struct Evaluator {
 pub(crate) struct Inner {
     pub(crate) engine: Engine,
     pub(crate) pre: InstancePre<SandboxState>,
-    /// The exports `eval`, `set-output-limit` and `grant-tools` of the `evaluator`
-    /// interface.
+    /// The exports of the `evaluator` interface: `eval`, `set-output-limit`,
+    /// `grant-tools`, `set-live-output`.
     pub(crate) eval: ComponentExportIndex,
     pub(crate) set_output_limit: ComponentExportIndex,
     pub(crate) grant_tools: ComponentExportIndex,
     pub(crate) set_live_output: ComponentExportIndex,
+    /// The exports `put-files`, `changed-files` and `read-file`.
+    pub(crate) put_files: ComponentExportIndex,
+    pub(crate) changed_files: ComponentExportIndex,
+    pub(crate) read_file: ComponentExportIndex,
     pub(crate) metered: bool,
     pub(crate) max_instances: u32,
     pub(crate) budget: Option<Arc<MemoryBudget>>,
@@ -304,6 +308,11 @@ impl EvaluatorBuilder {
         };
         let (eval, set_output_limit) = (export("eval")?, export("set-output-limit")?);
         let (grant_tools, set_live_output) = (export("grant-tools")?, export("set-live-output")?);
+        let (put_files, changed_files, read_file) = (
+            export("put-files")?,
+            export("changed-files")?,
+            export("read-file")?,
+        );
         drop(loaded);
         Ok(Evaluator {
             inner: Arc::new(Inner {
@@ -313,6 +322,9 @@ impl EvaluatorBuilder {
                 set_output_limit,
                 grant_tools,
                 set_live_output,
+                put_files,
+                changed_files,
+                read_file,
                 metered: self.metered,
                 max_instances: self.max_instances,
                 budget,

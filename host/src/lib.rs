@@ -26,6 +26,7 @@ mod command;
 mod component;
 mod error;
 mod evaluator;
+mod files;
 mod fuel;
 mod guard;
 mod lift;
@@ -44,6 +45,10 @@ pub use command::{CommandRunner, CommandRunnerBuilder, RunReport, GUEST_STDLIB};
 pub use component::embedded_is_precompiled;
 pub use error::{EvalError, FailureKind, SetupError, Stopped};
 pub use evaluator::{default_memory_budget, Evaluator, EvaluatorBuilder, DEFAULT_MAX_INSTANCES};
+pub use files::{
+    check_path as check_file_path, media_type, FileLimits, InputFile, OutputFile,
+    DEFAULT_FILE_BYTES, DEFAULT_MAX_FILES,
+};
 pub use fuel::{Fuel, ParseFuelError, DEFAULT_FUEL};
 pub use limits::{
     wall_time_from_secs, LimitError, Limits, DEFAULT_CODE_BYTES, DEFAULT_MEMORY_BYTES,

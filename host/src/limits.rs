@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::SetupError;
+use crate::files::FileLimits;
 use crate::fuel::Fuel;
 use crate::tools::ToolLimits;
 
@@ -59,6 +60,8 @@ pub struct Limits {
     pub code_bytes: usize,
     /// Bounds on the calls of granted tools.
     pub tools: ToolLimits,
+    /// Bounds on the files given to an evaluation and returned from it.
+    pub files: FileLimits,
 }
 
 impl Default for Limits {
@@ -70,6 +73,7 @@ impl Default for Limits {
             output_bytes: DEFAULT_OUTPUT_BYTES,
             code_bytes: DEFAULT_CODE_BYTES,
             tools: ToolLimits::default(),
+            files: FileLimits::default(),
         }
     }
 }
@@ -108,6 +112,12 @@ impl Limits {
     /// These limits with `tools` bounding tool calls.
     pub fn with_tool_limits(mut self, tools: ToolLimits) -> Self {
         self.tools = tools;
+        self
+    }
+
+    /// These limits with `files` bounding the files given and returned.
+    pub fn with_file_limits(mut self, files: FileLimits) -> Self {
+        self.files = files;
         self
     }
 

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::files::OutputFile;
+
 /// An exception that escaped the evaluated code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -34,6 +36,11 @@ pub struct Outcome {
     pub error: Option<PyException>,
     /// The SystemExit status, if the code exited.
     pub exit_code: Option<i32>,
+    /// Files under the working directory that the code created or changed, in path
+    /// order, within [`crate::FileLimits`].
+    pub files: Vec<OutputFile>,
+    /// Changed files left out of `files`, past [`crate::FileLimits::max_files`].
+    pub files_dropped: u32,
     /// Fuel this evaluation consumed (0 from an evaluator that does not meter).
     pub fuel_used: u64,
     /// Wall-clock time of the evaluation, instantiation included.

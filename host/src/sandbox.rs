@@ -12,6 +12,7 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::error::SetupError;
+use crate::files::InputFile;
 use crate::fuel::Fuel;
 use crate::guard::{Guard, Refusal};
 use crate::limits::Limits;
@@ -38,6 +39,9 @@ pub struct Grants {
     /// Who receives evaluated code's output as it is written (the command path writes to
     /// the host's stdout and stderr instead).
     pub live_output: Option<LiveOutput>,
+    /// Files in evaluated code's working directory when it starts (the command path
+    /// reads files from mounts instead).
+    pub files: Vec<InputFile>,
 }
 
 /// What the guest reads on its standard input.
@@ -80,6 +84,12 @@ impl Grants {
     /// These grants and `tool`.
     pub fn with_tool(mut self, tool: Tool) -> Self {
         self.tools.push(tool);
+        self
+    }
+
+    /// These grants and the file `path` (under the working directory) holding `data`.
+    pub fn with_file(mut self, path: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
+        self.files.push(InputFile::new(path, data));
         self
     }
 

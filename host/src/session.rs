@@ -9,6 +9,7 @@ use wasmtime::{PoolConcurrencyLimitError, Store};
 use crate::error::{EvalError, StopContext, Stopped};
 use crate::evaluator::bindings::exports::pyeval::sandbox::evaluator::Tool as GrantedTool;
 use crate::evaluator::Inner;
+use crate::files::{FileLimits, InputFile, OutputFile};
 use crate::guard::Guard;
 use crate::lift::CappedText;
 use crate::limits::Limits;
@@ -42,6 +43,8 @@ pub struct Session {
     /// so (it writes `sys.stdout` and `sys.stderr` through to fds 1 and 2 then).
     live: bool,
     guest_live: bool,
+    /// Files given and not yet written into the instance (at the next evaluation).
+    pending_files: Vec<InputFile>,
     ended: Option<Stopped>,
 }
 
@@ -61,6 +64,7 @@ impl Session {
         limits: Limits,
         grants: &Grants,
     ) -> Result<Self, EvalError> {
+        crate::files::check(&grants.files, limits.files, limits.memory_bytes)?;
         let stdout = RawOutput::new(Stream::Stdout, limits.output_bytes as usize);
         let stderr = RawOutput::new(Stream::Stderr, limits.output_bytes as usize);
         let mut builder = grants.wasi()?;
@@ -88,6 +92,7 @@ impl Session {
             tools: grants.tools.iter().map(|tool| tool.granted()).collect(),
             live: false,
             guest_live: false,
+            pending_files: grants.files.clone(),
             ended: None,
         };
         session.set_live_output(grants.live_output.clone());
@@ -100,6 +105,23 @@ impl Session {
         self.live = listener.is_some();
         self.stdout.listen(listener.clone());
         self.stderr.listen(listener);
+    }
+
+    /// Gives the next evaluation `files` in its working directory, beside (or in place of)
+    /// those already there. Refused, with nothing given, when a path is bad or the files
+    /// are more or larger than [`FileLimits`] allow; a file the instance cannot hold (a
+    /// directory at its path, no memory left) fails the next evaluation before it runs.
+    pub fn add_files(&mut self, files: Vec<InputFile>) -> Result<(), EvalError> {
+        let mut all: Vec<InputFile> = self
+            .pending_files
+            .iter()
+            .filter(|old| files.iter().all(|new| new.path != old.path))
+            .cloned()
+            .collect();
+        all.extend(files);
+        crate::files::check(&all, self.limits.files, self.limits.memory_bytes)?;
+        self.pending_files = all;
+        Ok(())
     }
 
     /// The limits each evaluation of this session runs under.
@@ -118,44 +140,73 @@ impl Session {
 
     /// [`Session::eval`] for async callers, on a tokio runtime with timers enabled.
     pub async fn eval_async(&mut self, code: &str) -> Result<Outcome, EvalError> {
+        check_code(code, self.limits.code_bytes)?;
+        let started = Instant::now();
+        match self.run(Step::Eval(code)).await? {
+            (Done::Evaluated(outcome, changes), fuel_used) => {
+                Ok(self.finish(*outcome, changes, fuel_used, started.elapsed()))
+            }
+            (Done::FilesRefused(why), _) => Err(EvalError::InvalidFiles(why)),
+            (Done::Read(_), _) => unreachable!("an evaluation reads no file"),
+        }
+    }
+
+    /// The bytes of the file at `path` under the working directory (files given to the
+    /// session and those its code wrote), at most [`FileLimits::max_bytes`] of them.
+    pub fn read_file(&mut self, path: &str) -> Result<Vec<u8>, EvalError> {
+        crate::runtime::block_on(self.read_file_async(path))?
+    }
+
+    /// [`Session::read_file`] for async callers.
+    pub async fn read_file_async(&mut self, path: &str) -> Result<Vec<u8>, EvalError> {
+        crate::files::check_path(path).map_err(EvalError::InvalidFiles)?;
+        match self.run(Step::Read(path)).await? {
+            (Done::Read(read), _) => read.map_err(EvalError::NoSuchFile),
+            (Done::FilesRefused(why), _) => Err(EvalError::InvalidFiles(why)),
+            (Done::Evaluated(..), _) => unreachable!("reading a file evaluates nothing"),
+        }
+    }
+
+    /// Takes `step` in the instance (made first if there is none, and given the files
+    /// pending) within the limits, and the fuel it used; a stop ends the session.
+    async fn run(&mut self, step: Step<'_>) -> Result<(Done, u64), EvalError> {
         if let Some(reason) = &self.ended {
             return Err(EvalError::SessionEnded(reason.clone()));
         }
-        check_code(code, self.limits.code_bytes)?;
-        let started = Instant::now();
         crate::sandbox::arm(&mut self.store, &self.limits)?;
-        self.store
-            .data_mut()
-            .tools
-            .start_evaluation(self.limits.tools);
-        // Until the evaluation finishes: if its future is dropped midway, the instance is
-        // left in an unknown state.
+        if let Step::Eval(_) = step {
+            self.store
+                .data_mut()
+                .tools
+                .start_evaluation(self.limits.tools);
+        }
+        // Until the step finishes: if its future is dropped midway, the instance is left
+        // in an unknown state.
         self.ended = Some(Stopped::Cancelled);
         let fuel_before = self.store.get_fuel().ok();
         let output_bytes = self.limits.output_bytes;
+        let guest = Guest {
+            evaluator: &self.evaluator,
+            store: &mut self.store,
+            instance: &mut self.instance,
+            output_bytes,
+            tools: &self.tools,
+            live: (self.live, &mut self.guest_live),
+            files: self.limits.files,
+            pending: &mut self.pending_files,
+        };
         let result = crate::clock::with_deadline(
             self.limits.wall_time,
-            crate::lift::with_cap(
-                output_bytes as usize,
-                run_eval(
-                    &self.evaluator,
-                    &mut self.store,
-                    &mut self.instance,
-                    code,
-                    output_bytes,
-                    &self.tools,
-                    (self.live, &mut self.guest_live),
-                ),
-            ),
+            crate::lift::with_cap(output_bytes as usize, guest.take(step)),
         )
         .await;
         let fuel_used = fuel_before
             .zip(self.store.get_fuel().ok())
             .map_or(0, |(before, after)| before - after);
         let error = match result {
-            Some(Ok(outcome)) => {
+            Some(Ok(done)) => {
                 self.ended = None;
-                return Ok(self.finish(outcome, fuel_used, started.elapsed()));
+                return Ok((done, fuel_used));
             }
             Some(Err(error)) if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
                 // No instance was made: the session can try again.
@@ -181,7 +232,13 @@ impl Session {
     }
 
     /// Builds the public outcome, adding what the code wrote straight to fds 1 and 2.
-    fn finish(&mut self, raw: RawOutcome, fuel_used: u64, wall_time: Duration) -> Outcome {
+    fn finish(
+        &mut self,
+        raw: RawOutcome,
+        changes: RawChanges,
+        fuel_used: u64,
+        wall_time: Duration,
+    ) -> Outcome {
         let cap = self.limits.output_bytes as usize;
         let (stdout, stdout_truncated) =
             with_raw(raw.stdout, raw.stdout_truncated, self.stdout.take(), cap);
@@ -199,6 +256,8 @@ impl Session {
                 traceback: e.traceback.text,
             }),
             exit_code: raw.exit_code,
+            files: changes.files,
+            files_dropped: changes.dropped,
             fuel_used,
             wall_time,
         }
@@ -248,45 +307,208 @@ struct RawException {
     traceback: CappedText,
 }
 
-/// Instantiates on the first call (telling the guest its output limit and its tools), tells
-/// the guest whether output is `live` when that changed (`told` is what it was told last),
-/// then evaluates.
-async fn run_eval(
-    evaluator: &Inner,
-    store: &mut Store<SandboxState>,
-    instance: &mut Option<Instance>,
-    code: &str,
+/// What a session asks of its instance.
+enum Step<'a> {
+    /// Evaluate this code, then list the files it changed.
+    Eval(&'a str),
+    /// Read the file at this path.
+    Read(&'a str),
+}
+
+/// What a [`Step`] gave.
+enum Done {
+    Evaluated(Box<RawOutcome>, RawChanges),
+    Read(Result<Vec<u8>, String>),
+    /// The instance could not hold the files given (nothing else was done).
+    FilesRefused(String),
+}
+
+/// The files an evaluation changed, as the host keeps them.
+#[derive(Default)]
+struct RawChanges {
+    files: Vec<OutputFile>,
+    /// Changed files not returned, past [`FileLimits::max_files`].
+    dropped: u32,
+}
+
+/// The WIT `changed-file`.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct ChangedFile {
+    path: String,
+    size: u64,
+    data: Option<Vec<u8>>,
+}
+
+/// The WIT `changes`.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct Changes {
+    files: Vec<ChangedFile>,
+    more: u32,
+}
+
+/// The WIT `file`.
+#[derive(ComponentType, wasmtime::component::Lower)]
+#[component(record)]
+struct GivenFile<'a> {
+    path: &'a str,
+    data: &'a [u8],
+}
+
+/// Bytes a guest may hand the host for one changed file beyond its contents: its path
+/// (at most 4096 bytes) and the record around it.
+const FILE_OVERHEAD: usize = 4096 + 64;
+
+/// A session's instance and what the guest is told when it is made.
+struct Guest<'s> {
+    evaluator: &'s Inner,
+    store: &'s mut Store<SandboxState>,
+    instance: &'s mut Option<Instance>,
     output_bytes: u32,
-    tools: &[GrantedTool],
-    (live, told): (bool, &mut bool),
-) -> wasmtime::Result<RawOutcome> {
-    let instance = match *instance {
-        Some(instance) => instance,
-        None => {
-            let new = evaluator.pre.instantiate_async(&mut *store).await?;
-            new.get_typed_func::<(u32,), ()>(&mut *store, &evaluator.set_output_limit)?
-                .call_async(&mut *store, (output_bytes,))
-                .await?;
-            if !tools.is_empty() {
-                new.get_typed_func::<(&[GrantedTool],), ()>(&mut *store, &evaluator.grant_tools)?
+    tools: &'s [GrantedTool],
+    /// Whether output is live, and what the guest was told last.
+    live: (bool, &'s mut bool),
+    files: FileLimits,
+    /// Files to write before the step (kept if no instance could be made).
+    pending: &'s mut Vec<InputFile>,
+}
+
+impl Guest<'_> {
+    /// Instantiates on the first call (telling the guest its output limit and its tools),
+    /// writes the pending files, tells the guest whether output is live when that changed,
+    /// then takes `step`.
+    async fn take(self, step: Step<'_>) -> wasmtime::Result<Done> {
+        let Guest {
+            evaluator,
+            store,
+            instance,
+            output_bytes,
+            tools,
+            live: (live, told),
+            files: limits,
+            pending,
+        } = self;
+        let instance = match *instance {
+            Some(instance) => instance,
+            None => {
+                let new = evaluator.pre.instantiate_async(&mut *store).await?;
+                new.get_typed_func::<(u32,), ()>(&mut *store, &evaluator.set_output_limit)?
+                    .call_async(&mut *store, (output_bytes,))
+                    .await?;
+                if !tools.is_empty() {
+                    new.get_typed_func::<(&[GrantedTool],), ()>(
+                        &mut *store,
+                        &evaluator.grant_tools,
+                    )?
                     .call_async(&mut *store, (tools,))
                     .await?;
+                }
+                *instance = Some(new);
+                *told = false;
+                new
             }
-            *instance = Some(new);
-            *told = false;
-            new
+        };
+        let pending = std::mem::take(pending);
+        if !pending.is_empty() {
+            let given: Vec<GivenFile> = pending
+                .iter()
+                .map(|file| GivenFile {
+                    path: &file.path,
+                    data: &file.data,
+                })
+                .collect();
+            let (written,) = instance
+                .get_typed_func::<(&[GivenFile],), (Result<(), String>,)>(
+                    &mut *store,
+                    &evaluator.put_files,
+                )?
+                .call_async(&mut *store, (&given,))
+                .await?;
+            if let Err(why) = written {
+                return Ok(Done::FilesRefused(why));
+            }
         }
-    };
-    if live != *told {
-        instance
-            .get_typed_func::<(bool,), ()>(&mut *store, &evaluator.set_live_output)?
-            .call_async(&mut *store, (live,))
-            .await?;
-        *told = live;
+        match step {
+            Step::Eval(code) => {
+                if live != *told {
+                    instance
+                        .get_typed_func::<(bool,), ()>(&mut *store, &evaluator.set_live_output)?
+                        .call_async(&mut *store, (live,))
+                        .await?;
+                    *told = live;
+                }
+                let eval = instance
+                    .get_typed_func::<(&str,), (RawOutcome,)>(&mut *store, &evaluator.eval)?;
+                let (outcome,) = eval.call_async(&mut *store, (code,)).await?;
+                let changes = changed_files(evaluator, store, instance, limits).await?;
+                Ok(Done::Evaluated(Box::new(outcome), changes))
+            }
+            Step::Read(path) => {
+                let read = instance.get_typed_func::<(&str, u64), (Result<Vec<u8>, String>,)>(
+                    &mut *store,
+                    &evaluator.read_file,
+                )?;
+                let before = bound_hostcall(store, limits.max_bytes);
+                let result = read.call_async(&mut *store, (path, limits.max_bytes)).await;
+                store.set_hostcall_fuel(before);
+                let (read,) = result?;
+                Ok(Done::Read(read))
+            }
+        }
     }
-    let eval = instance.get_typed_func::<(&str,), (RawOutcome,)>(&mut *store, &evaluator.eval)?;
-    let (outcome,) = eval.call_async(&mut *store, (code,)).await?;
-    Ok(outcome)
+}
+
+/// The files the last evaluation changed, within `limits` whatever the guest answers.
+async fn changed_files(
+    evaluator: &Inner,
+    store: &mut Store<SandboxState>,
+    instance: Instance,
+    limits: FileLimits,
+) -> wasmtime::Result<RawChanges> {
+    if limits.max_files == 0 {
+        return Ok(RawChanges::default());
+    }
+    let list =
+        instance.get_typed_func::<(u32, u64), (Changes,)>(&mut *store, &evaluator.changed_files)?;
+    let most = limits
+        .max_bytes
+        .saturating_add((limits.max_files as u64).saturating_mul(FILE_OVERHEAD as u64));
+    let before = bound_hostcall(store, most);
+    let result = list
+        .call_async(&mut *store, (limits.max_files, limits.max_bytes))
+        .await;
+    store.set_hostcall_fuel(before);
+    let (changes,) = result?;
+    // The guest keeps to the limits unless code tampered with it: hold it to them here.
+    let mut room = limits.max_bytes;
+    let mut kept = Vec::new();
+    let mut dropped = changes.more;
+    for file in changes.files {
+        if kept.len() >= limits.max_files as usize || crate::files::check_path(&file.path).is_err()
+        {
+            dropped = dropped.saturating_add(1);
+            continue;
+        }
+        let data = file.data.filter(|data| data.len() as u64 <= room);
+        if let Some(data) = &data {
+            room -= data.len() as u64;
+        }
+        kept.push(OutputFile::new(file.path, file.size, data));
+    }
+    Ok(RawChanges {
+        files: kept,
+        dropped,
+    })
+}
+
+/// Bounds the bytes the guest may hand back from the next call at `bytes` and some
+/// (wasmtime's hostcall fuel); returns the bound before, to restore after the call.
+fn bound_hostcall(store: &mut Store<SandboxState>, bytes: u64) -> usize {
+    let before = store.hostcall_fuel();
+    let bound = usize::try_from(bytes).unwrap_or(usize::MAX);
+    store.set_hostcall_fuel(bound.saturating_add(FILE_OVERHEAD));
+    before
 }
 
 /// `text` followed by raw fd output (and whether some of it was already dropped), within

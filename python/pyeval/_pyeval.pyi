@@ -22,6 +22,17 @@ class ExceptionInfo:
     traceback: str
     """The formatted traceback, as python prints it."""
 
+class OutputFile:
+    """A file an evaluation created or changed in its working directory."""
+
+    path: str
+    """Its path under the working directory, e.g. ``"out/chart.png"``."""
+    size: int
+    media_type: str
+    """Guessed from its name, e.g. ``"image/png"``."""
+    data: Optional[bytes]
+    """Its bytes, or None when they did not fit in ``max_file_bytes``."""
+
 class Outcome:
     """The result of an evaluation that ran to its end."""
 
@@ -34,6 +45,10 @@ class Outcome:
     error: Optional[ExceptionInfo]
     exit_code: Optional[int]
     """The status given to ``exit()`` / ``sys.exit()``, if the code called it."""
+    files: list[OutputFile]
+    """Files the code created or changed in its working directory, in path order."""
+    files_dropped: int
+    """Changed files left out of ``files``, past ``max_files``."""
     fuel_used: int
     wall_time: float
     """Seconds."""
@@ -43,6 +58,10 @@ class Session:
 
     def eval(self, code: str, *, on_output: Optional[_OnOutput] = None) -> Outcome: ...
     def eval_async(self, code: str, *, on_output: Optional[_OnOutput] = None) -> Awaitable[Outcome]: ...
+    def add_files(self, files: Mapping[str, Union[str, bytes]]) -> None:
+        """Puts files in the working directory before the next evaluation."""
+    def read_file(self, path: str) -> bytes:
+        """The bytes of a file in the working directory; raises ``NoSuchFile``."""
     def close(self) -> None: ...
     def __enter__(self) -> Session: ...
     def __exit__(
@@ -71,10 +90,13 @@ class Evaluator:
         memory: Optional[int] = None,
         timeout: Optional[float] = None,
         max_output: Optional[int] = None,
+        max_files: Optional[int] = None,
+        max_file_bytes: Optional[int] = None,
         mounts: Optional[Sequence[str]] = None,
         env: Optional[Mapping[str, str]] = None,
         argv: Optional[Sequence[str]] = None,
         stdin: Optional[Union[str, bytes]] = None,
+        files: Optional[Mapping[str, Union[str, bytes]]] = None,
         tools: Optional[_Tools] = None,
         on_output: Optional[_OnOutput] = None,
     ) -> Outcome: ...
@@ -86,10 +108,13 @@ class Evaluator:
         memory: Optional[int] = None,
         timeout: Optional[float] = None,
         max_output: Optional[int] = None,
+        max_files: Optional[int] = None,
+        max_file_bytes: Optional[int] = None,
         mounts: Optional[Sequence[str]] = None,
         env: Optional[Mapping[str, str]] = None,
         argv: Optional[Sequence[str]] = None,
         stdin: Optional[Union[str, bytes]] = None,
+        files: Optional[Mapping[str, Union[str, bytes]]] = None,
         tools: Optional[_Tools] = None,
         on_output: Optional[_OnOutput] = None,
     ) -> Awaitable[Outcome]: ...
@@ -100,10 +125,13 @@ class Evaluator:
         memory: Optional[int] = None,
         timeout: Optional[float] = None,
         max_output: Optional[int] = None,
+        max_files: Optional[int] = None,
+        max_file_bytes: Optional[int] = None,
         mounts: Optional[Sequence[str]] = None,
         env: Optional[Mapping[str, str]] = None,
         argv: Optional[Sequence[str]] = None,
         stdin: Optional[Union[str, bytes]] = None,
+        files: Optional[Mapping[str, Union[str, bytes]]] = None,
         tools: Optional[_Tools] = None,
         on_output: Optional[_OnOutput] = None,
     ) -> Session: ...
@@ -120,6 +148,8 @@ class Timeout(EvalError): ...
 class MemoryLimit(EvalError): ...
 class Crashed(EvalError): ...
 class InvalidCode(EvalError): ...
+class InvalidFiles(EvalError): ...
+class NoSuchFile(EvalError): ...
 class TooManyInstances(EvalError): ...
 class SessionEnded(EvalError): ...
 class SetupError(EvalError): ...

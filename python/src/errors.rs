@@ -42,6 +42,18 @@ create_exception!(
 );
 create_exception!(
     pyeval,
+    InvalidFiles,
+    EvalError,
+    "Files given to the code were refused before it ran: a bad path, too many or too large."
+);
+create_exception!(
+    pyeval,
+    NoSuchFile,
+    EvalError,
+    "A file asked for by path is not in the session's working directory, or is too large."
+);
+create_exception!(
+    pyeval,
     TooManyInstances,
     EvalError,
     "The evaluator holds as many live instances as it may; retry when one ends."
@@ -70,6 +82,8 @@ pub fn to_py(error: pyeval::EvalError) -> PyErr {
         K::Trap | K::Cancelled => Crashed::new_err(message),
         K::SessionEnded => SessionEnded::new_err(message),
         K::InvalidCode => InvalidCode::new_err(message),
+        K::InvalidFiles => InvalidFiles::new_err(message),
+        K::NoSuchFile => NoSuchFile::new_err(message),
         K::TooManyInstances => TooManyInstances::new_err(message),
         K::Setup => SetupError::new_err(message),
     }
@@ -83,6 +97,8 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("MemoryLimit", py.get_type::<MemoryLimit>())?;
     module.add("Crashed", py.get_type::<Crashed>())?;
     module.add("InvalidCode", py.get_type::<InvalidCode>())?;
+    module.add("InvalidFiles", py.get_type::<InvalidFiles>())?;
+    module.add("NoSuchFile", py.get_type::<NoSuchFile>())?;
     module.add("TooManyInstances", py.get_type::<TooManyInstances>())?;
     module.add("SessionEnded", py.get_type::<SessionEnded>())?;
     module.add("SetupError", py.get_type::<SetupError>())?;

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict};
 
 use crate::errors::{to_py, SessionEnded, SetupError};
 use crate::interrupt;
-use crate::options::{grants, limits, live_output, Input};
+use crate::options::{grants, input_files, limits, live_output, Input};
 use crate::outcome::Outcome;
 
 /// Holds the compiled evaluator component and makes a fresh interpreter for every
@@ -51,14 +51,17 @@ impl Evaluator {
 
     /// Evaluates `code` in a fresh interpreter and returns its `Outcome`; a stopped run
     /// raises a subclass of `EvalError`. Limits: `fuel` (-1 for none), `memory` (bytes),
-    /// `timeout` (seconds), `max_output` (bytes of stdout and of stderr kept). Grants:
-    /// `mounts` (`"HOST[:GUEST][:ro|:rw]"`), `env`, `argv`, `stdin` (str or bytes), `tools`
-    /// (functions the code may call: a dict of names to functions, or a list of functions
-    /// and `Tool`s). `on_output(stream, text)` is called with output as it is written
+    /// `timeout` (seconds), `max_output` (bytes of stdout and of stderr kept), `max_files`
+    /// and `max_file_bytes` (files given and returned, each way). Grants: `mounts`
+    /// (`"HOST[:GUEST][:ro|:rw]"`), `env`, `argv`, `stdin` (str or bytes), `files` (a dict
+    /// of paths under the working directory to str or bytes), `tools` (functions the code
+    /// may call: a dict of names to functions, or a list of functions and `Tool`s). Files
+    /// the code creates or changes in its working directory come back in `Outcome.files`. `on_output(stream, text)` is called with output as it is written
     /// (`stream` is `"stdout"` or `"stderr"`), on the thread evaluating.
     #[pyo3(signature = (code, *, fuel=None, memory=None, timeout=None, max_output=None,
-                        mounts=None, env=None, argv=None, stdin=None, tools=None,
-                        on_output=None, _loop=None))]
+                        max_files=None, max_file_bytes=None, mounts=None, env=None,
+                        argv=None, stdin=None, files=None, tools=None, on_output=None,
+                        _loop=None))]
     #[allow(clippy::too_many_arguments)]
     fn eval(
         &self,
@@ -68,16 +71,25 @@ impl Evaluator {
         memory: Option<usize>,
         timeout: Option<f64>,
         max_output: Option<u32>,
+        max_files: Option<u32>,
+        max_file_bytes: Option<u64>,
         mounts: Option<Vec<String>>,
         env: Option<BTreeMap<String, String>>,
         argv: Option<Vec<String>>,
         stdin: Option<Input>,
+        files: Option<BTreeMap<String, Input>>,
         tools: Option<Bound<'_, PyAny>>,
         on_output: Option<Py<PyAny>>,
         _loop: Option<Py<PyAny>>,
     ) -> PyResult<Outcome> {
-        let limits = limits(fuel, memory, timeout, max_output)?;
-        let mut grants = grants(mounts, env, argv, stdin)?;
+        let limits = limits(
+            fuel,
+            memory,
+            timeout,
+            max_output,
+            (max_files, max_file_bytes),
+        )?;
+        let mut grants = grants(mounts, env, argv, stdin, files)?;
         if let Some(listener) = live_output(py, on_output)? {
             grants = grants.with_live_output(listener);
         }
@@ -85,13 +97,13 @@ impl Evaluator {
             grants = grants.with_tool(tool);
         }
         let evaluator = &self.inner;
-        interrupt::run(py, async move {
+        let outcome = interrupt::run(py, async move {
             evaluator
                 .eval_async(code, &limits, &grants)
                 .await
-                .map(Outcome::from)
                 .map_err(to_py)
-        })
+        })?;
+        Outcome::new(py, outcome)
     }
 
     /// `eval` for asyncio code: awaits the evaluation, run on the loop's default executor.
@@ -108,8 +120,8 @@ impl Evaluator {
     /// evaluations, under the same keyword arguments as `eval` (the limits apply to each
     /// evaluation). Use it as a context manager, or `close()` it.
     #[pyo3(signature = (*, fuel=None, memory=None, timeout=None, max_output=None,
-                        mounts=None, env=None, argv=None, stdin=None, tools=None,
-                        on_output=None))]
+                        max_files=None, max_file_bytes=None, mounts=None, env=None,
+                        argv=None, stdin=None, files=None, tools=None, on_output=None))]
     #[allow(clippy::too_many_arguments)]
     fn session(
         &self,
@@ -118,15 +130,24 @@ impl Evaluator {
         memory: Option<usize>,
         timeout: Option<f64>,
         max_output: Option<u32>,
+        max_files: Option<u32>,
+        max_file_bytes: Option<u64>,
         mounts: Option<Vec<String>>,
         env: Option<BTreeMap<String, String>>,
         argv: Option<Vec<String>>,
         stdin: Option<Input>,
+        files: Option<BTreeMap<String, Input>>,
         tools: Option<Bound<'_, PyAny>>,
         on_output: Option<Py<PyAny>>,
     ) -> PyResult<Session> {
-        let limits = limits(fuel, memory, timeout, max_output)?;
-        let mut grants = grants(mounts, env, argv, stdin)?;
+        let limits = limits(
+            fuel,
+            memory,
+            timeout,
+            max_output,
+            (max_files, max_file_bytes),
+        )?;
+        let mut grants = grants(mounts, env, argv, stdin, files)?;
         let listener = live_output(py, on_output)?;
         // Coroutine functions run on the loop that made the session, if one runs here.
         let running = py
@@ -177,18 +198,45 @@ impl Session {
     fn eval(&self, py: Python<'_>, code: &str, on_output: Option<Py<PyAny>>) -> PyResult<Outcome> {
         let inner = self.inner.clone();
         let listener = live_output(py, on_output)?.or_else(|| self.listener.clone());
-        interrupt::run(py, async move {
+        let outcome = interrupt::run(py, async move {
             let mut session = inner.lock().await;
             let session = session
                 .as_mut()
                 .ok_or_else(|| SessionEnded::new_err("this session is closed"))?;
             session.set_live_output(listener);
-            session
-                .eval_async(code)
-                .await
-                .map(Outcome::from)
-                .map_err(to_py)
+            session.eval_async(code).await.map_err(to_py)
+        })?;
+        Outcome::new(py, outcome)
+    }
+
+    /// Puts `files` (a dict of paths under the working directory to str or bytes) in the
+    /// session's working directory before its next evaluation; raises `InvalidFiles` for a
+    /// bad path or more than the files limits allow.
+    fn add_files(&self, py: Python<'_>, files: BTreeMap<String, Input>) -> PyResult<()> {
+        let files = input_files(Some(files));
+        let inner = self.inner.clone();
+        py.detach(|| {
+            let mut session = inner.blocking_lock();
+            let session = session
+                .as_mut()
+                .ok_or_else(|| SessionEnded::new_err("this session is closed"))?;
+            session.add_files(files).map_err(to_py)
         })
+    }
+
+    /// The bytes of the file at `path` in the session's working directory (given to it or
+    /// written by its code); raises `NoSuchFile` when it is not there or is larger than
+    /// the files' byte limit.
+    fn read_file<'py>(&self, py: Python<'py>, path: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let inner = self.inner.clone();
+        let data = interrupt::run(py, async move {
+            let mut session = inner.lock().await;
+            let session = session
+                .as_mut()
+                .ok_or_else(|| SessionEnded::new_err("this session is closed"))?;
+            session.read_file_async(path).await.map_err(to_py)
+        })?;
+        Ok(PyBytes::new(py, &data))
     }
 
     /// `eval` for asyncio code: awaits the evaluation, run on the loop's default executor.

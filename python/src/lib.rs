@@ -30,6 +30,7 @@ fn _pyeval(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<evaluator::Session>()?;
     module.add_class::<outcome::Outcome>()?;
     module.add_class::<outcome::ExceptionInfo>()?;
+    module.add_class::<outcome::OutputFile>()?;
     errors::register(module)?;
     module.add_function(wrap_pyfunction!(main, module)?)?;
     module.add_function(wrap_pyfunction!(tool_stubs, module)?)?;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use pyeval::{Fuel, Grants, Limits, LiveOutput, Mount, Stdin};
+use pyeval::{FileLimits, Fuel, Grants, InputFile, Limits, LiveOutput, Mount, Stdin};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -19,6 +19,7 @@ pub fn limits(
     memory: Option<usize>,
     timeout: Option<f64>,
     max_output: Option<u32>,
+    (max_files, max_file_bytes): (Option<u32>, Option<u64>),
 ) -> PyResult<Limits> {
     let mut limits = Limits::default();
     if let Some(fuel) = fuel {
@@ -37,18 +38,27 @@ pub fn limits(
     if let Some(bytes) = max_output {
         limits = limits.with_output_bytes(bytes);
     }
+    if max_files.is_some() || max_file_bytes.is_some() {
+        let default = FileLimits::default();
+        limits = limits.with_file_limits(FileLimits::new(
+            max_files.unwrap_or(default.max_files),
+            max_file_bytes.unwrap_or(default.max_bytes),
+        ));
+    }
     Ok(limits)
 }
 
 /// What the code is given: mounts (`"HOST[:GUEST][:ro|:rw]"`, read-only by default),
-/// environment variables, `sys.argv`, stdin.
+/// environment variables, `sys.argv`, stdin, files in its working directory.
 pub fn grants(
     mounts: Option<Vec<String>>,
     env: Option<BTreeMap<String, String>>,
     argv: Option<Vec<String>>,
     stdin: Option<Input>,
+    files: Option<BTreeMap<String, Input>>,
 ) -> PyResult<Grants> {
     let mut grants = Grants::new();
+    grants.files = input_files(files);
     for spec in mounts.unwrap_or_default() {
         let mount: Mount = spec
             .parse()
@@ -62,12 +72,29 @@ pub fn grants(
         grants = grants.with_argv(argv);
     }
     if let Some(input) = stdin {
-        grants = grants.with_stdin(Stdin::Bytes(match input {
-            Input::Text(text) => text.into_bytes(),
-            Input::Bytes(bytes) => bytes,
-        }));
+        grants = grants.with_stdin(Stdin::Bytes(input.into_bytes()));
     }
     Ok(grants)
+}
+
+/// `files`, a dict of paths under the working directory to their contents (str is written
+/// as UTF-8), as the library's files.
+pub fn input_files(files: Option<BTreeMap<String, Input>>) -> Vec<InputFile> {
+    files
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(path, data)| InputFile::new(path, data.into_bytes()))
+        .collect()
+}
+
+impl Input {
+    /// The bytes: text as UTF-8.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Input::Text(text) => text.into_bytes(),
+            Input::Bytes(bytes) => bytes,
+        }
+    }
 }
 
 /// `on_output`, a callable taking the stream's name (`"stdout"` or `"stderr"`) and the text

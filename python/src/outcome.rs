@@ -1,6 +1,7 @@
 //! What an evaluation gives back.
 
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 /// An exception that escaped the evaluated code.
 #[pyclass(module = "pyeval", frozen, get_all)]
@@ -12,6 +13,53 @@ pub struct ExceptionInfo {
     message: String,
     /// The formatted traceback, as python prints it.
     traceback: String,
+}
+
+/// A file the evaluation created or changed in its working directory.
+#[pyclass(module = "pyeval", frozen)]
+pub struct OutputFile {
+    file: pyeval::OutputFile,
+}
+
+#[pymethods]
+impl OutputFile {
+    /// Its path under the working directory, e.g. `"out/chart.png"`.
+    #[getter]
+    fn path(&self) -> &str {
+        &self.file.path
+    }
+
+    /// Its size in bytes.
+    #[getter]
+    fn size(&self) -> u64 {
+        self.file.size
+    }
+
+    /// Its media type, guessed from its name, e.g. `"image/png"`.
+    #[getter]
+    fn media_type(&self) -> &str {
+        &self.file.media_type
+    }
+
+    /// Its bytes, or None when they did not fit in the files' byte limit.
+    #[getter]
+    fn data<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.file.data.as_deref().map(|data| PyBytes::new(py, data))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let path = self.file.path.clone().into_pyobject(py)?.repr()?;
+        Ok(format!(
+            "OutputFile({path}, {} bytes, {}{})",
+            self.file.size,
+            self.file.media_type,
+            if self.file.data.is_some() {
+                ""
+            } else {
+                ", bytes not kept"
+            }
+        ))
+    }
 }
 
 /// The result of an evaluation that ran to its end.
@@ -31,6 +79,10 @@ pub struct Outcome {
     error: Option<ExceptionInfo>,
     /// The status passed to `exit()` / `sys.exit()`, if the code called it.
     exit_code: Option<i32>,
+    /// Files the code created or changed in its working directory, in path order.
+    files: Vec<Py<OutputFile>>,
+    /// Changed files left out of `files`, past the files limit.
+    files_dropped: u32,
     /// Fuel the evaluation consumed.
     fuel_used: u64,
     /// Wall time of the evaluation, in seconds.
@@ -67,9 +119,15 @@ impl ExceptionInfo {
     }
 }
 
-impl From<pyeval::Outcome> for Outcome {
-    fn from(outcome: pyeval::Outcome) -> Self {
-        Outcome {
+impl Outcome {
+    /// The Python object of `outcome`.
+    pub fn new(py: Python<'_>, outcome: pyeval::Outcome) -> PyResult<Self> {
+        let files = outcome
+            .files
+            .into_iter()
+            .map(|file| Py::new(py, OutputFile { file }))
+            .collect::<PyResult<_>>()?;
+        Ok(Outcome {
             stdout: outcome.stdout,
             stderr: outcome.stderr,
             stdout_truncated: outcome.stdout_truncated,
@@ -81,8 +139,10 @@ impl From<pyeval::Outcome> for Outcome {
                 traceback: e.traceback,
             }),
             exit_code: outcome.exit_code,
+            files,
+            files_dropped: outcome.files_dropped,
             fuel_used: outcome.fuel_used,
             wall_time: outcome.wall_time.as_secs_f64(),
-        }
+        })
     }
 }

@@ -459,3 +459,57 @@ def test_the_http_example_answers_its_own_tools_over_the_event_stream():
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_files_go_in_and_the_files_code_writes_come_back():
+    outcome = EV.eval(
+        "import csv\nrows = list(csv.DictReader(open('in/d.csv')))\n"
+        "open('total.txt', 'w').write(str(sum(int(r['v']) for r in rows)))\n"
+        "open('raw.bin', 'wb').write(open('blob', 'rb').read()[::-1])",
+        files={"in/d.csv": "v\n1\n2\n", "blob": b"\x00\x01\x02"},
+    )
+    assert outcome.error is None
+    assert [f.path for f in outcome.files] == ["raw.bin", "total.txt"]
+    raw, total = outcome.files
+    assert (raw.data, raw.size, raw.media_type) == (b"\x02\x01\x00", 3, "application/octet-stream")
+    assert (total.data, total.media_type) == (b"3", "text/plain")
+    assert outcome.files_dropped == 0
+    assert repr(total) == "OutputFile('total.txt', 1 bytes, text/plain)"
+
+    capped = EV.eval("for n in 'abc': open(n, 'w').write(n * 10)", max_files=2, max_file_bytes=15)
+    assert [(f.path, f.data) for f in capped.files] == [("a", b"a" * 10), ("b", None)]
+    assert capped.files_dropped == 1
+
+
+@pytest.mark.parametrize(
+    "files, words",
+    [({"../x": ""}, "`..`"), ({"/etc/x": ""}, "absolute"), ({"a": b"x" * 20}, "20 bytes")],
+)
+def test_bad_files_raise_invalid_files(files, words):
+    with pytest.raises(pyeval.InvalidFiles, match=words):
+        EV.eval("1", files=files, max_file_bytes=10)
+
+
+def test_a_session_takes_files_later_and_reads_its_files_back():
+    with EV.session(files={"a.txt": "a"}) as session:
+        session.add_files({"b.txt": b"b"})
+        assert session.eval("open('a.txt').read() + open('b.txt').read()").value == "'ab'"
+        session.eval("open('c.txt', 'w').write('see')")
+        assert session.read_file("c.txt") == b"see"
+        with pytest.raises(pyeval.NoSuchFile, match="no such file"):
+            session.read_file("missing.txt")
+        with pytest.raises(pyeval.InvalidFiles):
+            session.add_files({"..": ""})
+
+
+def test_the_data_files_example_returns_its_summary_and_chart(tmp_path):
+    example = os.path.join(os.path.dirname(__file__), "../../examples/python/data_files.py")
+    done = subprocess.run(
+        [sys.executable, example, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("3 regions, best: north\n")
+    assert "out/chart.svg: " in done.stdout and "image/svg+xml" in done.stdout
+    summary = (tmp_path / "out" / "summary.csv").read_bytes()
+    assert summary == b"region,total\r\neast,130\r\nnorth,270\r\nsouth,175\r\n"
+    assert (tmp_path / "out" / "chart.svg").read_text().startswith("<svg ")

@@ -2,10 +2,12 @@
 //!
 //! | route | |
 //! |---|---|
-//! | `POST /v1/eval` | `{code, limits?, env?, argv?, stdin?, tools?, client_tools?}` -> the outcome |
-//! | `POST /v1/sessions` | `{limits?, env?, argv?, stdin?, tools?, client_tools?}` (or no body) -> `201 {"id"}` |
+//! | `POST /v1/eval` | `{code, limits?, env?, argv?, stdin?, files?, tools?, client_tools?}` -> the outcome |
+//! | `POST /v1/sessions` | `{limits?, env?, argv?, stdin?, files?, tools?, client_tools?}` (or no body) -> `201 {"id"}` |
 //! | `POST /v1/sessions/{id}/eval` | `{code}` -> the outcome |
 //! | `DELETE /v1/sessions/{id}` | `204` |
+//! | `PUT /v1/sessions/{id}/files/{path}` | the body becomes that file before the next evaluation -> `204` |
+//! | `GET /v1/sessions/{id}/files/{path}` | the file's bytes, with its media type |
 //! | `GET /v1/tools` | the configured tools and their stubs |
 //! | `POST /v1/calls/{id}` | `{result}` or `{error}`: a client tool's answer -> `204` |
 //!
@@ -34,7 +36,7 @@ use pyeval::{EvalError, Evaluator, Outcome};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::client_tools::{self, Answer, Calls};
 use crate::events;
@@ -97,6 +99,10 @@ fn router(service: Arc<Service>) -> Router {
         .route("/v1/sessions", post(open_session))
         .route("/v1/sessions/{id}/eval", post(eval_in_session))
         .route("/v1/sessions/{id}", delete(close_session))
+        .route(
+            "/v1/sessions/{id}/files/{*path}",
+            get(read_session_file).put(put_session_file),
+        )
         .route("/v1/calls/{id}", post(answer_call))
         .fallback(|| async { Failure::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(middleware::from_fn_with_state(service.clone(), authorize))
@@ -182,9 +188,88 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A request's body: JSON (`Content-Type: application/json`), at most the policy's size,
-/// and whole within the policy's body timeout (however it is trickled).
-struct JsonBody(Bytes);
+/// A request body, read whole within the policy's size and body timeout (however it is
+/// trickled). Its bytes hold their share of the memory responses hold (see
+/// `response`) until the request is answered: a body of declared length up to the limit
+/// with files, one of unknown length up to the limit without.
+struct Body {
+    bytes: Bytes,
+    _memory: OwnedSemaphorePermit,
+}
+
+/// A [`Body`] that is JSON (sent as `application/json`), or empty.
+struct JsonBody(Body);
+
+impl Body {
+    async fn read(request: Request, service: &Arc<Service>) -> Result<Self, Failure> {
+        let policy = &service.policy;
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<usize>().ok());
+        let refuse = || {
+            Failure::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than this server accepts",
+            )
+        };
+        let limit = match declared {
+            Some(length) if length > policy.body_limit_with_files() => return Err(refuse()),
+            Some(length) => length,
+            None => policy.body_limit(),
+        };
+        let kib = u32::try_from(limit.div_ceil(1024)).unwrap_or(u32::MAX);
+        let memory = service
+            .responses
+            .clone()
+            .try_acquire_many_owned(kib)
+            .map_err(|_| {
+                Failure::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server_busy",
+                    "requests and responses in flight hold all the memory this server gives \
+                     them; retry shortly",
+                )
+                .retry_after(1)
+            })?;
+        let read = axum::body::to_bytes(request.into_body(), limit);
+        let bytes = match tokio::time::timeout(policy.body_timeout, read).await {
+            Err(_) => {
+                return Err(Failure::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_unread",
+                    format!(
+                        "the request body did not arrive within {:?}",
+                        policy.body_timeout
+                    ),
+                ))
+            }
+            Ok(Err(error)) if too_large(&error) => return Err(refuse()),
+            Ok(Err(error)) => {
+                return Err(Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "body_unread",
+                    format!("the request body could not be read: {error}"),
+                ))
+            }
+            Ok(Ok(body)) => body,
+        };
+        Ok(Body {
+            bytes,
+            _memory: memory,
+        })
+    }
+}
+
+impl FromRequest<Arc<Service>> for Body {
+    type Rejection = Failure;
+
+    async fn from_request(request: Request, service: &Arc<Service>) -> Result<Self, Failure> {
+        Body::read(request, service).await
+    }
+}
 
 impl FromRequest<Arc<Service>> for JsonBody {
     type Rejection = Failure;
@@ -196,36 +281,8 @@ impl FromRequest<Arc<Service>> for JsonBody {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.split(';').next())
             .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
-        let policy = &service.policy;
-        let read = axum::body::to_bytes(request.into_body(), policy.body_limit());
-        let body = match tokio::time::timeout(policy.body_timeout, read).await {
-            Err(_) => {
-                return Err(Failure::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "body_unread",
-                    format!(
-                        "the request body did not arrive within {:?}",
-                        policy.body_timeout
-                    ),
-                ))
-            }
-            Ok(Err(error)) if too_large(&error) => {
-                return Err(Failure::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "the request body is larger than this server accepts",
-                ))
-            }
-            Ok(Err(error)) => {
-                return Err(Failure::new(
-                    StatusCode::BAD_REQUEST,
-                    "body_unread",
-                    format!("the request body could not be read: {error}"),
-                ))
-            }
-            Ok(Ok(body)) => body,
-        };
-        if !body.is_empty() && !json {
+        let body = Body::read(request, service).await?;
+        if !body.bytes.is_empty() && !json {
             return Err(Failure::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -249,10 +306,10 @@ fn too_large(error: &axum::Error) -> bool {
 
 impl JsonBody {
     /// The body parsed; no body at all reads as `empty`.
-    fn parse<T: DeserializeOwned>(self, empty: Option<T>) -> Result<T, Failure> {
-        match (self.0.is_empty(), empty) {
+    fn parse<T: DeserializeOwned>(&self, empty: Option<T>) -> Result<T, Failure> {
+        match (self.0.bytes.is_empty(), empty) {
             (true, Some(empty)) => Ok(empty),
-            _ => serde_json::from_slice(&self.0).map_err(|e| {
+            _ => serde_json::from_slice(&self.0.bytes).map_err(|e| {
                 Failure::new(
                     StatusCode::BAD_REQUEST,
                     "bad_request",
@@ -264,17 +321,16 @@ impl JsonBody {
 }
 
 impl Service {
-    /// A request's grants: its environment, arguments and stdin, the configured tools it
-    /// names (by server or by tool), or all of them, and its own tools. A request narrows
-    /// what the operator configured, never widens it (its own tools call only itself).
+    /// A request's grants: `given` (its environment, arguments, stdin and files), the
+    /// configured tools it names (by server or by tool), or all of them, and its own tools.
+    /// A request narrows what the operator configured, never widens it (its own tools
+    /// call only itself).
     fn grants(
         &self,
-        env: std::collections::BTreeMap<String, String>,
-        argv: Vec<String>,
-        stdin: Option<String>,
+        given: Result<pyeval::Grants, Failure>,
         (tools, declared): (Option<Vec<String>>, Vec<client_tools::Declared>),
     ) -> Result<pyeval::Grants, Failure> {
-        let mut grants = grants(env, argv, stdin);
+        let mut grants = given?;
         let own = client_tools::tools(declared, &self.policy.tools, &self.calls)?;
         let configured = &self.policy.tools;
         match tools {
@@ -358,7 +414,8 @@ async fn eval(
     }
     let limits = service.policy.limits_for(&request.limits);
     let tools = (request.tools, request.client_tools);
-    let mut grants = service.grants(request.env, request.argv, request.stdin, tools)?;
+    let given = grants(request.env, request.argv, request.stdin, request.files);
+    let mut grants = service.grants(given, tools)?;
     let code = request.code;
     if !streamed {
         return service.answer(service.evaluate(&code, &limits, &grants).await);
@@ -367,7 +424,11 @@ async fn eval(
     let max_bytes = service.policy.max_response_bytes();
     let memory = service.responses.clone();
     Ok(events::stream(
-        async move { Ok(service.evaluate(&code, &limits, &grants).await) },
+        async move {
+            // The body's share of the memory is held until the evaluation ends.
+            let _body = body;
+            Ok(service.evaluate(&code, &limits, &grants).await)
+        },
         max_bytes,
         memory,
     ))
@@ -416,7 +477,10 @@ async fn open_session(
     let tools = (request.tools, request.client_tools);
     let session = service.evaluator.session_with(
         &limits,
-        &service.grants(request.env, request.argv, request.stdin, tools)?,
+        &service.grants(
+            grants(request.env, request.argv, request.stdin, request.files),
+            tools,
+        )?,
     )?;
     let id = service
         .sessions
@@ -478,6 +542,41 @@ async fn eval_in_session(
         max_bytes,
         memory,
     ))
+}
+
+/// A file of a session's working directory, with its media type.
+async fn read_session_file(
+    State(service): State<Arc<Service>>,
+    Path((id, path)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let read = service
+        .sessions
+        .with(&id, async |session: &mut pyeval::Session| {
+            session.read_file_async(&path).await
+        })
+        .await
+        .map_err(|refused| refusal(&service, &id, refused))??;
+    let body = crate::response::held(read, &service.responses)?;
+    let media_type = HeaderValue::from_str(&pyeval::media_type(&path))
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    Ok(([(header::CONTENT_TYPE, media_type)], body).into_response())
+}
+
+/// Puts the body as a file in a session's working directory before its next evaluation.
+async fn put_session_file(
+    State(service): State<Arc<Service>>,
+    Path((id, path)): Path<(String, String)>,
+    body: Body,
+) -> Result<StatusCode, Failure> {
+    let file = pyeval::InputFile::new(path, body.bytes.to_vec());
+    service
+        .sessions
+        .with(&id, async |session: &mut pyeval::Session| {
+            session.add_files(vec![file])
+        })
+        .await
+        .map_err(|refused| refusal(&service, &id, refused))??;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A client's answer to a call of one of its tools.

@@ -8,12 +8,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyeval::{EvalError, Evaluator, Grants, Limits, LiveOutput, Outcome, Stream};
+use pyeval::{
+    EvalError, Evaluator, Grants, InputFile, Limits, LiveOutput, Outcome, OutputFile, Stream,
+};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ContentBlock, ProgressNotificationParam, ProgressToken, ServerCapabilities,
-    ServerConfig,
+    CallToolResult, ContentBlock, ProgressNotificationParam, ProgressToken, ResourceContents,
+    ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{
@@ -34,6 +36,10 @@ pub struct RunPython {
     /// files. Without it, the code runs in a fresh interpreter.
     #[serde(default)]
     pub session: Option<String>,
+    /// Files to put in the working directory before the code runs: paths (relative, like
+    /// `data.csv`) to their contents as text.
+    #[serde(default)]
+    pub files: std::collections::BTreeMap<String, String>,
 }
 
 /// The `run_python` server: one evaluator, the operator's limits, this client's sessions.
@@ -85,7 +91,9 @@ impl PythonTool {
     #[tool(
         description = "Run Python 3.13 code in a sandbox (no network, no host files) and \
                        return what it printed, the value of its last expression and any \
-                       traceback. Pass `session` to keep variables between calls."
+                       traceback. Pass `session` to keep variables between calls, `files` \
+                       to give the code files in its working directory; files it writes \
+                       there come back (images as images)."
     )]
     async fn run_python(
         &self,
@@ -98,17 +106,23 @@ impl PythonTool {
             .get_progress_token()
             .map(|token| Progress::new(token, context.peer.clone()));
         let live = progress.as_ref().map(Progress::listener);
+        let files: Vec<InputFile> = request
+            .files
+            .iter()
+            .map(|(path, text)| InputFile::new(path.clone(), text.as_bytes()))
+            .collect();
         let evaluation = async {
             match &request.session {
                 None => {
                     let mut grants = self.grants.clone();
                     grants.live_output = live;
+                    grants.files = files;
                     Ok(self
                         .evaluator
                         .eval_async(&request.code, &self.limits, &grants)
                         .await)
                 }
-                Some(name) => self.in_session(name, &request.code, live).await,
+                Some(name) => self.in_session(name, &request.code, files, live).await,
             }
         };
         let result = tokio::select! {
@@ -202,6 +216,7 @@ impl PythonTool {
         &self,
         name: &str,
         code: &str,
+        files: Vec<InputFile>,
         live: Option<LiveOutput>,
     ) -> Result<Result<Outcome, EvalError>, String> {
         let start = || self.evaluator.session_with(&self.limits, &self.grants);
@@ -211,7 +226,13 @@ impl PythonTool {
             Err(OpenError::Refused(refused)) => return Err(refusal(name, refused)),
         }
         self.sessions
-            .eval(name, code, live)
+            .with(name, async |session: &mut pyeval::Session| {
+                if !files.is_empty() {
+                    session.add_files(files)?;
+                }
+                session.set_live_output(live);
+                session.eval_async(code).await
+            })
             .await
             .map_err(|refused| refusal(name, refused))
     }
@@ -257,15 +278,63 @@ fn report(outcome: &Outcome) -> CallToolResult {
     if outcome.stdout_truncated || outcome.stderr_truncated {
         section("note", "output past the limit was cut");
     }
+    let unkept: Vec<String> = outcome
+        .files
+        .iter()
+        .filter(|file| file.data.is_none())
+        .map(|file| format!("{} ({} bytes)", file.path, file.size))
+        .collect();
+    if !unkept.is_empty() {
+        section(
+            "note",
+            &format!("files too large to return: {}", unkept.join(", ")),
+        );
+    }
+    if outcome.files_dropped > 0 {
+        section(
+            "note",
+            &format!(
+                "{} more changed files were not returned (over the limit on files)",
+                outcome.files_dropped
+            ),
+        );
+    }
     if text.is_empty() {
         text.push_str("(no output)\n");
     }
-    let content = vec![ContentBlock::text(text)];
+    let mut content = vec![ContentBlock::text(text)];
+    content.extend(outcome.files.iter().filter_map(file_content));
     if outcome.error.is_some() {
         CallToolResult::error(content)
     } else {
         CallToolResult::success(content)
     }
+}
+
+/// A file the code wrote, for the client: an image as image content (so a model sees it),
+/// text as an embedded text resource, anything else as an embedded blob; its URI is its
+/// path in the sandbox.
+fn file_content(file: &OutputFile) -> Option<ContentBlock> {
+    use base64::Engine as _;
+    let data = file.data.as_ref()?;
+    let encode = || base64::engine::general_purpose::STANDARD.encode(data);
+    let uri = format!("file:///tmp/{}", file.path);
+    let textual = file.media_type.starts_with("text/")
+        || ["application/json", "application/xml"].contains(&file.media_type.as_str());
+    Some(if file.media_type.starts_with("image/") {
+        ContentBlock::image(encode(), &file.media_type)
+    } else if let (true, Ok(text)) = (textual, std::str::from_utf8(data)) {
+        ContentBlock::resource(ResourceContents::TextResourceContents {
+            uri,
+            mime_type: Some(file.media_type.clone()),
+            text: text.to_owned(),
+            meta: None,
+        })
+    } else {
+        ContentBlock::resource(
+            ResourceContents::blob(encode(), uri).with_mime_type(&file.media_type),
+        )
+    })
 }
 
 fn stopped(error: &EvalError, in_session: bool) -> String {

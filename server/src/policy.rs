@@ -89,9 +89,10 @@ impl Policy {
             )
     }
 
-    /// Largest response: the five texts of an outcome (stdout, stderr, value, exception
-    /// message, traceback) at the output limit, and room for the rest. An outcome whose
-    /// JSON escapes take more has its texts cut to fit.
+    /// Largest response but for its files: the five texts of an outcome (stdout, stderr,
+    /// value, exception message, traceback) at the output limit, and room for the rest. An
+    /// outcome whose JSON escapes take more has its texts cut to fit. The files returned
+    /// come on top, bounded by the files limits.
     pub fn max_response_bytes(&self) -> usize {
         (self.limits.output_bytes as usize)
             .saturating_mul(5)
@@ -107,13 +108,26 @@ impl Policy {
             .min(instances - (instances / 4).max(1).min(instances))
     }
 
-    /// Largest request body accepted: the code limit, and as much again for the rest
-    /// (environment, arguments, stdin, JSON escapes).
+    /// Largest request body accepted without files: the code limit, and as much again for
+    /// the rest (environment, arguments, stdin, JSON escapes). A body of unknown length
+    /// (chunked) may be no larger.
     pub fn body_limit(&self) -> usize {
         self.limits
             .code_bytes
             .saturating_mul(2)
             .saturating_add(64 * 1024)
+    }
+
+    /// Largest request body accepted with its length declared: [`Policy::body_limit`] and
+    /// the files a request may give, their bytes in base64 and 512 bytes a file for their
+    /// paths.
+    pub fn body_limit_with_files(&self) -> usize {
+        let files = self.limits.files;
+        let data =
+            usize::try_from(files.max_bytes.div_ceil(3).saturating_mul(4)).unwrap_or(usize::MAX);
+        self.body_limit()
+            .saturating_add(data)
+            .saturating_add((files.max_files as usize).saturating_mul(512))
     }
 }
 

@@ -25,6 +25,7 @@ pub struct BoundedJson(Bytes);
 
 /// The bytes of a body and the share of the response memory they take.
 struct Held {
+    /// The body (JSON, or a file's bytes).
     json: Vec<u8>,
     _permit: OwnedSemaphorePermit,
 }
@@ -39,29 +40,36 @@ impl BoundedJson {
     /// `outcome` as JSON of at most `max` bytes; a 503 when the responses in flight
     /// already hold what `memory` (in KiB) allows.
     pub fn new(outcome: &Outcome, max: usize, memory: &Arc<Semaphore>) -> Result<Self, Failure> {
-        let json = bounded(outcome, max);
-        let kib = u32::try_from(json.len().div_ceil(1024)).unwrap_or(u32::MAX);
-        let permit = memory.clone().try_acquire_many_owned(kib).map_err(|_| {
-            Failure::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_busy",
-                "responses waiting for their clients hold all the memory this server \
-                 gives them; retry shortly",
-            )
-            .retry_after(1)
-        })?;
-        Ok(BoundedJson(Bytes::from_owner(Held {
-            json,
-            _permit: permit,
-        })))
+        held(bounded(outcome, max), memory).map(BoundedJson)
     }
 }
 
-/// The outcome's JSON, with its texts cut until it is at most `max` bytes long.
+/// `bytes` as a body that holds its share of `memory` (in KiB) while anything holds it; a
+/// 503 when the responses in flight already hold what `memory` allows.
+pub fn held(bytes: Vec<u8>, memory: &Arc<Semaphore>) -> Result<Bytes, Failure> {
+    let kib = u32::try_from(bytes.len().div_ceil(1024)).unwrap_or(u32::MAX);
+    let permit = memory.clone().try_acquire_many_owned(kib).map_err(|_| {
+        Failure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_busy",
+            "responses waiting for their clients hold all the memory this server \
+             gives them; retry shortly",
+        )
+        .retry_after(1)
+    })?;
+    Ok(Bytes::from_owner(Held {
+        json: bytes,
+        _permit: permit,
+    }))
+}
+
+/// The outcome's JSON, with its texts cut until it is at most `max` bytes long besides its
+/// files (which the files limits bound).
 pub fn bounded(outcome: &Outcome, max: usize) -> Vec<u8> {
+    let files = serde_json::to_vec(&outcome.files).map_or(0, |json| json.len());
     bounded_json(
         serde_json::to_value(outcome).expect("outcomes serialize"),
-        max,
+        max.saturating_add(files),
     )
 }
 

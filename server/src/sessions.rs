@@ -113,13 +113,26 @@ impl Sessions {
         code: &str,
         live: Option<LiveOutput>,
     ) -> Result<Result<Outcome, EvalError>, Refused> {
+        self.with(key, async |session: &mut Session| {
+            session.set_live_output(live);
+            session.eval_async(code).await
+        })
+        .await
+    }
+
+    /// Runs `work` on the session `key` when no other work runs on it; a stop ends the
+    /// session, as does a caller that goes away before `work` finished.
+    pub async fn with<T>(
+        &self,
+        key: &str,
+        work: impl AsyncFnOnce(&mut Session) -> Result<T, EvalError>,
+    ) -> Result<Result<T, EvalError>, Refused> {
         let entry = match self.slots.lock().unwrap().get(key) {
             Some(Slot::Live(entry)) => entry.clone(),
             Some(Slot::Ended { stop, .. }) => return Err(Refused::Ended(stop.clone())),
             None => return Err(Refused::Unknown),
         };
         let mut session = entry.session.try_lock().map_err(|_| Refused::Busy)?;
-        session.set_live_output(live);
         let mut closed = entry.closed.subscribe();
         entry.touch();
         // Until the evaluation finishes, a caller that goes away (a client disconnecting)
@@ -131,7 +144,7 @@ impl Sessions {
             stop: Some(Stopped::Cancelled),
         };
         let result = tokio::select! {
-            result = session.eval_async(code) => result,
+            result = work(&mut session) => result,
             // Dropping the evaluation cancels it; the instance goes with the entry.
             _ = closed.wait_for(|closed| *closed) => return Err(Refused::Closed),
         };

@@ -34,6 +34,9 @@ pub struct EvalRequest {
     /// streamed evaluations).
     #[serde(default)]
     pub client_tools: Vec<Declared>,
+    /// Files in the code's working directory: paths to their bytes in base64.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
 }
 
 /// `POST /v1/sessions` (every field optional; the body may be empty).
@@ -56,6 +59,9 @@ pub struct SessionRequest {
     /// streamed evaluations).
     #[serde(default)]
     pub client_tools: Vec<Declared>,
+    /// Files in the code's working directory: paths to their bytes in base64.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
 }
 
 /// `POST /v1/sessions/{id}/eval`.
@@ -65,17 +71,35 @@ pub struct SessionEvalRequest {
     pub code: String,
 }
 
-/// What a request may grant its code: environment, `sys.argv`, stdin. (Host directories
-/// are the operator's to grant, not a client's.)
-pub fn grants(env: BTreeMap<String, String>, argv: Vec<String>, stdin: Option<String>) -> Grants {
+/// What a request may grant its code: environment, `sys.argv`, stdin, files. (Host
+/// directories are the operator's to grant, not a client's.)
+pub fn grants(
+    env: BTreeMap<String, String>,
+    argv: Vec<String>,
+    stdin: Option<String>,
+    files: BTreeMap<String, String>,
+) -> Result<Grants, Failure> {
     let mut grants = Grants::new().with_argv(argv);
+    for (path, data) in files {
+        use base64::Engine as _;
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|e| {
+                Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("files: {path:?} is not base64: {e}"),
+                )
+            })?;
+        grants = grants.with_file(path, data);
+    }
     for (key, value) in env {
         grants = grants.with_env(key, value);
     }
     if let Some(stdin) = stdin {
         grants = grants.with_stdin(Stdin::Bytes(stdin.into_bytes()));
     }
-    grants
+    Ok(grants)
 }
 
 /// A request that produced no outcome.
@@ -112,7 +136,8 @@ impl From<EvalError> for Failure {
             K::FuelExhausted => StatusCode::UNPROCESSABLE_ENTITY,
             K::Timeout => StatusCode::REQUEST_TIMEOUT,
             K::MemoryLimit => StatusCode::INSUFFICIENT_STORAGE,
-            K::InvalidCode => StatusCode::BAD_REQUEST,
+            K::InvalidCode | K::InvalidFiles => StatusCode::BAD_REQUEST,
+            K::NoSuchFile => StatusCode::NOT_FOUND,
             K::SessionEnded => StatusCode::GONE,
             K::TooManyInstances | K::MemoryBudget => StatusCode::SERVICE_UNAVAILABLE,
             K::Trap | K::Cancelled | K::Setup => StatusCode::INTERNAL_SERVER_ERROR,

@@ -10,6 +10,7 @@
 //! path to a preopened directory: a path no host directory holds is the tree's.
 
 mod calls;
+pub mod files;
 mod tree;
 
 use std::cell::RefCell;

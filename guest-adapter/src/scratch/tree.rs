@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -45,17 +46,23 @@ pub enum Node {
     File(FileRef),
 }
 
-/// Inode number and times (nanoseconds since the epoch).
+/// Inode number, times (nanoseconds since the epoch) and the number of the node's last
+/// change (see [`last_change`]).
 pub struct Meta {
     pub ino: u64,
     pub atim: u64,
     pub mtim: u64,
     pub ctim: u64,
+    pub changed: u64,
 }
 
 pub struct Dir {
     pub meta: Meta,
-    entries: BTreeMap<Box<[u8]>, Node>,
+    /// The number of the change that put it where it is (its `meta.changed` moves with
+    /// its entries as well).
+    placed: u64,
+    /// Names are shared, so a walk can hold its place in a directory without a copy.
+    entries: BTreeMap<Rc<[u8]>, Node>,
     /// None for the root, whose `..` is itself.
     parent: Option<Weak<RefCell<Dir>>>,
     /// Removed from the tree while still open: nothing can be created in it.
@@ -91,6 +98,19 @@ pub struct Stat {
     pub ctim: u64,
 }
 
+/// The number of the tree's last change: each creation, write, truncation or placement of
+/// a node takes the next one, so a node changed since a point is one whose number is
+/// past the number read then.
+pub fn last_change() -> u64 {
+    CHANGES.load(Ordering::Relaxed)
+}
+
+static CHANGES: AtomicU64 = AtomicU64::new(0);
+
+fn next_change() -> u64 {
+    CHANGES.fetch_add(1, Ordering::Relaxed) + 1
+}
+
 /// The current time in nanoseconds since the epoch.
 pub fn now() -> u64 {
     SystemTime::now()
@@ -107,6 +127,7 @@ impl Meta {
             atim: t,
             mtim: t,
             ctim: t,
+            changed: next_change(),
         }
     }
 
@@ -114,6 +135,7 @@ impl Meta {
         let t = now();
         self.mtim = t;
         self.ctim = t;
+        self.changed = next_change();
     }
 }
 
@@ -122,6 +144,7 @@ impl Dir {
     pub fn root() -> DirRef {
         Rc::new(RefCell::new(Dir {
             meta: Meta::new(),
+            placed: 0,
             entries: BTreeMap::new(),
             parent: None,
             removed: false,
@@ -138,7 +161,7 @@ impl Dir {
         ];
         list.extend(this.entries.iter().map(|(name, node)| {
             let stat = node.stat();
-            (name.clone(), stat.ino, stat.filetype)
+            (Box::from(&name[..]), stat.ino, stat.filetype)
         }));
         list
     }
@@ -297,7 +320,7 @@ enum Place {
     /// An entry, present or not: its directory, its name, and whether the path ended in `/`.
     Entry {
         parent: DirRef,
-        name: Box<[u8]>,
+        name: Rc<[u8]>,
         dir_only: bool,
     },
     /// A directory named without an entry of its own (`.`, `..`, or the start itself).
@@ -407,15 +430,94 @@ pub fn open(start: &DirRef, path: &[u8], create: bool, exclusive: bool) -> Resul
     }
 }
 
-/// Adds an entry to a directory that is still in the tree.
-fn insert(dir: &DirRef, name: Box<[u8]>, node: Node) -> Result<(), Errno> {
+/// Adds an entry to a directory that is still in the tree; the node counts as changed
+/// there (a file moved or linked into a directory is new to it).
+fn insert(dir: &DirRef, name: Rc<[u8]>, node: Node) -> Result<(), Errno> {
     let mut dir = dir.borrow_mut();
     if dir.removed {
         return Err(NOENT);
     }
+    match &node {
+        Node::Dir(placed) => placed.borrow_mut().placed = next_change(),
+        Node::File(file) => file.borrow_mut().meta.changed = next_change(),
+    }
     dir.entries.insert(name, node);
     dir.meta.modified();
     Ok(())
+}
+
+/// Calls `found` for each file below `dir` changed after change number `since`, in path
+/// order, with its path from `dir` (`/`-separated), or `None` when no memory was left to
+/// spell it. A directory placed after `since` counts every file below it as changed.
+///
+/// The walk allocates only along one path (its stack and the path's bytes), never per
+/// entry, and each allocation may fail: code may have filled the memory before it runs. A
+/// directory the walk has no room to enter is left out.
+pub fn changed_since(dir: &DirRef, since: u64, mut found: impl FnMut(Option<&[u8]>, &FileRef)) {
+    /// A directory being walked: where it is, the last name visited, its path's length.
+    struct Frame {
+        dir: DirRef,
+        after: Option<Rc<[u8]>>,
+        base: usize,
+        all: bool,
+    }
+    let mut path: Vec<u8> = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    if stack.try_reserve(8).is_err() {
+        return;
+    }
+    stack.push(Frame {
+        dir: dir.clone(),
+        after: None,
+        base: 0,
+        all: false,
+    });
+    while let Some(frame) = stack.last_mut() {
+        let next = {
+            let dir = frame.dir.borrow();
+            let mut range = match &frame.after {
+                None => dir.entries.range::<[u8], _>(..),
+                Some(after) => dir
+                    .entries
+                    .range::<[u8], _>((Bound::Excluded(&after[..]), Bound::Unbounded)),
+            };
+            range
+                .next()
+                .map(|(name, node)| (name.clone(), node.clone()))
+        };
+        let Some((name, node)) = next else {
+            stack.pop();
+            continue;
+        };
+        let (base, all) = (frame.base, frame.all);
+        frame.after = Some(name.clone());
+        path.truncate(base);
+        let spelled = path.try_reserve(name.len() + 1).is_ok();
+        if spelled {
+            if base > 0 {
+                path.push(b'/');
+            }
+            path.extend_from_slice(&name);
+        }
+        match node {
+            Node::File(file) => {
+                if all || file.borrow().meta.changed > since {
+                    found(spelled.then_some(&path[..]), &file);
+                }
+            }
+            Node::Dir(sub) => {
+                let all = all || sub.borrow().placed > since;
+                if spelled && stack.try_reserve(1).is_ok() {
+                    stack.push(Frame {
+                        dir: sub,
+                        after: None,
+                        base: path.len(),
+                        all,
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// Creates the directory `path`.
@@ -428,6 +530,7 @@ pub fn mkdir(start: &DirRef, path: &[u8]) -> Result<(), Errno> {
     }
     let dir = Rc::new(RefCell::new(Dir {
         meta: Meta::new(),
+        placed: 0,
         entries: BTreeMap::new(),
         parent: Some(Rc::downgrade(&parent)),
         removed: false,
