@@ -277,3 +277,17 @@ fn files_given_to_a_session_wait_out_a_full_pool() {
     let read = session.eval("open('kept.txt').read()").unwrap();
     assert_eq!(read.value.as_deref(), Some("'still here'"));
 }
+
+#[test]
+fn an_evaluation_that_changes_no_file_is_not_asked_for_its_files() {
+    // The outcome says no file changed, so the host asks nothing more: the same fuel as
+    // with no files allowed at all (the guest's listing would cost fuel of its own).
+    let fuel = |limits: &Limits| {
+        let outcome = evaluator()
+            .eval_with("print(1)", limits, &Grants::new())
+            .unwrap();
+        outcome.fuel_used
+    };
+    let without = Limits::default().with_file_limits(FileLimits::new(0, 0));
+    assert_eq!(fuel(&Limits::default()), fuel(&without));
+}

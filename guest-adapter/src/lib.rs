@@ -359,6 +359,7 @@ unsafe fn outcome(record: *mut PyObject) -> Outcome {
         exit_code: read_field(record, c"exit_code", |code| {
             (code != Py_None()).then(|| PyLong_AsLong(code) as i32)
         }),
+        files_changed: scratch::files::any_changed(),
     }
 }
 
@@ -378,6 +379,7 @@ unsafe fn internal_failure() -> Outcome {
             message,
         }),
         exit_code: None,
+        files_changed: scratch::files::any_changed(),
     }
 }
 

@@ -295,6 +295,8 @@ struct RawOutcome {
     error: Option<RawException>,
     #[component(name = "exit-code")]
     exit_code: Option<i32>,
+    #[component(name = "files-changed")]
+    files_changed: bool,
 }
 
 /// The WIT `exception`, lifted like [`RawOutcome`].
@@ -441,7 +443,11 @@ impl Guest<'_> {
                 let eval = instance
                     .get_typed_func::<(&str,), (RawOutcome,)>(&mut *store, &evaluator.eval)?;
                 let (outcome,) = eval.call_async(&mut *store, (code,)).await?;
-                let changes = changed_files(evaluator, store, instance, limits).await?;
+                let changes = if outcome.files_changed {
+                    changed_files(evaluator, store, instance, limits).await?
+                } else {
+                    RawChanges::default()
+                };
                 Ok(Done::Evaluated(Box::new(outcome), changes))
             }
             Step::Read(path) => {

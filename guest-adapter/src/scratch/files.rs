@@ -35,6 +35,11 @@ fn working_dir() -> Option<DirRef> {
     })
 }
 
+/// Whether the current evaluation changed anything of the tree (see [`changed`]).
+pub fn any_changed() -> bool {
+    tree::last_change() != EVAL_START.with(Cell::get)
+}
+
 /// Why `path` is not a plain relative path under the working directory, if it is not.
 fn check_path(path: &str) -> Result<(), String> {
     if path.is_empty() {
