@@ -280,14 +280,25 @@ fn files_given_to_a_session_wait_out_a_full_pool() {
 
 #[test]
 fn an_evaluation_that_changes_no_file_is_not_asked_for_its_files() {
-    // The outcome says no file changed, so the host asks nothing more: the same fuel as
-    // with no files allowed at all (the guest's listing would cost fuel of its own).
-    let fuel = |limits: &Limits| {
-        let outcome = evaluator()
-            .eval_with("print(1)", limits, &Grants::new())
-            .unwrap();
-        outcome.fuel_used
+    // The outcome says no file changed, so the host asks nothing more: the fuel of one
+    // with no files allowed at all. (Asking would cost the guest about 90 fuel; a fresh
+    // evaluation's fuel varies by a few units from one to the next, so means are compared.)
+    let mean_fuel = |limits: &Limits| {
+        let runs = 30;
+        let total: u64 = (0..runs)
+            .map(|_| {
+                evaluator()
+                    .eval_with("print(1)", limits, &Grants::new())
+                    .unwrap()
+                    .fuel_used
+            })
+            .sum();
+        total as f64 / runs as f64
     };
     let without = Limits::default().with_file_limits(FileLimits::new(0, 0));
-    assert_eq!(fuel(&Limits::default()), fuel(&without));
+    let (asked, not_asked) = (mean_fuel(&Limits::default()), mean_fuel(&without));
+    assert!(
+        (asked - not_asked).abs() < 40.0,
+        "{asked} against {not_asked}"
+    );
 }
