@@ -51,7 +51,7 @@ pub struct Cli {
     files: Vec<FileArg>,
 
     /// Write the files the code creates or changes in its working directory under DIR
-    /// (made if missing), and the charts it leaves.
+    /// (made if missing), at their paths.
     #[arg(long, value_name = "DIR", conflicts_with = "python")]
     pub output_dir: Option<PathBuf>,
 
