@@ -14,6 +14,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use bytes::Bytes;
 use serde::{Serialize, Serializer};
 
 use crate::error::EvalError;
@@ -24,7 +25,7 @@ pub const DEFAULT_MAX_FILES: u32 = 100;
 pub const DEFAULT_FILE_BYTES: u64 = 16 << 20;
 
 /// The longest path of a file given or returned, and of one name in it (Linux's).
-const PATH_MAX: usize = 4096;
+pub(crate) const PATH_MAX: usize = 4096;
 const NAME_MAX: usize = 255;
 
 /// How many files, of how many bytes in all, cross the sandbox's edge each way per
@@ -59,18 +60,20 @@ impl FileLimits {
 }
 
 /// A file given to evaluated code: `path` under its working directory, with `data`.
+/// Cloning it shares the bytes (grants are cloned into every fresh instance).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct InputFile {
     /// Relative and `/`-separated, with no empty, `.` or `..` part: `data.csv`, `in/a.csv`.
     pub path: String,
     /// Its contents.
-    pub data: Vec<u8>,
+    pub data: Bytes,
 }
 
 impl InputFile {
-    /// The file `path` holding `data`.
-    pub fn new(path: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
+    /// The file `path` holding `data` (a `Vec<u8>`, `String` or static bytes, taken
+    /// without a copy).
+    pub fn new(path: impl Into<String>, data: impl Into<Bytes>) -> Self {
         InputFile {
             path: path.into(),
             data: data.into(),

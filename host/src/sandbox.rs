@@ -88,7 +88,7 @@ impl Grants {
     }
 
     /// These grants and the file `path` (under the working directory) holding `data`.
-    pub fn with_file(mut self, path: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
+    pub fn with_file(mut self, path: impl Into<String>, data: impl Into<bytes::Bytes>) -> Self {
         self.files.push(InputFile::new(path, data));
         self
     }

@@ -327,10 +327,9 @@ impl Service {
     /// call only itself).
     fn grants(
         &self,
-        given: Result<pyeval::Grants, Failure>,
+        mut grants: pyeval::Grants,
         (tools, declared): (Option<Vec<String>>, Vec<client_tools::Declared>),
     ) -> Result<pyeval::Grants, Failure> {
-        let mut grants = given?;
         let own = client_tools::tools(declared, &self.policy.tools, &self.calls)?;
         let configured = &self.policy.tools;
         match tools {
@@ -414,7 +413,7 @@ async fn eval(
     }
     let limits = service.policy.limits_for(&request.limits);
     let tools = (request.tools, request.client_tools);
-    let given = grants(request.env, request.argv, request.stdin, request.files);
+    let given = grants(request.env, request.argv, request.stdin, request.files)?;
     let mut grants = service.grants(given, tools)?;
     let code = request.code;
     if !streamed {
@@ -478,7 +477,7 @@ async fn open_session(
     let session = service.evaluator.session_with(
         &limits,
         &service.grants(
-            grants(request.env, request.argv, request.stdin, request.files),
+            grants(request.env, request.argv, request.stdin, request.files)?,
             tools,
         )?,
     )?;
@@ -568,7 +567,7 @@ async fn put_session_file(
     Path((id, path)): Path<(String, String)>,
     body: Body,
 ) -> Result<StatusCode, Failure> {
-    let file = pyeval::InputFile::new(path, body.bytes.to_vec());
+    let file = pyeval::InputFile::new(path, body.bytes.clone());
     service
         .sessions
         .with(&id, async |session: &mut pyeval::Session| {

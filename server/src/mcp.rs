@@ -109,7 +109,7 @@ impl PythonTool {
         let files: Vec<InputFile> = request
             .files
             .iter()
-            .map(|(path, text)| InputFile::new(path.clone(), text.as_bytes()))
+            .map(|(path, text)| InputFile::new(path.clone(), text.clone()))
             .collect();
         let evaluation = async {
             match &request.session {
