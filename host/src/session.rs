@@ -359,8 +359,8 @@ struct GivenFile<'a> {
 }
 
 /// Bytes a guest may hand the host for one changed file beyond its contents: its path
-/// (at most 4096 bytes) and the record around it.
-const FILE_OVERHEAD: usize = 4096 + 64;
+/// and the record around it.
+const FILE_OVERHEAD: usize = crate::files::PATH_MAX + 64;
 
 /// A session's instance and what the guest is told when it is made.
 struct Guest<'s> {
