@@ -66,11 +66,26 @@ pub fn held(bytes: Vec<u8>, memory: &Arc<Semaphore>) -> Result<Bytes, Failure> {
 /// The outcome's JSON, with its texts cut until it is at most `max` bytes long besides its
 /// files (which the files limits bound).
 pub fn bounded(outcome: &Outcome, max: usize) -> Vec<u8> {
-    let files = serde_json::to_vec(&outcome.files).map_or(0, |json| json.len());
     bounded_json(
         serde_json::to_value(outcome).expect("outcomes serialize"),
-        max.saturating_add(files),
+        max.saturating_add(files_json_bytes(&outcome.files)),
     )
+}
+
+/// Most bytes `files` take in an outcome's JSON, counted without writing them: their
+/// bytes in base64, their paths and media types with every byte escaped, and the rest of
+/// each record.
+fn files_json_bytes(files: &[pyeval::OutputFile]) -> usize {
+    files
+        .iter()
+        .map(|file| {
+            let data = file
+                .data
+                .as_ref()
+                .map_or(0, |data| data.len().div_ceil(3) * 4);
+            data + 6 * (file.path.len() + file.media_type.len()) + 128
+        })
+        .sum()
 }
 
 /// `outcome` (an outcome as JSON) written out within `max` bytes.
