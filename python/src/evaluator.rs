@@ -200,9 +200,7 @@ impl Session {
         let listener = live_output(py, on_output)?.or_else(|| self.listener.clone());
         let outcome = interrupt::run(py, async move {
             let mut session = inner.lock().await;
-            let session = session
-                .as_mut()
-                .ok_or_else(|| SessionEnded::new_err("this session is closed"))?;
+            let session = open(&mut session)?;
             session.set_live_output(listener);
             session.eval_async(code).await.map_err(to_py)
         })?;
@@ -217,9 +215,7 @@ impl Session {
         let inner = self.inner.clone();
         py.detach(|| {
             let mut session = inner.blocking_lock();
-            let session = session
-                .as_mut()
-                .ok_or_else(|| SessionEnded::new_err("this session is closed"))?;
+            let session = open(&mut session)?;
             session.add_files(files).map_err(to_py)
         })
     }
@@ -231,9 +227,7 @@ impl Session {
         let inner = self.inner.clone();
         let data = interrupt::run(py, async move {
             let mut session = inner.lock().await;
-            let session = session
-                .as_mut()
-                .ok_or_else(|| SessionEnded::new_err("this session is closed"))?;
+            let session = open(&mut session)?;
             session.read_file_async(path).await.map_err(to_py)
         })?;
         Ok(PyBytes::new(py, &data))
@@ -270,6 +264,12 @@ impl Session {
         self.close(py);
         false
     }
+}
+
+/// The session a `Session` holds, unless it was closed.
+fn open(slot: &mut Option<pyeval::Session>) -> PyResult<&mut pyeval::Session> {
+    slot.as_mut()
+        .ok_or_else(|| SessionEnded::new_err("this session is closed"))
 }
 
 /// `loop.run_in_executor(None, functools.partial(obj.eval, code, **options))` on the
