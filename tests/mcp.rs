@@ -30,6 +30,17 @@ async fn run(client: &rmcp::Peer<RoleClient>, arguments: serde_json::Value) -> (
     (result.is_error == Some(true), text)
 }
 
+/// The stdout of a command that must have succeeded (its stderr shown if it did not).
+fn succeeded(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 #[tokio::test]
 async fn run_python_with_sessions_and_errors() {
     let client = client(&["--fuel", "100_000_000"]).await;
@@ -124,12 +135,7 @@ fn the_tools_of_another_mcp_server_are_callable_from_the_code() {
          print('TypeError', 'a' in str(e))\n\
          print('echo' in dir(everything), 'get-sum' in dir(everything))",
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{stdout}");
     assert!(lines[0].contains("hi"), "{stdout}");
@@ -234,12 +240,7 @@ fn a_server_that_dies_mid_call_is_a_tool_error_and_the_evaluation_goes_on() {
         ])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     assert!(
         stdout.starts_with("ToolError: the MCP server failed"),
         "{stdout}"
@@ -370,12 +371,7 @@ fn the_tools_of_a_server_at_a_url_are_callable_from_the_code() {
         ])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
     assert!(lines[0].contains("Echo: far"), "{stdout}");
@@ -424,4 +420,27 @@ async fn files_go_in_as_text_and_come_back_as_resources_and_images() {
     let (failed, text) = run(&client, json!({"code": "1", "files": {"/abs": ""}})).await;
     assert!(failed);
     assert!(text.contains("absolute"), "{text}");
+}
+
+#[tokio::test]
+async fn files_past_the_limits_are_named_in_a_note() {
+    let client = client(&["--max-files", "2", "--max-file-bytes", "10"]).await;
+    let code = "open('a.txt', 'w').write('a' * 20); open('b.txt', 'w').write('b'); \
+                open('c.txt', 'w').write('c')";
+    let params = CallToolRequestParams::new("run_python")
+        .with_arguments(json!({"code": code}).as_object().unwrap().clone());
+    let result = client.call_tool(params).await.unwrap();
+    let blocks = serde_json::to_value(&result.content).unwrap();
+    let text = blocks[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("files too large to return: a.txt (20 bytes)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 more changed files were not returned"),
+        "{text}"
+    );
+    // Only b.txt's bytes come back.
+    assert_eq!(blocks.as_array().unwrap().len(), 2, "{blocks}");
+    assert_eq!(blocks[1]["resource"]["text"], "b");
 }

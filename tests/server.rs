@@ -1166,6 +1166,13 @@ fn files_go_in_as_base64_come_out_in_the_outcome_and_sessions_serve_theirs() {
     let got = server.request("GET", &file("c.csv"), "");
     assert_eq!((got.status, got.body.as_str()), (200, "abee"));
     assert_eq!(got.header("content-type"), Some("text/csv"));
+    let bad = server.send_raw(
+        "PUT",
+        &file("a//b.txt"),
+        &[format!("Host: {}", server.addr)],
+        "x",
+    );
+    assert_eq!((bad.status, bad.kind()), (400, "invalid_files".to_owned()));
     let missing = server.request("GET", &file("nope.txt"), "");
     assert_eq!(
         (missing.status, missing.kind()),
@@ -1176,4 +1183,26 @@ fn files_go_in_as_base64_come_out_in_the_outcome_and_sessions_serve_theirs() {
         (unknown.status, unknown.kind()),
         (404, "unknown_session".to_owned())
     );
+}
+
+#[test]
+fn request_bodies_hold_their_share_of_the_response_memory() {
+    // 1 MiB for bodies and responses in flight: a body that says it is larger is refused
+    // before it is read (it would fit the body limit, which makes room for files).
+    let server = Server::start(&["--response-memory", "1"]);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/eval HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        server.addr,
+        3 << 19
+    )
+    .unwrap();
+    let refused = Response::read(stream);
+    assert_eq!(
+        (refused.status, refused.kind()),
+        (503, "server_busy".to_owned())
+    );
+    assert_eq!(server.eval(r#"{"code": "1 + 1"}"#).json()["value"], "2");
 }
