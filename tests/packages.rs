@@ -104,22 +104,57 @@ fn the_wasmtime_cli_runs_it_as_a_command() {
     assert_eq!(out, "2.4.6 1.14.0\n");
 }
 
-/// numpy on wasm32 is numpy on a 32-bit platform: its default integer is 32 bits wide (so
-/// `np.arange(10**6).sum()` wraps, where a 64-bit build gives 499999500000), and the
-/// floating-point status flags numpy reads to warn are never raised in WebAssembly.
+/// numpy's default integer is 64 bits wide, as on the 64-bit machines code is written on
+/// (wasm32's own would be 32: `np.arange(10**6).sum()` wrapped to 1783293664): Python ints,
+/// `arange`, `dtype(int)`, sums of smaller integers, counts, and RandomState's integers,
+/// which draw the same values as on such a machine.
+#[test]
+fn numpys_default_integer_is_64_bits_wide() {
+    let cases = [
+        ("np.arange(10**6).sum()", "np.int64(499999500000)"),
+        ("np.array([1, 2]).dtype.name", "'int64'"),
+        (
+            "np.dtype(int).name, np.int_.__name__, np.uint.__name__",
+            "('int64', 'int64', 'uint64')",
+        ),
+        ("np.array([2**31]) * 2", "array([4294967296])"),
+        ("np.array([7, 8], dtype=np.int32).sum()", "np.int64(15)"),
+        ("np.array([True, True]).sum().dtype.name", "'int64'"),
+        ("np.bincount([1, 1, 2])", "array([0, 2, 1])"),
+        ("np.histogram([1, 2, 2], bins=2)[0]", "array([1, 2])"),
+        (
+            "np.random.seed(0); np.random.randint(0, 10, 5)",
+            "array([5, 0, 3, 3, 7])",
+        ),
+        (
+            "np.random.seed(0); np.random.permutation(4)",
+            "array([2, 3, 1, 0])",
+        ),
+        // Where indices or counts (intp, 32 bits here) are asked for, int64 is taken.
+        (
+            "np.choose(np.array([0, 1]), [[1, 2], [3, 4]])",
+            "array([1, 4])",
+        ),
+        ("np.repeat([1, 2], np.array([2, 1]))", "array([1, 1, 2])"),
+        ("np.argmax([1, 3], out=np.zeros((), dtype=int))", "array(1)"),
+    ];
+    for (code, want) in cases {
+        assert_eq!(
+            value(&format!("import numpy as np\n{code}")),
+            want,
+            "{code}"
+        );
+    }
+}
+
+/// What stays as on a 32-bit platform: indices (`np.intp`, returned by `argsort`,
+/// `nonzero` and the like) are 32 bits wide; and the floating-point status flags numpy
+/// reads to warn are never raised in WebAssembly.
 #[test]
 fn what_differs_from_a_64_bit_build() {
     assert_eq!(
-        value("import numpy as np\nnp.arange(3).dtype.name"),
-        "'int32'"
-    );
-    assert_eq!(
-        value("import numpy as np\nnp.arange(10**6).sum()"),
-        "np.int32(1783293664)"
-    );
-    assert_eq!(
-        value("import numpy as np\nnp.arange(10**6, dtype=np.int64).sum()"),
-        "np.int64(499999500000)"
+        value("import numpy as np\nnp.argsort([3, 1, 2])"),
+        "array([1, 2, 0], dtype=int32)"
     );
     let divide =
         "import warnings, numpy as np\nwarnings.simplefilter('error')\nnp.array([1.0]) / 0";
@@ -128,6 +163,28 @@ fn what_differs_from_a_64_bit_build() {
     assert_eq!(
         value("import numpy as np\nnp.finfo(np.longdouble).bits"),
         "128"
+    );
+}
+
+/// pandas reads a CSV, groups, describes and parses dates; a DataFrame as the last
+/// expression comes back as its text table.
+#[test]
+fn pandas_analyses_a_csv() {
+    let code = "import io, pandas as pd\n\
+        df = pd.read_csv(io.StringIO('city,temp,day\\nA,10,2024-01-01\\nB,20,2024-01-02\\nA,30,2024-01-03\\n'), parse_dates=['day'])\n\
+        print(df.groupby('city').temp.mean().to_dict(), df.day.dt.day_name().tolist())\n\
+        print(df.temp.describe()['std'], df.dtypes.astype(str).tolist())\n\
+        df.pivot_table(index='city', values='temp', aggfunc='sum')";
+    let outcome = eval(code, &Limits::default()).unwrap();
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(
+        outcome.stdout,
+        "{'A': 20.0, 'B': 20.0} ['Monday', 'Tuesday', 'Wednesday']\n\
+         10.0 ['str', 'int64', 'datetime64[us]']\n"
+    );
+    assert_eq!(
+        outcome.value.as_deref(),
+        Some("      temp\ncity      \nA       40\nB       20")
     );
 }
 
@@ -228,7 +285,7 @@ fn a_failed_cxx_allocation_is_the_memory_limit() {
     let limits = Limits::default()
         .with_memory_bytes(200 << 20)
         .with_fuel(Fuel::Unlimited);
-    let code = "import numpy as np\nnp.unique_values(np.arange(3 * 10**6))";
+    let code = "import numpy as np\nnp.unique_values(np.arange(3 * 10**6, dtype=np.int32))";
     assert_eq!(
         eval(code, &limits).unwrap_err(),
         EvalError::Stopped(Stopped::MemoryLimit { limit: 200 << 20 })

@@ -4,17 +4,18 @@
     python3 tools/packages.py LOCK.toml     (prints the output directory)
 
 The lock file (see packages/sci.toml) names each package, its version and the SHA-256 of
-what is fetched: a pure-Python wheel (`py3-none-any`), fetched with pip; or, for numpy,
-its sdist, cross-compiled by tools/numpy_wasi.py. Packages with native code other than
-numpy are refused. The result goes to `<cache>/packages-<lock name>-<hash>/`, the hash
+what is fetched: a pure-Python wheel (`py3-none-any`), fetched with pip; or, for the
+packages with native code tools/native_wasi.py knows (numpy, pandas), its sdist,
+cross-compiled there, after the packages it compiles against. Other wheels with native
+code are refused. The result goes to `<cache>/packages-<lock name>-<hash>/`, the hash
 covering every input, and is what guest-adapter/build.rs reads from PYEVAL_PACKAGES_DIR:
 
     site/            the packages' Python files, with .pyc compiled for 3.13
-    lib/             static archives to link (numpy's extension modules, libc++)
+    lib/             static archives to link (extension modules, libc++)
     extensions.txt   `dotted.module.name archive.a` per extension module
     preload.txt      modules imported before the snapshot, one a line
     warmup.py        code run once before the snapshot (after the imports)
-    tests/           numpy's own tests (not in the component)
+    tests/           the compiled packages' own tests (not in the component)
 """
 
 import argparse
@@ -30,10 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cpython  # noqa: E402
-import numpy_wasi  # noqa: E402
+import native_wasi  # noqa: E402
 
 # Packages built from source by a recipe of ours, by name.
-NATIVE = {"numpy": numpy_wasi}
+NATIVE = native_wasi.SPECS
 
 
 class LockError(Exception):
@@ -52,6 +53,10 @@ def read_lock(path):
         missing = {"name", "version", "sha256"} - p.keys()
         if missing:
             raise LockError(f"{path}: package {p.get('name', '?')!r} lacks {sorted(missing)}")
+        for need in NATIVE[p["name"]].needs if p["name"] in NATIVE else ():
+            if need not in [q["name"] for q in packages[:packages.index(p)]]:
+                raise LockError(f"{path}: {p['name']} is compiled against {need}, "
+                                f"which must come before it")
         if len(p["sha256"]) != 64:
             raise LockError(f"{path}: package {p['name']!r}: sha256 is not 64 hex digits")
     preload = lock.get("preload", [])
@@ -90,7 +95,8 @@ def fetch_wheel(package, downloads):
 
 def unpack_wheel(wheel, site):
     if not wheel.name.endswith(("-py3-none-any.whl", "-py2.py3-none-any.whl")):
-        raise LockError(f"{wheel.name} is not a pure-Python wheel; only numpy is compiled")
+        raise LockError(f"{wheel.name} is not a pure-Python wheel; only "
+                        f"{', '.join(sorted(NATIVE))} are compiled")
     with zipfile.ZipFile(wheel) as z:
         for name in z.namelist():
             top = name.split("/", 1)[0]
@@ -110,25 +116,28 @@ def inputs_hash(lock_path, packages):
     sha.update(Path(__file__).read_bytes())
     sha.update(lock_path.read_bytes())
     for p in packages:
-        diff = numpy_wasi.patch_file(p["name"], p["version"])
+        diff = native_wasi.patch_file(p["name"], p["version"])
         if diff.is_file() and p["name"] not in NATIVE:
             sha.update(diff.read_bytes())
-    cache = cpython.cache_root()
     for p in packages:
         if p["name"] in NATIVE:
-            sha.update(str(native_dir(p, cache)).encode())
+            sha.update(str(native_dir(p, packages)).encode())
     return sha.hexdigest()[:16]
 
 
-def native_dir(package, cache):
-    builder = NATIVE[package["name"]]
-    cpython_dir = cpython.selected_build().out
-    key = builder.inputs_hash(package["version"], package["sha256"], cpython_dir)
-    return cache / f"{package['name']}-{package['version']}-{key}"
+def native_dir(package, packages):
+    """Where tools/native_wasi.py puts `package` (built or not)."""
+    return native_wasi.output_dir(package["name"], package["version"], package["sha256"],
+                                  native_needs(package, packages))
+
+
+def native_needs(package, packages):
+    """The outputs of the packages `package` is compiled against."""
+    by_name = {p["name"]: p for p in packages}
+    return [native_dir(by_name[n], packages) for n in NATIVE[package["name"]].needs]
 
 
 def gather(lock_path, out, packages, preload, warmup):
-    cache = cpython.cache_root()
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     site, lib = tmp / "site", tmp / "lib"
@@ -137,9 +146,10 @@ def gather(lock_path, out, packages, preload, warmup):
     extensions = []
     for p in packages:
         if p["name"] in NATIVE:
+            needs = [a for n in native_needs(p, packages) for a in ("--with", str(n))]
             built = subprocess.run(
-                [sys.executable, str(Path(NATIVE[p["name"]].__file__)), p["version"], p["sha256"]],
-                stdout=subprocess.PIPE, text=True)
+                [sys.executable, native_wasi.__file__, p["name"], p["version"], p["sha256"],
+                 *needs], stdout=subprocess.PIPE, text=True)
             if built.returncode != 0:
                 sys.exit(built.returncode)
             built = Path(built.stdout.strip().splitlines()[-1])
@@ -147,13 +157,16 @@ def gather(lock_path, out, packages, preload, warmup):
             if (built / "tests").is_dir():
                 shutil.copytree(built / "tests", tmp / "tests", dirs_exist_ok=True)
             for archive in (built / "lib").iterdir():
+                if archive.name in native_wasi.CXX_LIBS and (lib / archive.name).exists():
+                    continue  # every compiled package carries the same C++ library
                 os.symlink(archive, lib / archive.name)
             extensions += (built / "extensions.txt").read_text().splitlines()
         else:
-            unpack_wheel(fetch_wheel(p, cache / "downloads" / "wheels"), site)
+            unpack_wheel(fetch_wheel(p, cpython.cache_root() / "downloads" / "wheels"), site)
+    check_symbols(lib, extensions)
     for p in packages:
         if p["name"] not in NATIVE:
-            numpy_wasi.apply_patch(p["name"], p["version"], site)
+            native_wasi.apply_patch(p["name"], p["version"], site)
     native_python = cpython.selected_build().build_python()
     # Compiled as if installed, so tracebacks name the files where the guest has them.
     done = subprocess.run([native_python, "-m", "compileall", "-q", "-f", "-j0", "-s", site,
@@ -167,6 +180,25 @@ def gather(lock_path, out, packages, preload, warmup):
     shutil.copy(lock_path, tmp / "lock.toml")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
+
+
+def check_symbols(lib, extensions):
+    """Refuses two packages' extension modules defining one global symbol: linked into one
+    binary, a call meant for one would reach the other (the linker keeps the first)."""
+    nm = cpython.selected_build().out / "toolchain/bin/nm"
+    owners = {}
+    for line in extensions:
+        archive = line.split()[1]
+        package = line.split(".", 1)[0]
+        listed = subprocess.run([nm, "--defined-only", "--extern-only", lib / archive],
+                                capture_output=True, text=True, check=True).stdout
+        for row in listed.splitlines():
+            fields = row.split()
+            if len(fields) == 3 and fields[1] in "TDBR":
+                other = owners.setdefault(fields[2], package)
+                if other != package:
+                    raise LockError(f"{package} and {other} both define `{fields[2]}`: rename "
+                                    f"one (see the flags in tools/native_wasi.py)")
 
 
 def main():

@@ -1,22 +1,26 @@
 #!/usr/bin/env python3
-"""Cross-compile numpy for wasm32-wasip1, for static linking into the evaluator.
+"""Cross-compile packages with native code (numpy, pandas) for wasm32-wasip1, for static
+linking into the evaluator.
 
-    python3 tools/numpy_wasi.py VERSION SHA256     (prints the output directory)
+    python3 tools/native_wasi.py NAME VERSION SHA256 [--with DIR ...]   (prints the output)
 
-numpy's sdist (fetched with pip, checked against SHA256) is configured with its own
-vendored meson and a cross file for the toolchain of `just build-cpython` (clang-19 and
-wasi-libc), with LLVM's libc++ for wasm32 from Debian's archive (pinned .debs). There is
-no BLAS (numpy's bundled lapack-lite), no threads, no SIMD dispatch. Each extension module
+The package's sdist (fetched with pip, checked against SHA256) is configured with meson
+(numpy's vendored one for numpy) and a cross file for the toolchain of `just build-cpython`
+(clang-19 and wasi-libc), with LLVM's libc++ for wasm32 from Debian's archive (pinned
+.debs). numpy has no BLAS (its bundled lapack-lite), no threads, no SIMD dispatch; pandas
+is compiled against that numpy's headers (`--with` numpy's output). Each extension module
 is "linked" into a static archive instead of a shared object, and listed with its dotted
 name, so the guest can register it as a built-in module.
 
-The result goes to `<cache>/numpy-VERSION-<hash>/`, the hash covering every input:
+The result goes to `<cache>/NAME-VERSION-<hash>/`, the hash covering every input (the
+outputs given with `--with` included):
 
-    site/            numpy's Python files (tests left out)
-    tests/           numpy's test packages, in the same layout
+    site/            the package's Python files (tests left out)
+    tests/           its test packages, in the same layout
+    include/         C headers for packages compiled against it (numpy's)
     lib/             one archive per extension module, plus libc++ and libc++abi
     extensions.txt   `dotted.module.name archive.a` per extension module
-    manifest.json    versions, hashes, flags
+    manifest.json    name, versions, hashes, flags
 
 A C++ `throw` cannot be caught in this build (wasm exceptions are not used): the guest's
 `__cxa_throw` ends the evaluation; see the README.
@@ -44,18 +48,46 @@ CXX_DEBS = [
      "a0835ee4cf44d41ee988e77be30d023134160a80bdea02b03a6a384c3f048e4d"),
 ]
 # Tools the build runs on the build machine, pinned by hash.
-BUILD_REQUIREMENTS = Path(__file__).resolve().parent / "numpy-build-requirements.txt"
-# numpy's build options: the bundled fallbacks, one code path (no runtime CPU dispatch).
-MESON_OPTIONS = [
-    "-Dallow-noblas=true", "-Dblas=none", "-Dlapack=none",
-    "-Ddisable-threading=true", "-Ddisable-optimization=true", "-Ddisable-svml=true",
-    "-Ddisable-highway=true", "-Ddisable-intel-sort=true",
-    "-Dcpu-baseline=none", "-Dcpu-dispatch=none",
-    "-Dbuildtype=release", "-Db_ndebug=true",
-]
+BUILD_REQUIREMENTS = Path(__file__).resolve().parent / "native-build-requirements.txt"
+# The archives of LLVM's C++ library every package's lib/ carries (the same files).
+CXX_LIBS = ("libc++.a", "libc++abi.a")
+
+
+class Spec:
+    """How one package builds: its meson (a path in the sdist, or the requirements' one),
+    its options and compiler flags, the native packages it compiles against, the header
+    directory it gives those that compile against it and what it leaves out (relative to
+    its site/), and which of meson's install tags it installs (None: all)."""
+
+    def __init__(self, options, meson=None, flags=(), needs=(), headers=None, drop=(),
+                 tags="runtime,python-runtime,tests,devel"):
+        self.options, self.meson, self.flags, self.needs = options, meson, list(flags), needs
+        self.headers, self.drop, self.tags = headers, drop, tags
+
+
+SPECS = {
+    # The bundled fallbacks, one code path (no runtime CPU dispatch); its static libraries
+    # (npymath) are for other builds, not the component.
+    "numpy": Spec(
+        ["-Dallow-noblas=true", "-Dblas=none", "-Dlapack=none",
+         "-Ddisable-threading=true", "-Ddisable-optimization=true", "-Ddisable-svml=true",
+         "-Ddisable-highway=true", "-Ddisable-intel-sort=true",
+         "-Dcpu-baseline=none", "-Dcpu-dispatch=none",
+         "-Dbuildtype=release", "-Db_ndebug=true"],
+        meson="vendored-meson/meson/meson.py", headers="numpy/_core/include",
+        drop=["numpy/_core/lib"]),
+    # (Its SIMD kernels fall back to scalar code on a CPU family it does not know.) All
+    # extension modules link into one binary here: the functions pandas' copy of numpy's
+    # datetime code shares with numpy's are renamed (one more by its patch;
+    # tools/packages.py refuses any other clash). (Its Python packages are installed without a tag.)
+    "pandas": Spec(
+        ["-Dbuildtype=release", "-Db_ndebug=true"], needs=("numpy",), tags=None,
+        flags=[f"-D{f}=pandas_{f}" for f in (
+            "is_leapyear", "add_minutes_to_datetimestruct", "get_datetimestruct_days")]),
+}
 CFLAGS = ["-O3", "-msimd128", "-DNDEBUG", "-D_WASI_EMULATED_SIGNAL", "-D_WASI_EMULATED_PROCESS_CLOCKS",
           "-D_WASI_EMULATED_MMAN"]
-# Exceptions are compiled as calls (`throw` becomes `__cxa_throw`) so numpy's C++ builds.
+# Exceptions are compiled as calls (`throw` becomes `__cxa_throw`) so C++ code builds.
 CXXFLAGS = [*CFLAGS, "-fexceptions"]
 WASI_SYSCONFIG = "_sysconfigdata__wasi_wasm32-wasi"
 # Changes packages need to build or run here: NAME-VERSION.diff, applied with `patch -p1`
@@ -77,13 +109,17 @@ def apply_patch(name, version, tree):
             sys.exit(f"[pyeval] {diff} does not apply:\n{done.stdout}{done.stderr}")
 
 
-def inputs_hash(version, digest, cpython_dir):
+def inputs_hash(name, version, digest, cpython_dir, needs):
+    """The key of a build: this script, its tools, the sdist, its patch, the C++ library,
+    CPython's build and the outputs (keyed themselves) it compiles against."""
     sha = hashlib.sha256()
     sha.update(Path(__file__).read_bytes())
     sha.update(BUILD_REQUIREMENTS.read_bytes())
-    sha.update(f"numpy {version} {digest}\n".encode())
-    if patch_file("numpy", version).is_file():
-        sha.update(patch_file("numpy", version).read_bytes())
+    sha.update(f"{name} {version} {digest}\n".encode())
+    if patch_file(name, version).is_file():
+        sha.update(patch_file(name, version).read_bytes())
+    for need in needs:
+        sha.update(f"with {need.name}\n".encode())
     for _, name, d in CXX_DEBS:
         sha.update(f"{name}={d}\n".encode())
     sha.update((cpython_dir / "manifest.json").read_bytes())
@@ -98,27 +134,26 @@ def run(cmd, log, cwd=None, env=None):
                               stderr=subprocess.STDOUT)
     if done.returncode != 0:
         tail = Path(log).read_text(errors="replace").splitlines()[-30:]
-        sys.exit("\n".join(tail) + f"\n[pyeval] numpy build failed: {' '.join(map(str, cmd[:3]))}"
+        sys.exit("\n".join(tail) + f"\n[pyeval] build failed: {' '.join(map(str, cmd[:3]))}"
                  f" ... (exit {done.returncode}); full log: {log}")
 
 
-def fetch_sdist(version, digest, downloads, log):
-    """numpy's sdist from the package index, through pip, without building it."""
-    name = f"numpy-{version}.tar.gz"
-    path = downloads / name
+def fetch_sdist(package, version, digest, downloads, log):
+    """A package's sdist from the package index, through pip, without building it."""
+    path = downloads / f"{package}-{version}.tar.gz"
     if path.is_file() and cpython.sha256(path) == digest:
         return path
     downloads.mkdir(parents=True, exist_ok=True)
-    # pip prepares an sdist's metadata before saving it, which for numpy means a whole
+    # pip prepares an sdist's metadata before saving it, which for these means a whole
     # native build; a stand-in backend reads the metadata from PKG-INFO instead.
     shim = downloads / "pyeval-sdist-shim"
     shim.mkdir(exist_ok=True)
     (shim / "mesonpy.py").write_text(METADATA_SHIM)
-    req = downloads / f"numpy-{version}.req"
-    req.write_text(f"numpy=={version} --hash=sha256:{digest}\n")
+    req = downloads / f"{package}-{version}.req"
+    req.write_text(f"{package}=={version} --hash=sha256:{digest}\n")
     env = {**os.environ, "PYTHONPATH": str(shim)}
     run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-         "--no-deps", "--no-binary", "numpy", "--no-build-isolation", "--require-hashes",
+         "--no-deps", "--no-binary", package, "--no-build-isolation", "--require-hashes",
          "-r", req, "-d", downloads], log, env=env)
     if cpython.sha256(path) != digest:
         sys.exit(f"[pyeval] {path}: SHA-256 does not match the lock file")
@@ -158,7 +193,7 @@ def fetch_cxx(downloads, dest, log):
     return dest / "usr/lib/llvm-19"
 
 
-def write_tools(work, cpython_dir, native_python, cxx, venv):
+def write_tools(work, cpython_dir, native_python, cxx, venv, spec, needs):
     """Wrappers and the cross file meson is given."""
     bin_ = work / "bin"
     bin_.mkdir(parents=True, exist_ok=True)
@@ -168,11 +203,20 @@ def write_tools(work, cpython_dir, native_python, cxx, venv):
     sysconfig_dir.mkdir(exist_ok=True)
     shutil.copy(cpython_dir / "stdlib" / f"{WASI_SYSCONFIG}.py", sysconfig_dir)
     (sysconfig_dir / "sitecustomize.py").write_text(SYSCONFIG_PATCH)
+    # Build scripts it runs import the build tools (pandas' import Cython's Tempita), and
+    # ask a package compiled against for its headers (`numpy.get_include()`): a module of
+    # that name answers with the headers of the wasm build.
+    for need in needs:
+        name = json.loads((need / "manifest.json").read_text())["name"]
+        (sysconfig_dir / name).mkdir(exist_ok=True)
+        (sysconfig_dir / name / "__init__.py").write_text(
+            f"def get_include():\n    return {str(need / 'include')!r}\n")
+    tools = next(venv.glob("lib/python3*/site-packages"))
     python = bin_ / "python"
     python.write_text(
         "#!/bin/sh\n"
         f"export _PYTHON_SYSCONFIGDATA_NAME={WASI_SYSCONFIG}\n"
-        f"export PYTHONPATH={sysconfig_dir}\n"
+        f"export PYTHONPATH={sysconfig_dir}:{tools}\n"
         f"export PYEVAL_WASI_INCLUDE={cpython_dir / 'include/python3.13'}\n"
         f'exec {native_python} "$@"\n')
     link = bin_ / "link-static"
@@ -204,8 +248,8 @@ needs_exe_wrapper = true
 longdouble_format = 'IEEE_QUAD_LE'
 
 [built-in options]
-c_args = {quoted(CFLAGS)}
-cpp_args = {quoted(CXXFLAGS)}
+c_args = {quoted(CFLAGS + spec.flags)}
+cpp_args = {quoted(CXXFLAGS + spec.flags)}
 """)
     return cross
 
@@ -253,15 +297,16 @@ subprocess.run(["{ar}", "s", out], check=True)
 '''
 
 
-def build(version, digest, cache, cpython_dir, out):
-    work = cache / f"numpy-build-{out.name.rsplit('-', 1)[1]}"
+def build(name, version, digest, cache, cpython_dir, needs, out):
+    spec = SPECS[name]
+    work = cache / f"{name}-build-{out.name.rsplit('-', 1)[1]}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     log = work / "build.log"
     downloads = cache / "downloads"
     started = time.time()
-    print("[pyeval] numpy: fetching sources and build tools ...", flush=True)
-    sdist = fetch_sdist(version, digest, downloads, log)
+    print(f"[pyeval] {name}: fetching sources and build tools ...", flush=True)
+    sdist = fetch_sdist(name, version, digest, downloads, log)
     cxx = fetch_cxx(downloads, work / "cxx", log)
     venv = work / "venv"
     run([sys.executable, "-m", "venv", venv], log)
@@ -269,30 +314,33 @@ def build(version, digest, cache, cpython_dir, out):
          "--require-hashes", "--no-deps", "-r", BUILD_REQUIREMENTS], log)
     with tarfile.open(sdist) as tar:
         tar.extractall(work, filter="data")
-    src = work / f"numpy-{version}"
-    apply_patch("numpy", version, src)
+    src = work / f"{name}-{version}"
+    apply_patch(name, version, src)
     native_python = cpython.selected_build().build_python()
-    cross = write_tools(work, cpython_dir, native_python, cxx, venv)
-    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
-    print("[pyeval] numpy: configuring ...", flush=True)
-    run([venv / "bin/python", src / "vendored-meson/meson/meson.py", "setup",
-         "--cross-file", cross, "--prefix", "/", f"-Dpython.purelibdir=site",
-         "-Dpython.platlibdir=site", *MESON_OPTIONS, work / "build", src], log, env=env)
-    print(f"[pyeval] numpy: compiling (log: {log}) ...", flush=True)
+    cross = write_tools(work, cpython_dir, native_python, cxx, venv, spec, needs)
+    # Cython finds the .pxd files of the packages compiled against on its path.
+    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
+           "PYTHONPATH": ":".join(str(n / "site") for n in needs)}
+    meson = [venv / "bin/python", src / spec.meson] if spec.meson else [venv / "bin/meson"]
+    print(f"[pyeval] {name}: configuring ...", flush=True)
+    run([*meson, "setup", "--cross-file", cross, "--prefix", "/", "-Dpython.purelibdir=site",
+         "-Dpython.platlibdir=site", *spec.options, work / "build", src], log, env=env)
+    print(f"[pyeval] {name}: compiling (log: {log}) ...", flush=True)
     run([venv / "bin/ninja", "-C", work / "build"], log, env=env)
     stage = work / "stage"
-    run([venv / "bin/python", src / "vendored-meson/meson/meson.py", "install", "-C",
-         work / "build", "--destdir", stage, "--tags", "runtime,python-runtime,tests"], log, env=env)
-    collect(stage / "site", out, cxx)
+    tags = ["--tags", spec.tags] if spec.tags else []
+    run([*meson, "install", "-C", work / "build", "--destdir", stage, *tags], log, env=env)
+    collect(spec, stage / "site", out, cxx)
     (out / "manifest.json").write_text(json.dumps({
-        "numpy": version, "sha256": digest, "meson_options": MESON_OPTIONS,
-        "cflags": CFLAGS, "cxxflags": CXXFLAGS, "cxx": [d for _, d, _ in CXX_DEBS],
-        "seconds": round(time.time() - started),
+        "name": name, "version": version, "sha256": digest, "meson_options": spec.options,
+        "flags": spec.flags,
+        "with": [n.name for n in needs], "cflags": CFLAGS, "cxxflags": CXXFLAGS,
+        "cxx": [d for _, d, _ in CXX_DEBS], "seconds": round(time.time() - started),
     }, indent=2) + "\n")
     shutil.rmtree(work)
 
 
-def collect(site, out, cxx):
+def collect(spec, site, out, cxx):
     """Moves the extension archives to lib/ and the Python files to site/."""
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -304,34 +352,53 @@ def collect(site, out, cxx):
         name = f"lib{dotted.replace('.', '_')}.a"
         shutil.move(archive, tmp / "lib" / name)
         extensions.append(f"{dotted} {name}")
-    for lib in ("libc++.a", "libc++abi.a"):
+    for lib in CXX_LIBS:
         shutil.copy(cxx / "lib/wasm32-wasi" / lib, tmp / "lib" / lib)
-    # numpy's own tests stay out of the component: tests/ keeps them for `just numpy-tests`.
+    # The package's own tests stay out of the component: tests/ keeps them for its test
+    # runner (`just numpy-tests`).
     for tests in sorted(site.rglob("tests"), reverse=True):
         if tests.is_dir():
             dest = tmp / "tests" / tests.relative_to(site)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(tests, dest)
+    # The C headers (generated ones included) for packages compiled against this one, and
+    # what only other builds use: not part of the component.
+    if spec.headers:
+        shutil.move(site / spec.headers, tmp / "include")
+    for path in spec.drop:
+        shutil.rmtree(site / path)
     shutil.move(site, tmp / "site")
     (tmp / "extensions.txt").write_text("\n".join(extensions) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
 
 
+def output_dir(name, version, digest, needs):
+    """Where the build of this package, version and inputs goes (built or not)."""
+    cpython_dir = cpython.selected_build().out
+    key = inputs_hash(name, version, digest, cpython_dir, needs)
+    return cpython.cache_root() / f"{name}-{version}-{key}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=sorted(SPECS))
     parser.add_argument("version")
     parser.add_argument("sha256")
+    parser.add_argument("--with", dest="needs", type=Path, action="append", default=[],
+                        metavar="DIR", help="the output of a package this one compiles against")
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
     args = parser.parse_args()
-    cache = cpython.cache_root()
     cpython_dir = cpython.selected_build().out
     if not (cpython_dir / "manifest.json").is_file():
         sys.exit("[pyeval] no CPython build for this checkout: run `just build-cpython` first")
-    key = inputs_hash(args.version, args.sha256, cpython_dir)
-    out = cache / f"numpy-{args.version}-{key}"
+    for need in args.needs:
+        if not (need / "manifest.json").is_file():
+            sys.exit(f"[pyeval] {need}: not a finished build of this tool")
+    out = output_dir(args.name, args.version, args.sha256, args.needs)
     if args.force or not (out / "manifest.json").is_file():
-        build(args.version, args.sha256, cache, cpython_dir, out)
+        build(args.name, args.version, args.sha256, cpython.cache_root(), cpython_dir,
+              args.needs, out)
     print(out)
 
 
