@@ -452,6 +452,20 @@ fn a_stopped_session_gives_its_instance_back_at_once() {
     assert!(ended.body.contains("out of fuel"), "{}", ended.body);
 }
 
+/// The server's answer to an evaluation whose headers declare a body of `len` bytes, none
+/// of which is sent.
+fn declared_body_only(server: &Server, len: usize) -> Response {
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/eval HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {len}\r\nConnection: close\r\n\r\n",
+        server.addr,
+    )
+    .unwrap();
+    Response::read(stream)
+}
+
 #[test]
 fn oversized_and_slow_bodies_are_refused_and_the_server_lives() {
     let server = Server::start(&[
@@ -464,16 +478,7 @@ fn oversized_and_slow_bodies_are_refused_and_the_server_lives() {
     ]);
     // The default code limit is 1 MiB; the body may be about twice that (no files allowed).
     // A body that says it is larger is refused before any of it is read.
-    let mut stream = TcpStream::connect(server.addr).unwrap();
-    write!(
-        stream,
-        "POST /v1/eval HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        server.addr,
-        3 << 20
-    )
-    .unwrap();
-    let refused = Response::read(stream);
+    let refused = declared_body_only(&server, 3 << 20);
     assert_eq!(
         (refused.status, refused.kind()),
         (413, "body_too_large".to_owned())
@@ -1190,16 +1195,7 @@ fn request_bodies_hold_their_share_of_the_response_memory() {
     // 1 MiB for bodies and responses in flight: a body that says it is larger is refused
     // before it is read (it would fit the body limit, which makes room for files).
     let server = Server::start(&["--response-memory", "1"]);
-    let mut stream = TcpStream::connect(server.addr).unwrap();
-    write!(
-        stream,
-        "POST /v1/eval HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        server.addr,
-        3 << 19
-    )
-    .unwrap();
-    let refused = Response::read(stream);
+    let refused = declared_body_only(&server, 3 << 19);
     assert_eq!(
         (refused.status, refused.kind()),
         (503, "server_busy".to_owned())
