@@ -291,3 +291,40 @@ fn a_failed_cxx_allocation_is_the_memory_limit() {
         EvalError::Stopped(Stopped::MemoryLimit { limit: 200 << 20 })
     );
 }
+
+/// Two packages' extension modules that define one global symbol are refused when the
+/// packages are gathered (linked into one binary, calls meant for one would reach the
+/// other); one package's modules may share a symbol with each other.
+#[test]
+fn a_symbol_two_packages_define_is_refused() {
+    let check = r#"
+import subprocess, sys, tempfile
+from pathlib import Path
+sys.path.insert(0, "tools")
+import cpython, packages
+toolchain = cpython.selected_build().out / "toolchain/bin"
+lib = Path(tempfile.mkdtemp())
+for name, code in [("a_x", "int shared(void) { return 1; }"),
+                   ("a_y", "int shared(void) { return 2; }"),
+                   ("b_z", "int shared(void) { return 3; }")]:
+    (lib / f"{name}.c").write_text(code)
+    subprocess.run([toolchain / "clang", "--target=wasm32-wasip1", "-c", lib / f"{name}.c",
+                    "-o", lib / f"{name}.o"], check=True)
+    subprocess.run([toolchain / "llvm-ar", "qc", lib / f"lib{name}.a", lib / f"{name}.o"],
+                   check=True)
+packages.check_symbols(lib, ["a.x liba_x.a", "a.y liba_y.a"])
+try:
+    packages.check_symbols(lib, ["a.x liba_x.a", "b.z libb_z.a"])
+except packages.LockError as e:
+    print(e)
+"#;
+    let out = stdout_of(
+        Command::new("python3")
+            .current_dir(repo())
+            .args(["-c", check]),
+    );
+    assert_eq!(
+        out,
+        "b and a both define `shared`: rename one (see the flags in tools/native_wasi.py)\n"
+    );
+}

@@ -76,10 +76,10 @@ SPECS = {
          "-Dbuildtype=release", "-Db_ndebug=true"],
         meson="vendored-meson/meson/meson.py", headers="numpy/_core/include",
         drop=["numpy/_core/lib"]),
-    # (Its SIMD kernels fall back to scalar code on a CPU family it does not know.) All
-    # extension modules link into one binary here: the functions pandas' copy of numpy's
-    # datetime code shares with numpy's are renamed (one more by its patch;
-    # tools/packages.py refuses any other clash). (Its Python packages are installed without a tag.)
+    # (Its SIMD kernels fall back to scalar code on a CPU family it does not know; its
+    # Python packages are installed without a tag.) All extension modules link into one
+    # binary here: the functions pandas' copy of numpy's datetime code shares with numpy's
+    # are renamed (one more by its patch; tools/packages.py refuses any other clash).
     "pandas": Spec(
         ["-Dbuildtype=release", "-Db_ndebug=true"], needs=("numpy",), tags=None,
         flags=[f"-D{f}=pandas_{f}" for f in (
@@ -120,8 +120,8 @@ def inputs_hash(name, version, digest, cpython_dir, needs):
         sha.update(patch_file(name, version).read_bytes())
     for need in needs:
         sha.update(f"with {need.name}\n".encode())
-    for _, name, d in CXX_DEBS:
-        sha.update(f"{name}={d}\n".encode())
+    for _, deb, d in CXX_DEBS:
+        sha.update(f"{deb}={d}\n".encode())
     sha.update((cpython_dir / "manifest.json").read_bytes())
     return sha.hexdigest()[:16]
 
