@@ -1,6 +1,7 @@
-//! The sci component (target/pyeval-sci.wasm): fresh evaluations with numpy loaded, its
-//! size and memory, and a numpy-heavy loop against native numpy on this machine (the
-//! python that `PYEVAL_NATIVE_NUMPY` names, which `just bench` prepares).
+//! The sci component (target/pyeval-sci.wasm): fresh evaluations with numpy and pandas
+//! loaded, its size and memory, and a numpy-heavy loop and a pandas groupby against native
+//! numpy and pandas on this machine (the python that `PYEVAL_NATIVE_NUMPY` names, which
+//! `just bench` prepares).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -19,7 +20,14 @@ const NUMPY_SUM: &str = "import numpy as np\nnp.arange(10**6).sum()";
 const NUMPY_LOOP: &str = "import numpy as np\nrng = np.random.default_rng(0)\n\
     for _ in range(200):\n    a = rng.random((100, 100))\n    b = a @ a.T\n    \
     np.linalg.norm(b)\n    np.sort(a, axis=None)\n";
-/// Runs of the loop in each place.
+/// The issue's measure of a fresh evaluation that uses pandas.
+const PANDAS_SUM: &str = "import pandas as pd\npd.DataFrame({'a': range(1000)}).a.sum()";
+/// A groupby over 100,000 rows, as analysis code does.
+const PANDAS_GROUPBY: &str = "import numpy as np, pandas as pd\n\
+    rng = np.random.default_rng(0)\n\
+    df = pd.DataFrame({'key': rng.integers(0, 100, 100_000), 'value': rng.random(100_000)})\n\
+    df.groupby('key').value.agg(['mean', 'sum', 'count'])\n";
+/// Runs of the loop and the groupby in each place.
 const LOOP_RUNS: usize = 7;
 
 /// Measures the sci component; `stdlib_print_1` is the stdlib-only component's fresh
@@ -46,26 +54,37 @@ pub fn measure(stdlib_print_1: Duration) -> Result<(Value, Vec<String>)> {
     };
     let print_1 = latency("print(1)")?;
     let numpy_sum = latency(NUMPY_SUM)?;
+    let pandas_sum = latency(PANDAS_SUM)?;
     let resident = resident_per_instance(&evaluator)?;
     let size = std::fs::metadata(&path)?.len();
 
     let unlimited = limits.with_fuel(Fuel::Unlimited);
-    let in_pyeval = median_of(LOOP_RUNS, || {
-        time(|| evaluator.eval(NUMPY_LOOP, &unlimited))
-    })?;
-    let native = std::env::var_os("PYEVAL_NATIVE_NUMPY")
-        .context("PYEVAL_NATIVE_NUMPY names a python with numpy (`just bench` sets it)")?;
-    let in_native = median_of(LOOP_RUNS, || {
-        let run = |code: &str| -> Result<Duration> {
-            let started = Instant::now();
-            let status = std::process::Command::new(&native)
-                .args(["-c", code])
-                .status()?;
-            anyhow::ensure!(status.success(), "native numpy failed");
-            Ok(started.elapsed())
-        };
-        Ok(run(NUMPY_LOOP)?.saturating_sub(run("import numpy")?))
-    })?;
+    let in_pyeval = |code: &str| median_of(LOOP_RUNS, || time(|| evaluator.eval(code, &unlimited)));
+    let native = std::env::var_os("PYEVAL_NATIVE_NUMPY").context(
+        "PYEVAL_NATIVE_NUMPY names a python with numpy and pandas (`just bench` sets it)",
+    )?;
+    // The time of `code` in a native process, less that of the process importing what it uses.
+    let in_native = |code: &str, imports: &str| {
+        median_of(LOOP_RUNS, || {
+            let run = |code: &str| -> Result<Duration> {
+                let started = Instant::now();
+                let status = std::process::Command::new(&native)
+                    .args(["-c", code])
+                    .status()?;
+                anyhow::ensure!(status.success(), "native python failed: {code}");
+                Ok(started.elapsed())
+            };
+            Ok(run(code)?.saturating_sub(run(imports)?))
+        })
+    };
+    let (loop_pyeval, loop_native) = (
+        in_pyeval(NUMPY_LOOP)?,
+        in_native(NUMPY_LOOP, "import numpy")?,
+    );
+    let (groupby_pyeval, groupby_native) = (
+        in_pyeval(PANDAS_GROUPBY)?,
+        in_native(PANDAS_GROUPBY, "import numpy, pandas")?,
+    );
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let value = json!({
@@ -81,11 +100,21 @@ pub fn measure(stdlib_print_1: Duration) -> Result<(Value, Vec<String>)> {
             "p50_ms": ms(percentile(&numpy_sum, 50.0)),
             "p99_ms": ms(percentile(&numpy_sum, 99.0)),
         },
+        "fresh_pandas_dataframe_sum": {
+            "runs": RUNS,
+            "p50_ms": ms(percentile(&pandas_sum, 50.0)),
+            "p99_ms": ms(percentile(&pandas_sum, 99.0)),
+        },
         "resident_bytes_per_live_instance": resident,
         "numpy_loop": {
-            "evaluator_ms": ms(in_pyeval),
-            "native_numpy_ms": ms(in_native),
-            "ratio": in_pyeval.as_secs_f64() / in_native.as_secs_f64(),
+            "evaluator_ms": ms(loop_pyeval),
+            "native_numpy_ms": ms(loop_native),
+            "ratio": loop_pyeval.as_secs_f64() / loop_native.as_secs_f64(),
+        },
+        "pandas_groupby_100k_rows": {
+            "evaluator_ms": ms(groupby_pyeval),
+            "native_pandas_ms": ms(groupby_native),
+            "ratio": groupby_pyeval.as_secs_f64() / groupby_native.as_secs_f64(),
         },
     });
     let rows = vec![
@@ -101,15 +130,26 @@ pub fn measure(stdlib_print_1: Duration) -> Result<(Value, Vec<String>)> {
             ms(percentile(&numpy_sum, 99.0))
         ),
         format!(
+            "| sci: fresh `pd.DataFrame({{'a': range(1000)}}).a.sum()`, p50 / p99 | {:.3} / {:.3} ms |",
+            ms(percentile(&pandas_sum, 50.0)),
+            ms(percentile(&pandas_sum, 99.0))
+        ),
+        format!(
             "| sci: component size / resident memory per live instance | {:.1} MB / {:.2} MiB |",
             size as f64 / 1e6,
             resident as f64 / (1 << 20) as f64
         ),
         format!(
             "| sci: numpy loop (200 × 100×100 matmul, norm, sort): evaluator / native numpy | {:.0} / {:.0} ms ({:.1}x) |",
-            ms(in_pyeval),
-            ms(in_native),
-            in_pyeval.as_secs_f64() / in_native.as_secs_f64()
+            ms(loop_pyeval),
+            ms(loop_native),
+            loop_pyeval.as_secs_f64() / loop_native.as_secs_f64()
+        ),
+        format!(
+            "| sci: pandas groupby over 100,000 rows: evaluator / native pandas | {:.0} / {:.0} ms ({:.1}x) |",
+            ms(groupby_pyeval),
+            ms(groupby_native),
+            groupby_pyeval.as_secs_f64() / groupby_native.as_secs_f64()
         ),
     ];
     Ok((value, rows))
