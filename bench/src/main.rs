@@ -100,7 +100,7 @@ fn main() -> Result<()> {
     let faults = faults_per_fresh_eval(&evaluator)?;
     let command = command_path("print(1)", COMMAND_RUNS)?;
     let (process_warm, process_first) = whole_process()?;
-    let rss_per_instance = resident_per_instance(&evaluator)?;
+    let rss_per_instance = resident_per_instance(&evaluator, LIVE_INSTANCES)?;
     let soak = soak(&evaluator)?;
     let cross_talk = secrets_across_threads(&evaluator)?;
     // On an evaluator of its own: the soak above leaves this one's pool slots holding
@@ -537,18 +537,18 @@ fn secrets_across_threads(evaluator: &Evaluator) -> Result<usize> {
     })
 }
 
-/// Resident memory added per live instance, with [`LIVE_INSTANCES`] sessions alive.
-fn resident_per_instance(evaluator: &Evaluator) -> Result<u64> {
+/// Resident memory added per live instance, with `instances` sessions alive.
+fn resident_per_instance(evaluator: &Evaluator, instances: usize) -> Result<u64> {
     let before = resident_bytes()?;
-    let mut sessions = Vec::with_capacity(LIVE_INSTANCES);
-    for i in 0..LIVE_INSTANCES {
+    let mut sessions = Vec::with_capacity(instances);
+    for i in 0..instances {
         let mut session = evaluator.session(&Limits::default())?;
         session.eval(&format!("x = {i}"))?;
         sessions.push(session);
     }
     let after = resident_bytes()?;
     drop(sessions);
-    Ok(after.saturating_sub(before) / LIVE_INSTANCES as u64)
+    Ok(after.saturating_sub(before) / instances as u64)
 }
 
 fn resident_bytes() -> Result<u64> {
