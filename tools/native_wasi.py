@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Cross-compile packages with native code (numpy, pandas) for wasm32-wasip1, for static
-linking into the evaluator.
+"""Cross-compile packages with native code (numpy, pandas, matplotlib and what it needs) for
+wasm32-wasip1, for static linking into the evaluator.
 
     python3 tools/native_wasi.py NAME VERSION SHA256 [--with DIR ...]   (prints the output)
 
@@ -8,7 +8,9 @@ The package's sdist (fetched with pip, checked against SHA256) is configured wit
 (numpy's vendored one for numpy) and a cross file for the toolchain of `just build-cpython`
 (clang-19 and wasi-libc), with LLVM's libc++ for wasm32 from Debian's archive (pinned
 .debs). numpy has no BLAS (its bundled lapack-lite), no threads, no SIMD dispatch; pandas
-is compiled against that numpy's headers (`--with` numpy's output). Each extension module
+is compiled against that numpy's headers (`--with` numpy's output). Packages that build
+with setuptools (kiwisolver, Pillow) get a meson.build of packages/meson/; matplotlib's
+FreeType and Qhull come from Debian's source archive. Each extension module
 is "linked" into a static archive instead of a shared object, and listed with its dotted
 name, so the guest can register it as a built-in module.
 
@@ -35,6 +37,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -57,12 +60,50 @@ class Spec:
     """How one package builds: its meson (a path in the sdist, or the requirements' one),
     its options and compiler flags, the native packages it compiles against, the header
     directory it gives those that compile against it and what it leaves out (relative to
-    its site/), and which of meson's install tags it installs (None: all)."""
+    its site/), and which of meson's install tags it installs (None: all). A package that
+    builds with setuptools gets its `meson_build` from packages/meson/; `subprojects` are
+    C libraries it compiles in, unpacked into its subprojects/ from Debian's sources;
+    `first` names headers of packages/include/ its C++ files include before anything."""
 
     def __init__(self, options, meson=None, flags=(), needs=(), headers=None, drop=(),
-                 tags="runtime,python-runtime,tests,devel"):
+                 tags="runtime,python-runtime,tests,devel", meson_build=None, subprojects=(),
+                 first=()):
         self.options, self.meson, self.flags, self.needs = options, meson, list(flags), needs
         self.headers, self.drop, self.tags = headers, drop, tags
+        self.meson_build, self.subprojects, self.first = meson_build, subprojects, first
+
+    def cxx_flags(self):
+        """The C++ compiler's flags of this package, beyond CXXFLAGS."""
+        return [*self.flags, *(f for h in self.first for f in ("-include", INCLUDES / h))]
+
+
+class Subproject:
+    """A C library from a Debian orig tarball (source package, file, SHA-256), unpacked as
+    subprojects/DIRECTORY, with the files of the sdist's OVERLAY directory (its meson.build)
+    copied in, and WRAP (a wrap file's text) written as subprojects/NAME.wrap."""
+
+    def __init__(self, package, file, digest, directory, overlay=None, wrap=None):
+        self.package, self.file, self.digest = package, file, digest
+        self.directory, self.overlay, self.wrap = directory, overlay, wrap
+
+    def patch(self):
+        """packages/patches/DIRECTORY.diff: applied to the unpacked tree, if it exists."""
+        return PATCHES / f"{self.directory}.diff"
+
+
+RELEASE = ["-Dbuildtype=release", "-Db_ndebug=true"]
+# FreeType for matplotlib's text: its own meson build, static, without the optional
+# libraries; it provides `freetype2`, which matplotlib looks for as a system library.
+FREETYPE = Subproject(
+    "freetype", "freetype_2.13.3+dfsg.orig.tar.xz",
+    "686ec73cbf6783b245dd068a09ce807b729ac0f8a46dd70f7867923c32fdf4de", "freetype-2.13.3",
+    wrap=("freetype2", "[wrap-file]\ndirectory = freetype-2.13.3\n\n"
+                       "[provide]\nfreetype2 = freetype_dep\n"))
+# Qhull 2020.2 (8.0.2, as matplotlib's wrap asks), with matplotlib's meson.build for it.
+QHULL = Subproject(
+    "qhull", "qhull_2020.2.orig.tar.gz",
+    "b5c2d7eb833278881b952c8a52d20179eab87766b00b865000469a45c1838b7e", "qhull-8.0.2",
+    overlay="subprojects/packagefiles/qhull-8.0.2")
 
 
 SPECS = {
@@ -81,9 +122,24 @@ SPECS = {
     # binary here: the functions pandas' copy of numpy's datetime code shares with numpy's
     # are renamed (one more by its patch; tools/packages.py refuses any other clash).
     "pandas": Spec(
-        ["-Dbuildtype=release", "-Db_ndebug=true"], needs=("numpy",), tags=None,
+        RELEASE, needs=("numpy",), tags=None,
         flags=[f"-D{f}=pandas_{f}" for f in (
             "is_leapyear", "add_minutes_to_datetimestruct", "get_datetimestruct_days")]),
+    "kiwisolver": Spec(RELEASE, meson_build="kiwisolver.build", tags=None),
+    # (Its threaded algorithm runs on the one thread there is.)
+    "contourpy": Spec([*RELEASE, "-Dwerror=false"], tags=None, first=["single_thread.h"]),
+    "pillow": Spec(RELEASE, meson_build="pillow.build", tags=None),
+    # Agg and the file backends; FreeType and Qhull compiled in; no link-time optimisation
+    # (its objects go into archives the guest's link takes as they are).
+    "matplotlib": Spec(
+        [*RELEASE, "-Db_lto=false", "-Dsystem-freetype=true", "--force-fallback-for=freetype2",
+         "-Dfreetype2:default_library=static", "-Dfreetype2:mmap=disabled",
+         "-Dfreetype2:zlib=disabled", "-Dfreetype2:png=disabled", "-Dfreetype2:bzip2=disabled",
+         "-Dfreetype2:brotli=disabled", "-Dfreetype2:harfbuzz=disabled",
+         "-DrcParams-backend=Agg"],
+        tags=None, subprojects=(FREETYPE, QHULL),
+        # (`long` is 32 bits here: image sizes given as `unsigned` narrow.)
+        flags=["-Wno-c++11-narrowing"]),
 }
 CFLAGS = ["-O3", "-msimd128", "-DNDEBUG", "-D_WASI_EMULATED_SIGNAL", "-D_WASI_EMULATED_PROCESS_CLOCKS",
           "-D_WASI_EMULATED_MMAN"]
@@ -93,6 +149,10 @@ WASI_SYSCONFIG = "_sysconfigdata__wasi_wasm32-wasi"
 # Changes packages need to build or run here: NAME-VERSION.diff, applied with `patch -p1`
 # (each says why at its top).
 PATCHES = Path(__file__).resolve().parent.parent / "packages" / "patches"
+# meson.build files for packages that build with setuptools (Spec.meson_build).
+MESON_BUILDS = PATCHES.parent / "meson"
+# Headers included first (Spec.first).
+INCLUDES = PATCHES.parent / "include"
 
 
 def patch_file(name, version):
@@ -103,10 +163,15 @@ def apply_patch(name, version, tree):
     """Applies packages/patches/NAME-VERSION.diff to `tree`, if there is one."""
     diff = patch_file(name, version)
     if diff.is_file():
-        done = subprocess.run(["patch", "-p1", "--quiet", "-d", tree, "-i", diff],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.exit(f"[pyeval] {diff} does not apply:\n{done.stdout}{done.stderr}")
+        apply_diff(diff, tree)
+
+
+def apply_diff(diff, tree):
+    """Applies a diff of packages/patches/ to `tree`."""
+    done = subprocess.run(["patch", "-p1", "--quiet", "-d", tree, "-i", diff],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"[pyeval] {diff} does not apply:\n{done.stdout}{done.stderr}")
 
 
 def inputs_hash(name, version, digest, cpython_dir, needs):
@@ -118,6 +183,13 @@ def inputs_hash(name, version, digest, cpython_dir, needs):
     sha.update(f"{name} {version} {digest}\n".encode())
     if patch_file(name, version).is_file():
         sha.update(patch_file(name, version).read_bytes())
+    if SPECS[name].meson_build:
+        sha.update((MESON_BUILDS / SPECS[name].meson_build).read_bytes())
+    for header in SPECS[name].first:
+        sha.update((INCLUDES / header).read_bytes())
+    for sub in SPECS[name].subprojects:
+        if sub.patch().is_file():
+            sha.update(sub.patch().read_bytes())
     for need in needs:
         sha.update(f"with {need.name}\n".encode())
     for _, deb, d in CXX_DEBS:
@@ -138,8 +210,9 @@ def run(cmd, log, cwd=None, env=None):
                  f" ... (exit {done.returncode}); full log: {log}")
 
 
-def fetch_sdist(package, version, digest, downloads, log):
-    """A package's sdist from the package index, through pip, without building it."""
+def fetch_sdist(package, version, digest, downloads, log, python):
+    """A package's sdist from the package index, through pip, without building it
+    (`python` has the build tools setuptools-based packages read their metadata with)."""
     path = downloads / f"{package}-{version}.tar.gz"
     if path.is_file() and cpython.sha256(path) == digest:
         return path
@@ -152,7 +225,7 @@ def fetch_sdist(package, version, digest, downloads, log):
     req = downloads / f"{package}-{version}.req"
     req.write_text(f"{package}=={version} --hash=sha256:{digest}\n")
     env = {**os.environ, "PYTHONPATH": str(shim)}
-    run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+    run([python, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
          "--no-deps", "--no-binary", package, "--no-build-isolation", "--require-hashes",
          "-r", req, "-d", downloads], log, env=env)
     if cpython.sha256(path) != digest:
@@ -179,6 +252,48 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
 def build_wheel(*args, **kwargs):
     raise RuntimeError("this backend only reports metadata")
 '''
+
+
+def fetch_debian_sources(subprojects, downloads, log):
+    """The Debian orig tarballs of `subprojects`, fetched through apt (with CPython's build's
+    private configuration) where not already in `downloads`, and checked."""
+    apt = None
+    for sub in subprojects:
+        path = downloads / sub.file
+        if path.is_file() and cpython.sha256(path) == sub.digest:
+            continue
+        if apt is None:
+            apt = cpython.selected_build().private_apt()
+            run(["apt-get", *apt, "update"], log)
+        uris = subprocess.run(["apt-get", *apt, "source", "--print-uris", sub.package],
+                              capture_output=True, text=True, cwd=downloads).stdout
+        uri = next((line.split()[0].strip("'") for line in uris.splitlines()
+                    if len(line.split()) > 1 and line.split()[1] == sub.file), None)
+        if uri is None:
+            sys.exit(f"[pyeval] Debian no longer offers {sub.file} (source package "
+                     f"{sub.package}); update the pin in {__file__}")
+        urllib.request.urlretrieve(uri, path.with_suffix(".part"))
+        path.with_suffix(".part").rename(path)
+        if cpython.sha256(path) != sub.digest:
+            sys.exit(f"[pyeval] {path}: SHA-256 does not match the pinned one")
+
+
+def add_subprojects(spec, src, downloads):
+    """Unpacks the spec's subprojects into the source tree, as its meson expects them."""
+    for sub in spec.subprojects:
+        dest = src / "subprojects" / sub.directory
+        shutil.rmtree(dest, ignore_errors=True)
+        with tarfile.open(downloads / sub.file) as tar:
+            top = tar.getnames()[0].split("/")[0]
+            tar.extractall(dest.parent / ".unpack", filter="data")
+        (dest.parent / ".unpack" / top).rename(dest)
+        shutil.rmtree(dest.parent / ".unpack")
+        if sub.patch().is_file():
+            apply_diff(sub.patch(), dest)
+        if sub.overlay:
+            shutil.copytree(src / sub.overlay, dest, dirs_exist_ok=True)
+        if sub.wrap:
+            (src / "subprojects" / f"{sub.wrap[0]}.wrap").write_text(sub.wrap[1])
 
 
 def fetch_cxx(downloads, dest, log):
@@ -221,8 +336,13 @@ def write_tools(work, cpython_dir, native_python, cxx, venv, spec, needs):
         f'exec {native_python} "$@"\n')
     link = bin_ / "link-static"
     link.write_text(LINK_STATIC.format(python=sys.executable, ar=toolchain / "llvm-ar"))
+    # pybind11's own pybind11-config would add the build machine's Python headers.
+    pybind11 = bin_ / "pybind11-config"
+    pybind11.write_text(PYBIND11_CONFIG.format(
+        version=pybind11_version(), include=next(venv.glob("lib/python3*/site-packages"))
+        / "pybind11/include"))
     cxx_include = cxx / "include/wasm32-wasi/c++/v1"
-    for tool in (python, link):
+    for tool in (python, link, pybind11):
         tool.chmod(0o755)
 
     def quoted(items):
@@ -236,6 +356,7 @@ cpp = {quoted([link, toolchain / 'clang++', '-nostdinc++', '-isystem', cxx_inclu
 ar = '{toolchain / "llvm-ar"}'
 python = '{python}'
 cython = '{venv / "bin/cython"}'
+pybind11-config = '{pybind11}'
 
 [host_machine]
 system = 'wasi'
@@ -249,7 +370,7 @@ longdouble_format = 'IEEE_QUAD_LE'
 
 [built-in options]
 c_args = {quoted(CFLAGS + spec.flags)}
-cpp_args = {quoted(CXXFLAGS + spec.flags)}
+cpp_args = {quoted(CXXFLAGS + spec.cxx_flags())}
 """)
     return cross
 
@@ -272,6 +393,24 @@ def get_paths(*args, **kwargs):
 sysconfig.get_paths = get_paths
 sysconfig.get_path = lambda name, *a, **k: get_paths(*a, **k)[name]
 '''
+
+PYBIND11_CONFIG = """\
+#!/bin/sh
+case "$1" in
+  --version) echo {version} ;;
+  --includes) echo -I{include} ;;
+  *) echo "pybind11-config: $1 is not answered here" >&2; exit 2 ;;
+esac
+"""
+
+
+def pybind11_version():
+    """pybind11's version as pinned in the build requirements."""
+    for line in BUILD_REQUIREMENTS.read_text().splitlines():
+        if line.startswith("pybind11=="):
+            return line.split("==")[1].split()[0]
+    sys.exit(f"[pyeval] {BUILD_REQUIREMENTS} pins no pybind11")
+
 
 # The compiler as meson calls it, except that code is not position-independent (it is
 # linked statically) and a shared module (a Python extension) is made into a static
@@ -306,16 +445,20 @@ def build(name, version, digest, cache, cpython_dir, needs, out):
     downloads = cache / "downloads"
     started = time.time()
     print(f"[pyeval] {name}: fetching sources and build tools ...", flush=True)
-    sdist = fetch_sdist(name, version, digest, downloads, log)
-    cxx = fetch_cxx(downloads, work / "cxx", log)
     venv = work / "venv"
     run([sys.executable, "-m", "venv", venv], log)
     run([venv / "bin/pip", "install", "--quiet", "--disable-pip-version-check",
          "--require-hashes", "--no-deps", "-r", BUILD_REQUIREMENTS], log)
+    sdist = fetch_sdist(name, version, digest, downloads, log, venv / "bin/python")
+    fetch_debian_sources(spec.subprojects, downloads, log)
+    cxx = fetch_cxx(downloads, work / "cxx", log)
     with tarfile.open(sdist) as tar:
         tar.extractall(work, filter="data")
     src = work / f"{name}-{version}"
     apply_patch(name, version, src)
+    add_subprojects(spec, src, downloads)
+    if spec.meson_build:
+        shutil.copy(MESON_BUILDS / spec.meson_build, src / "meson.build")
     native_python = cpython.selected_build().build_python()
     cross = write_tools(work, cpython_dir, native_python, cxx, venv, spec, needs)
     # Cython finds the .pxd files of the packages compiled against on its path.

@@ -5,8 +5,8 @@
 
 The lock file (see packages/sci.toml) names each package, its version and the SHA-256 of
 what is fetched: a pure-Python wheel (`py3-none-any`), fetched with pip; or, for the
-packages with native code tools/native_wasi.py knows (numpy, pandas), its sdist,
-cross-compiled there, after the packages it compiles against. Other wheels with native
+packages with native code tools/native_wasi.py knows (numpy, pandas, matplotlib, ...), its
+sdist, cross-compiled there, after the packages it compiles against. Other wheels with native
 code are refused. The result goes to `<cache>/packages-<lock name>-<hash>/`, the hash
 covering every input, and is what guest-adapter/build.rs reads from PYEVAL_PACKAGES_DIR:
 
