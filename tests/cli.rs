@@ -364,6 +364,21 @@ fn another_component_is_loaded_with_component() {
     run.assert_status(0);
     assert_eq!(run.stdout, "1.0\n");
 
+    // A chart is saved under --output-dir; without, the CLI says how to keep it.
+    let chart = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()";
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let run = pyeval(&["--component", sci, "--output-dir", out, "-c", chart]);
+    run.assert_status(0);
+    let png = std::fs::read(dir.path().join("chart-1.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    let run = pyeval(&["--component", sci, "-c", chart]);
+    run.assert_status(0);
+    assert_eq!(
+        run.stderr,
+        "pyeval: 1 chart(s) drawn; --output-dir DIR saves them as chart-N.png\n"
+    );
+
     let missing = pyeval(&["--component", "/nonexistent/x.wasm", "-c", "1"]);
     missing.assert_status(2);
     assert!(

@@ -529,7 +529,7 @@ fn files_and_path_escapes() {
                 "mkdir at the root is the scratch tree's, not the host's",
                 "import os\nos.mkdir('/etc')\nos.listdir('/etc'), sorted(os.listdir('/'))",
                 Budget::Default,
-                Expect::Value("([], ['data', 'etc', 'tmp'])"),
+                Expect::Value("([], ['data', 'dev', 'etc', 'tmp'])"),
             ),
             case(
                 "proc",
@@ -621,7 +621,7 @@ fn scratch_file_system() {
                  (sorted(os.listdir('/tmp/../../../..')), os.path.exists('../../etc/passwd'),\n\
                   os.path.exists('/tmp/../../etc/hostname'))",
                 Budget::Default,
-                Expect::Value("(['tmp'], False, False)"),
+                Expect::Value("(['dev', 'tmp'], False, False)"),
             ),
             case(
                 "a symbolic link",

@@ -444,3 +444,24 @@ async fn files_past_the_limits_are_named_in_a_note() {
     assert_eq!(blocks.as_array().unwrap().len(), 2, "{blocks}");
     assert_eq!(blocks[1]["resource"]["text"], "b");
 }
+
+#[tokio::test]
+async fn charts_come_back_as_images_the_model_sees() {
+    let sci = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/pyeval-sci.wasm");
+    let client = client(&["--component", sci]).await;
+    let code =
+        "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('t')\nprint('drawn')";
+    let params = CallToolRequestParams::new("run_python")
+        .with_arguments(json!({"code": code}).as_object().unwrap().clone());
+    let result = client.call_tool(params).await.unwrap();
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    let blocks = serde_json::to_value(&result.content).unwrap();
+    assert_eq!(blocks[0]["text"], "[stdout]\ndrawn\n");
+    assert_eq!(blocks[1]["type"], "image");
+    assert_eq!(blocks[1]["mimeType"], "image/png");
+    assert!(blocks[1]["data"]
+        .as_str()
+        .unwrap()
+        .starts_with("iVBORw0KGgo"));
+    assert_eq!(blocks.as_array().unwrap().len(), 2);
+}

@@ -233,7 +233,7 @@ log
     assert_eq!(
         outcome.value.as_deref(),
         Some(
-            "['/tmp', ['data', 'tmp'], 'hello\\nagain\\n', ('/tmp', b'abc'), \
+            "['/tmp', ['data', 'dev', 'tmp'], 'hello\\nagain\\n', ('/tmp', b'abc'), \
              [('.', ['a'], []), ('a', ['b'], []), ('a/b', [], ['c.bin'])], 256000, \
              ['café.txt', 'copy', 'out.txt'], (100001, 100000, b'e'), (2, False), 42]"
         )
@@ -254,7 +254,7 @@ fn a_session_keeps_its_files_and_a_fresh_evaluation_starts_empty() {
         "import os\nos.listdir('/tmp'), os.listdir('/')",
         &Grants::new(),
     );
-    assert_eq!(fresh.value.as_deref(), Some("([], ['tmp'])"));
+    assert_eq!(fresh.value.as_deref(), Some("([], ['dev', 'tmp'])"));
 }
 
 #[test]
@@ -272,10 +272,28 @@ fn mounts_sit_beside_the_scratch_files() {
         crossed, sorted(os.listdir('/')), os.listdir('/work'), os.path.exists('local.csv')";
     assert_eq!(
         run(code, &grants).value.as_deref(),
-        Some("('EXDEV', ['tmp', 'work'], ['io'], False)")
+        Some("('EXDEV', ['dev', 'tmp', 'work'], ['io'], False)")
     );
     assert_eq!(
         std::fs::read_to_string(dir.path().join("out.csv")).unwrap(),
         "a,b\n1,2\n"
+    );
+}
+
+#[test]
+fn dev_null_drops_what_is_written() {
+    // 64 MiB written cost no memory: more than the limit allows would fail otherwise.
+    let code = "import os\n\
+        with open(os.devnull, 'wb') as f:\n\
+        \x20   for _ in range(64):\n\
+        \x20       f.write(bytes(1 << 20))\n\
+        (open(os.devnull).read(), os.path.getsize(os.devnull))";
+    let limits = Limits::default().with_memory_bytes(48 << 20);
+    let outcome = evaluator().eval(code, &limits).unwrap();
+    assert_eq!(
+        outcome.value.as_deref(),
+        Some("('', 0)"),
+        "{:?}",
+        outcome.error
     );
 }

@@ -584,6 +584,17 @@ fn serves_the_component_it_is_given() {
     let numpy = server.eval(r#"{"code": "import numpy as np\nint(np.eye(3).sum())"}"#);
     assert_eq!(numpy.status, 200);
     assert_eq!(numpy.json()["value"], "3");
+    // Charts come back as PNG files, base64 in JSON.
+    let chart = server.eval(r#"{"code": "import matplotlib.pyplot as plt\nplt.plot([1, 2])"}"#);
+    assert_eq!(chart.status, 200);
+    let charts = chart.json()["charts"].clone();
+    assert_eq!(charts[0]["path"], "chart-1.png");
+    assert_eq!(charts[0]["media_type"], "image/png");
+    assert!(charts[0]["data"]
+        .as_str()
+        .unwrap()
+        .starts_with("iVBORw0KGgo"));
+    assert_eq!(chart.json()["charts_dropped"], 0);
     server.stop();
 }
 

@@ -65,7 +65,8 @@ LIMITS = ["--fuel", "-1", "--timeout", "1800", "--memory", "3072", "--max-output
 GUEST_PYTEST, GUEST_TESTS, GUEST_OUT = "/pytest", "/numpy-tests", "/results"
 # Pure-Python wheels of the requirements that only the native venv takes: the component
 # has its own.
-IN_THE_COMPONENT = ("python_dateutil-", "tzdata-")
+IN_THE_COMPONENT = ("python_dateutil-", "tzdata-", "packaging-", "cycler-", "fonttools-",
+                    "pyparsing-")
 # Run in the evaluator: numpy's packages are in the component, their tests in the mounted
 # tree, so each numpy package's path gets its tests' directory; then pytest.
 RUNNER = """\

@@ -1,7 +1,7 @@
-//! The sci component (target/pyeval-sci.wasm): fresh evaluations with numpy and pandas
-//! loaded, its size and memory, and a numpy-heavy loop and a pandas groupby against native
-//! numpy and pandas on this machine (the python that `PYEVAL_NATIVE_NUMPY` names, which
-//! `just bench` prepares).
+//! The sci component (target/pyeval-sci.wasm): fresh evaluations with numpy, pandas and
+//! matplotlib loaded, its size and memory, and a numpy-heavy loop, a pandas groupby and a
+//! chart against native numpy, pandas and matplotlib on this machine (the python that
+//! `PYEVAL_NATIVE_NUMPY` names, which `just bench` prepares).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -22,6 +22,19 @@ const NUMPY_LOOP: &str = "import numpy as np\nrng = np.random.default_rng(0)\n\
     np.linalg.norm(b)\n    np.sort(a, axis=None)\n";
 /// The issue's measure of a fresh evaluation that uses pandas.
 const PANDAS_SUM: &str = "import pandas as pd\npd.DataFrame({'a': range(1000)}).a.sum()";
+/// The issue's measure of a fresh chart: a line chart, drawn to PNG at the end (a chart
+/// of the outcome).
+const LINE_CHART: &str = "import matplotlib.pyplot as plt\n\
+    plt.plot(range(100), [i * i for i in range(100)], label='squares')\n\
+    plt.title('A line chart')\nplt.legend()";
+/// The same chart drawn to PNG by native matplotlib, as the evaluator draws a chart.
+const LINE_CHART_NATIVE: &str = "import io, matplotlib\nmatplotlib.use('Agg')\n\
+    import matplotlib.pyplot as plt\n\
+    plt.plot(range(100), [i * i for i in range(100)], label='squares')\n\
+    plt.title('A line chart')\nplt.legend()\n\
+    plt.savefig(io.BytesIO(), format='png', bbox_inches='tight')";
+/// Fresh charts timed for each percentile (each takes tens of milliseconds).
+const CHART_RUNS: usize = 100;
 /// A groupby over 100,000 rows, as analysis code does.
 const PANDAS_GROUPBY: &str = "import numpy as np, pandas as pd\n\
     rng = np.random.default_rng(0)\n\
@@ -59,6 +72,15 @@ pub fn measure(stdlib_print_1: Duration) -> Result<(Value, Vec<String>)> {
     let print_1 = latency("print(1)")?;
     let numpy_sum = latency(NUMPY_SUM)?;
     let pandas_sum = latency(PANDAS_SUM)?;
+    let mut chart = (0..CHART_RUNS)
+        .map(|_| {
+            let started = Instant::now();
+            let outcome = evaluator.eval(LINE_CHART, &limits)?;
+            anyhow::ensure!(outcome.charts.len() == 1, "the line chart drew no chart");
+            Ok(started.elapsed())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    chart.sort();
     let resident = resident_per_instance(&evaluator, LIVE_INSTANCES)?;
     let size = std::fs::metadata(&path)?.len();
 
@@ -89,6 +111,12 @@ pub fn measure(stdlib_print_1: Duration) -> Result<(Value, Vec<String>)> {
         in_pyeval(PANDAS_GROUPBY)?,
         in_native(PANDAS_GROUPBY, "import numpy, pandas")?,
     );
+    // Native matplotlib draws the chart in a process that has imported it (the evaluator's
+    // snapshot has).
+    let chart_native = in_native(
+        LINE_CHART_NATIVE,
+        "import io, matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot",
+    )?;
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let value = json!({
@@ -108,6 +136,12 @@ pub fn measure(stdlib_print_1: Duration) -> Result<(Value, Vec<String>)> {
             "runs": RUNS,
             "p50_ms": ms(percentile(&pandas_sum, 50.0)),
             "p99_ms": ms(percentile(&pandas_sum, 99.0)),
+        },
+        "fresh_line_chart_png": {
+            "runs": CHART_RUNS,
+            "p50_ms": ms(percentile(&chart, 50.0)),
+            "p99_ms": ms(percentile(&chart, 99.0)),
+            "native_matplotlib_ms": ms(chart_native),
         },
         "resident_bytes_per_live_instance": resident,
         "numpy_loop": {
@@ -137,6 +171,12 @@ pub fn measure(stdlib_print_1: Duration) -> Result<(Value, Vec<String>)> {
             "| sci: fresh `pd.DataFrame({{'a': range(1000)}}).a.sum()`, p50 / p99 | {:.3} / {:.3} ms |",
             ms(percentile(&pandas_sum, 50.0)),
             ms(percentile(&pandas_sum, 99.0))
+        ),
+        format!(
+            "| sci: fresh line chart to PNG, p50 / p99 ({CHART_RUNS} runs; native matplotlib {:.1} ms) | {:.3} / {:.3} ms |",
+            ms(chart_native),
+            ms(percentile(&chart, 50.0)),
+            ms(percentile(&chart, 99.0))
         ),
         format!(
             "| sci: component size / resident memory per live instance ({LIVE_INSTANCES} alive) | {:.1} MB / {:.2} MiB |",

@@ -91,8 +91,10 @@ pub fn run(cli: &Cli) -> Result<u8> {
             );
         }
     }
-    if let (Some(dir), Ok(outcome)) = (&cli.output_dir, &result) {
-        crate::output_dir::write(dir, outcome)?;
+    match (&cli.output_dir, &result) {
+        (Some(dir), Ok(outcome)) => crate::output_dir::write(dir, outcome)?,
+        (None, Ok(outcome)) => crate::output_dir::note_unsaved_charts(outcome),
+        _ => {}
     }
     Ok(if cli.json {
         render::json(&result)

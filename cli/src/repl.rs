@@ -31,8 +31,10 @@ pub fn run(
         }
         let result = session.eval(&source);
         let status = render::text(&result, true, grants.live_output.is_some());
-        if let (Some(dir), Ok(outcome)) = (output_dir, &result) {
-            crate::output_dir::write(dir, outcome)?;
+        match (output_dir, &result) {
+            (Some(dir), Ok(outcome)) => crate::output_dir::write(dir, outcome)?,
+            (None, Ok(outcome)) => crate::output_dir::note_unsaved_charts(outcome),
+            _ => {}
         }
         match &result {
             Ok(outcome) if outcome.exit_code.is_some() => return Ok(status),

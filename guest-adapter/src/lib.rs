@@ -120,6 +120,8 @@ pub extern "C" fn pyeval_init() {
     wit_bindgen::rt::run_ctors_once();
     unsafe {
         start_interpreter();
+        let site = site_packages();
+        scratch::place_packaged(&site, PACKAGES);
         pyeval_sqlite_setup();
         let session = run_bootstrap();
         SESSION = session;
@@ -130,7 +132,19 @@ pub extern "C" fn pyeval_init() {
         // scratch tree the directories it saw).
         __wasilibc_reset_preopens();
         scratch::prepare();
+        scratch::place_packaged(&site, PACKAGES);
     }
+}
+
+/// Where the packages are installed: `site-packages` in the standard library's directory
+/// (an absolute path).
+unsafe fn site_packages() -> Vec<u8> {
+    let dir = PySys_GetObject(c"_stdlib_dir".as_ptr());
+    let dir = expect(PyUnicode_AsUTF8String(dir), "reading sys._stdlib_dir");
+    let mut path = CStr::from_ptr(PyBytes_AsString(dir)).to_bytes().to_vec();
+    Py_DecRef(dir);
+    path.extend_from_slice(b"/site-packages");
+    path
 }
 
 unsafe fn start_interpreter() {
@@ -360,6 +374,7 @@ unsafe fn outcome(record: *mut PyObject) -> Outcome {
             (code != Py_None()).then(|| PyLong_AsLong(code) as i32)
         }),
         files_changed: scratch::files::any_changed(),
+        charts: read_field(record, c"charts", |n| PyLong_AsUnsignedLong(n) as u32),
     }
 }
 
@@ -380,6 +395,7 @@ unsafe fn internal_failure() -> Outcome {
         }),
         exit_code: None,
         files_changed: scratch::files::any_changed(),
+        charts: 0,
     }
 }
 
@@ -472,6 +488,47 @@ impl evaluator::Guest for Component {
                 .collect(),
             more,
         }
+    }
+
+    fn charts(max_charts: u32, max_bytes: u64) -> evaluator::Changes {
+        let mut changes = evaluator::Changes {
+            files: Vec::new(),
+            more: 0,
+        };
+        unsafe {
+            let list = call_session(c"charts", &[]);
+            if list.is_null() {
+                PyErr_Clear();
+                return changes;
+            }
+            let mut room = max_bytes;
+            for i in 0..PyList_Size(list).max(0) {
+                let png = PyList_GetItem(list, i);
+                let (mut data, mut size) = (ptr::null_mut(), 0);
+                if PyBytes_AsStringAndSize(png, &mut data, &mut size) != 0 {
+                    PyErr_Clear();
+                    continue;
+                }
+                if changes.files.len() >= max_charts as usize {
+                    changes.more += 1;
+                    continue;
+                }
+                let size = size as u64;
+                let fits = size <= room;
+                if fits {
+                    room -= size;
+                }
+                changes.files.push(evaluator::ChangedFile {
+                    path: format!("chart-{}.png", i + 1),
+                    size,
+                    data: fits.then(|| {
+                        std::slice::from_raw_parts(data as *const u8, size as usize).to_vec()
+                    }),
+                });
+            }
+            Py_DecRef(list);
+        }
+        changes
     }
 
     fn read_file(path: String, max_bytes: u64) -> Result<Vec<u8>, String> {

@@ -57,9 +57,10 @@ pub(crate) struct Inner {
     pub(crate) set_output_limit: ComponentExportIndex,
     pub(crate) grant_tools: ComponentExportIndex,
     pub(crate) set_live_output: ComponentExportIndex,
-    /// The exports `put-files`, `changed-files` and `read-file`.
+    /// The exports `put-files`, `changed-files`, `charts` and `read-file`.
     pub(crate) put_files: ComponentExportIndex,
     pub(crate) changed_files: ComponentExportIndex,
+    pub(crate) charts: ComponentExportIndex,
     pub(crate) read_file: ComponentExportIndex,
     pub(crate) metered: bool,
     pub(crate) max_instances: u32,
@@ -308,9 +309,10 @@ impl EvaluatorBuilder {
         };
         let (eval, set_output_limit) = (export("eval")?, export("set-output-limit")?);
         let (grant_tools, set_live_output) = (export("grant-tools")?, export("set-live-output")?);
-        let (put_files, changed_files, read_file) = (
+        let (put_files, changed_files, charts, read_file) = (
             export("put-files")?,
             export("changed-files")?,
+            export("charts")?,
             export("read-file")?,
         );
         drop(loaded);
@@ -324,6 +326,7 @@ impl EvaluatorBuilder {
                 set_live_output,
                 put_files,
                 changed_files,
+                charts,
                 read_file,
                 metered: self.metered,
                 max_instances: self.max_instances,

@@ -41,6 +41,13 @@ pub struct Outcome {
     pub files: Vec<OutputFile>,
     /// Changed files left out of `files`, past [`crate::FileLimits::max_files`].
     pub files_dropped: u32,
+    /// Charts: the matplotlib figures the code showed (`plt.show()`) or left open, drawn
+    /// as PNG images named `chart-N.png`, in the order drawn. They share
+    /// [`crate::FileLimits`] with `files` (what the files leave); one whose bytes do not
+    /// fit is listed without them.
+    pub charts: Vec<OutputFile>,
+    /// Charts left out of `charts`, past what [`crate::FileLimits::max_files`] left.
+    pub charts_dropped: u32,
     /// Fuel this evaluation consumed (0 from an evaluator that does not meter).
     pub fuel_used: u64,
     /// Wall-clock time of the evaluation, instantiation included.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{ComponentType, Instance, Lift};
+use wasmtime::component::{ComponentExportIndex, ComponentType, Instance, Lift};
 use wasmtime::{PoolConcurrencyLimitError, Store};
 
 use crate::error::{EvalError, StopContext, Stopped};
@@ -143,8 +143,8 @@ impl Session {
         check_code(code, self.limits.code_bytes)?;
         let started = Instant::now();
         match self.run(Step::Eval(code)).await? {
-            (Done::Evaluated(outcome, changes), fuel_used) => {
-                Ok(self.finish(*outcome, changes, fuel_used, started.elapsed()))
+            (Done::Evaluated(outcome, changes, charts), fuel_used) => {
+                Ok(self.finish(*outcome, changes, charts, fuel_used, started.elapsed()))
             }
             (Done::FilesRefused(why), _) => Err(EvalError::InvalidFiles(why)),
             (Done::Read(_), _) => unreachable!("an evaluation reads no file"),
@@ -236,6 +236,7 @@ impl Session {
         &mut self,
         raw: RawOutcome,
         changes: RawChanges,
+        charts: RawChanges,
         fuel_used: u64,
         wall_time: Duration,
     ) -> Outcome {
@@ -258,6 +259,8 @@ impl Session {
             exit_code: raw.exit_code,
             files: changes.files,
             files_dropped: changes.dropped,
+            charts: charts.files,
+            charts_dropped: charts.dropped,
             fuel_used,
             wall_time,
         }
@@ -297,6 +300,7 @@ struct RawOutcome {
     exit_code: Option<i32>,
     #[component(name = "files-changed")]
     files_changed: bool,
+    charts: u32,
 }
 
 /// The WIT `exception`, lifted like [`RawOutcome`].
@@ -311,7 +315,7 @@ struct RawException {
 
 /// What a session asks of its instance.
 enum Step<'a> {
-    /// Evaluate this code, then list the files it changed.
+    /// Evaluate this code, then list the files it changed and its charts.
     Eval(&'a str),
     /// Read the file at this path.
     Read(&'a str),
@@ -319,18 +323,34 @@ enum Step<'a> {
 
 /// What a [`Step`] gave.
 enum Done {
-    Evaluated(Box<RawOutcome>, RawChanges),
+    Evaluated(Box<RawOutcome>, RawChanges, RawChanges),
     Read(Result<Vec<u8>, String>),
     /// The instance could not hold the files given (nothing else was done).
     FilesRefused(String),
 }
 
-/// The files an evaluation changed, as the host keeps them.
+/// The files an evaluation changed, or its charts, as the host keeps them.
 #[derive(Default)]
 struct RawChanges {
     files: Vec<OutputFile>,
-    /// Changed files not returned, past [`FileLimits::max_files`].
+    /// Files not returned, past [`FileLimits::max_files`].
     dropped: u32,
+}
+
+impl RawChanges {
+    /// What of `limits` these leave.
+    fn left(&self, limits: FileLimits) -> FileLimits {
+        let bytes: u64 = self
+            .files
+            .iter()
+            .filter_map(|f| f.data.as_ref())
+            .map(|d| d.len() as u64)
+            .sum();
+        FileLimits::new(
+            limits.max_files.saturating_sub(self.files.len() as u32),
+            limits.max_bytes.saturating_sub(bytes),
+        )
+    }
 }
 
 /// The WIT `changed-file`.
@@ -444,11 +464,21 @@ impl Guest<'_> {
                     .get_typed_func::<(&str,), (RawOutcome,)>(&mut *store, &evaluator.eval)?;
                 let (outcome,) = eval.call_async(&mut *store, (code,)).await?;
                 let changes = if outcome.files_changed {
-                    changed_files(evaluator, store, instance, limits).await?
+                    returned(&evaluator.changed_files, store, instance, limits).await?
                 } else {
                     RawChanges::default()
                 };
-                Ok(Done::Evaluated(Box::new(outcome), changes))
+                let charts = if outcome.charts > 0 {
+                    let left = changes.left(limits);
+                    let mut charts = returned(&evaluator.charts, store, instance, left).await?;
+                    // (A guest that lists fewer than it counted is held to its count.)
+                    let listed = charts.files.len() as u32 + charts.dropped;
+                    charts.dropped += outcome.charts.saturating_sub(listed);
+                    charts
+                } else {
+                    RawChanges::default()
+                };
+                Ok(Done::Evaluated(Box::new(outcome), changes, charts))
             }
             Step::Read(path) => {
                 let read = instance.get_typed_func::<(&str, u64), (Result<Vec<u8>, String>,)>(
@@ -465,9 +495,10 @@ impl Guest<'_> {
     }
 }
 
-/// The files the last evaluation changed, within `limits` whatever the guest answers.
-async fn changed_files(
-    evaluator: &Inner,
+/// The files the last evaluation changed, or its charts (`export` is `changed-files` or
+/// `charts`), within `limits` whatever the guest answers.
+async fn returned(
+    export: &ComponentExportIndex,
     store: &mut Store<SandboxState>,
     instance: Instance,
     limits: FileLimits,
@@ -475,8 +506,7 @@ async fn changed_files(
     if limits.max_files == 0 {
         return Ok(RawChanges::default());
     }
-    let list =
-        instance.get_typed_func::<(u32, u64), (Changes,)>(&mut *store, &evaluator.changed_files)?;
+    let list = instance.get_typed_func::<(u32, u64), (Changes,)>(&mut *store, export)?;
     let most = limits
         .max_bytes
         .saturating_add((limits.max_files as u64).saturating_mul(FILE_OVERHEAD as u64));

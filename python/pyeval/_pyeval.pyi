@@ -49,6 +49,11 @@ class Outcome:
     """Files the code created or changed in its working directory, in path order."""
     files_dropped: int
     """Changed files left out of ``files``, past ``max_files``."""
+    charts: list[OutputFile]
+    """matplotlib figures the code showed or left open, as PNG files named ``chart-N.png``
+    (sharing ``max_files`` and ``max_file_bytes`` with ``files``)."""
+    charts_dropped: int
+    """Charts left out of ``charts``, past ``max_files``."""
     fuel_used: int
     wall_time: float
     """Seconds."""

@@ -83,6 +83,11 @@ pub struct Outcome {
     files: Vec<Py<OutputFile>>,
     /// Changed files left out of `files`, past the files limit.
     files_dropped: u32,
+    /// Charts: matplotlib figures the code showed or left open, as PNG files named
+    /// `chart-N.png` (sharing the files limits with `files`).
+    charts: Vec<Py<OutputFile>>,
+    /// Charts left out of `charts`, past the files limit.
+    charts_dropped: u32,
     /// Fuel the evaluation consumed.
     fuel_used: u64,
     /// Wall time of the evaluation, in seconds.
@@ -122,11 +127,13 @@ impl ExceptionInfo {
 impl Outcome {
     /// The Python object of `outcome`.
     pub fn new(py: Python<'_>, outcome: pyeval::Outcome) -> PyResult<Self> {
-        let files = outcome
-            .files
-            .into_iter()
-            .map(|file| Py::new(py, OutputFile { file }))
-            .collect::<PyResult<_>>()?;
+        let wrap = |files: Vec<pyeval::OutputFile>| {
+            files
+                .into_iter()
+                .map(|file| Py::new(py, OutputFile { file }))
+                .collect::<PyResult<Vec<_>>>()
+        };
+        let (files, charts) = (wrap(outcome.files)?, wrap(outcome.charts)?);
         Ok(Outcome {
             stdout: outcome.stdout,
             stderr: outcome.stderr,
@@ -141,6 +148,8 @@ impl Outcome {
             exit_code: outcome.exit_code,
             files,
             files_dropped: outcome.files_dropped,
+            charts,
+            charts_dropped: outcome.charts_dropped,
             fuel_used: outcome.fuel_used,
             wall_time: outcome.wall_time.as_secs_f64(),
         })

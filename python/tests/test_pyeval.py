@@ -74,6 +74,12 @@ def test_the_sci_component_runs_numpy():
     evaluator = pyeval.Evaluator(component=sci, max_instances=2)
     outcome = evaluator.eval("import numpy as np\nnp.linalg.det(np.eye(3))")
     assert outcome.value == "np.float64(1.0)"
+    # A figure left open comes back as a PNG chart.
+    outcome = evaluator.eval("import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [1, 2])")
+    assert [c.path for c in outcome.charts] == ["chart-1.png"]
+    assert outcome.charts[0].media_type == "image/png"
+    assert outcome.charts[0].data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert outcome.charts_dropped == 0
 
 
 def test_a_component_pyeval_did_not_build_is_refused(tmp_path):

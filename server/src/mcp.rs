@@ -281,6 +281,7 @@ fn report(outcome: &Outcome) -> CallToolResult {
     let unkept: Vec<String> = outcome
         .files
         .iter()
+        .chain(&outcome.charts)
         .filter(|file| file.data.is_none())
         .map(|file| format!("{} ({} bytes)", file.path, file.size))
         .collect();
@@ -299,11 +300,22 @@ fn report(outcome: &Outcome) -> CallToolResult {
             ),
         );
     }
+    if outcome.charts_dropped > 0 {
+        section(
+            "note",
+            &format!(
+                "{} more charts were not returned (over the limit on files)",
+                outcome.charts_dropped
+            ),
+        );
+    }
     if text.is_empty() {
         text.push_str("(no output)\n");
     }
     let mut content = vec![ContentBlock::text(text)];
     content.extend(outcome.files.iter().filter_map(file_content));
+    // Charts are PNG images: image content the model sees.
+    content.extend(outcome.charts.iter().filter_map(file_content));
     if outcome.error.is_some() {
         CallToolResult::error(content)
     } else {

@@ -483,8 +483,9 @@ unsafe extern "C" fn __wrap___wasi_fd_write(
 
 /// wasi-libc's map from an absolute path to the preopened directory that holds it (the
 /// longest prefix wins). A path no host directory holds falls to the scratch tree, whose
-/// prefix `/` is shorter than any other. (A host directory at `/` itself holds every
-/// path, and the tree is not used.)
+/// prefix `/` is shorter than any other, and so does one under the packages' directory
+/// (see `place_packaged`) unless a host directory inside it holds it: the tree's prefix
+/// there is that directory. (A host directory at `/` itself holds every other path.)
 #[no_mangle]
 unsafe extern "C" fn __wrap___wasilibc_find_abspath(
     path: *const c_char,
@@ -492,7 +493,7 @@ unsafe extern "C" fn __wrap___wasilibc_find_abspath(
     relative: *mut *const c_char,
 ) -> i32 {
     let fd = __real___wasilibc_find_abspath(path, prefix, relative);
-    if fd >= 0 {
+    if fd >= 0 && !super::packaged_holds(bytes(path), bytes(*prefix).len()) {
         return fd;
     }
     let mut rest = path;

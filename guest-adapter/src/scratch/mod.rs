@@ -24,7 +24,7 @@ const FIRST_FD: i32 = 0x4000_0000;
 const ROOT_FD: i32 = FIRST_FD;
 /// Open descriptors at most, as Linux's usual limit.
 const MAX_OPEN: usize = 1024;
-/// Created in every instance; the working directory.
+/// Created in every instance (with `/dev/null`); the working directory.
 const TMP: &CStr = c"/tmp";
 
 /// An open descriptor.
@@ -52,6 +52,8 @@ impl Scratch {
     fn new() -> Self {
         let root = tree::Dir::root();
         tree::mkdir(&root, &TMP.to_bytes()[1..]).expect("a new tree takes /tmp");
+        // What code opens to throw output away (os.devnull), as on any POSIX system.
+        tree::make_null(&root, b"dev/null");
         let handle = Handle {
             node: Node::Dir(root.clone()),
             pos: 0,
@@ -117,9 +119,76 @@ fn serve(f: impl FnOnce(&mut Scratch) -> Result<(), Errno>) -> Errno {
 }
 
 /// Starts the tree anew, so the snapshot holds an empty `/tmp` and nothing of the
-/// snapshotting host's directories.
+/// snapshotting host's directories. Descriptors open on packaged files stay open (fonts
+/// that matplotlib keeps open, loaded in the snapshot): they read the component's bytes.
 pub fn prepare() {
-    SCRATCH.with(|scratch| *scratch.borrow_mut() = Scratch::new());
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let mut fresh = Scratch::new();
+        for (index, slot) in scratch.handles.iter_mut().enumerate().skip(1) {
+            let packaged = matches!(slot, Some(Handle { node: Node::File(file), .. })
+                if file.borrow().is_packaged());
+            if packaged {
+                fresh
+                    .handles
+                    .resize_with(fresh.handles.len().max(index + 1), || None);
+                fresh.handles[index] = slot.take();
+            }
+        }
+        *scratch = fresh;
+    });
+}
+
+/// Places the data files of the packed packages `blob` (build.rs's `pack`, files flagged 2
+/// keyed by their path) in the tree under `site`, where packages open them by path
+/// (matplotlib its fonts and settings). They read the component's own bytes, so they cost
+/// an instance no memory until code changes one. A damaged blob places nothing.
+pub fn place_packaged(site: &[u8], blob: &'static [u8]) {
+    PACKAGED.with(|packaged| *packaged.borrow_mut() = site.to_vec());
+    let word = |at: usize, n: usize| -> Option<usize> {
+        let bytes = blob.get(at..at + n)?;
+        Some(bytes.iter().rev().fold(0, |v, &b| v << 8 | usize::from(b)))
+    };
+    if blob.len() < 12 || &blob[..8] != b"PYEVPKG1" {
+        return;
+    }
+    let root = SCRATCH.with(|scratch| scratch.borrow().root.clone());
+    let (Some(count), mut at) = (word(8, 4), 12) else {
+        return;
+    };
+    for _ in 0..count {
+        let Some(name_len) = word(at, 2) else { return };
+        let name = &blob[at + 2..(at + 2 + name_len).min(blob.len())];
+        at += 2 + name_len;
+        let (Some(flag), Some(start), Some(len)) = (word(at, 1), word(at + 1, 4), word(at + 5, 4))
+        else {
+            return;
+        };
+        at += 9;
+        if let (2, Some(bytes)) = (flag, blob.get(start..start + len)) {
+            let path = [site, b"/", name].concat();
+            tree::place_packaged(&root, &path[1..], bytes);
+        }
+    }
+}
+
+thread_local! {
+    /// Where the packages' data files are placed (absolute), once they are.
+    static PACKAGED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether the absolute `path` lies in the packages' directory at a depth past a host
+/// directory's prefix of `host_prefix` bytes (as wasi-libc gives it, without its leading
+/// `/`): the packages are the component's own, read from the tree, even while a host
+/// directory holds the standard library's (before the snapshot).
+fn packaged_holds(path: &[u8], host_prefix: usize) -> bool {
+    PACKAGED.with(|packaged| {
+        let packaged = packaged.borrow();
+        let inside = path
+            .strip_prefix(packaged.as_slice())
+            .is_some_and(|rest| rest.is_empty() || rest[0] == b'/');
+        !packaged.is_empty() && inside && packaged.len() - 1 > host_prefix
+    })
 }
 
 /// Makes `/tmp` the working directory. Runs before the snapshot, so every instance

@@ -72,16 +72,20 @@ pub struct Dir {
 pub struct File {
     pub meta: Meta,
     data: Data,
+    /// A null device (`/dev/null`): writes are dropped, reads find nothing.
+    null: bool,
     /// Directory entries that name this file (hard links).
     nlink: u64,
 }
 
 /// A file's bytes in chunks, so a growing file never needs its whole size again to move
-/// (one buffer would, to double) and a hole costs nothing until written.
+/// (one buffer would, to double) and a hole costs nothing until written. A packaged file
+/// reads the component's own bytes instead until it is first changed.
 #[derive(Default)]
 struct Data {
     chunks: Vec<Vec<u8>>,
     len: usize,
+    packaged: &'static [u8],
 }
 
 /// Bytes per chunk.
@@ -168,6 +172,27 @@ impl Dir {
 }
 
 impl File {
+    /// Copies a packaged file's bytes into the instance's memory, before its first change.
+    fn own(&mut self) -> Result<(), Errno> {
+        let packaged = std::mem::take(&mut self.data.packaged);
+        if packaged.is_empty() {
+            return Ok(());
+        }
+        self.data.len = 0;
+        self.write_at(0, packaged).inspect_err(|_| {
+            self.data = Data {
+                chunks: Vec::new(),
+                len: packaged.len(),
+                packaged,
+            };
+        })
+    }
+
+    /// Whether it still reads a package's data file (it was never changed).
+    pub fn is_packaged(&self) -> bool {
+        !self.data.packaged.is_empty()
+    }
+
     /// The file's size in bytes.
     pub fn len(&self) -> u64 {
         self.data.len as u64
@@ -177,6 +202,10 @@ impl File {
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> usize {
         let start = usize::try_from(offset).map_or(self.data.len, |o| o.min(self.data.len));
         let n = buf.len().min(self.data.len - start);
+        if !self.data.packaged.is_empty() {
+            buf[..n].copy_from_slice(&self.data.packaged[start..start + n]);
+            return n;
+        }
         let mut done = 0;
         while done < n {
             let at = start + done;
@@ -200,6 +229,10 @@ impl File {
     /// Writes `bytes` at `offset`, the gap before it reading as zeros. Refused with NOSPC
     /// when the instance's memory cannot hold it.
     pub fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Errno> {
+        if self.null {
+            return Ok(());
+        }
+        self.own()?;
         let start = usize::try_from(offset).map_err(|_| FBIG)?;
         let end = start.checked_add(bytes.len()).ok_or(FBIG)?;
         let chunks = end.div_ceil(CHUNK);
@@ -237,6 +270,10 @@ impl File {
 
     /// Truncates or extends the file to `size` bytes (an extension is a hole).
     pub fn set_size(&mut self, size: u64) -> Result<(), Errno> {
+        if self.null {
+            return Ok(());
+        }
+        self.own()?;
         let size = usize::try_from(size).map_err(|_| FBIG)?;
         if size < self.data.len {
             let chunks = size.div_ceil(CHUNK);
@@ -422,6 +459,7 @@ pub fn open(start: &DirRef, path: &[u8], create: bool, exclusive: bool) -> Resul
             let file = Node::File(Rc::new(RefCell::new(File {
                 meta: Meta::new(),
                 data: Data::default(),
+                null: false,
                 nlink: 1,
             })));
             insert(&parent, name, file.clone())?;
@@ -536,6 +574,30 @@ pub fn mkdir(start: &DirRef, path: &[u8]) -> Result<(), Errno> {
         removed: false,
     }));
     insert(&parent, name, Node::Dir(dir))
+}
+
+/// Creates the null device `path` (and the directories above it): a file that drops what
+/// is written to it and reads as empty.
+pub fn make_null(root: &DirRef, path: &[u8]) {
+    if let Some(slash) = path.iter().rposition(|&b| b == b'/') {
+        mkdir_all(root, &path[..slash]);
+    }
+    if let Ok(Node::File(file)) = open(root, path, true, true) {
+        file.borrow_mut().null = true;
+    }
+}
+
+/// Creates the file `path` (and the directories above it) reading `bytes` until it is
+/// first changed; nothing is created where something is in the way.
+pub fn place_packaged(root: &DirRef, path: &[u8], bytes: &'static [u8]) {
+    if let Some(slash) = path.iter().rposition(|&b| b == b'/') {
+        mkdir_all(root, &path[..slash]);
+    }
+    if let Ok(Node::File(file)) = open(root, path, true, true) {
+        let mut file = file.borrow_mut();
+        file.data.len = bytes.len();
+        file.data.packaged = bytes;
+    }
 }
 
 /// Creates `path` and every missing directory above it; an existing one is no error.
