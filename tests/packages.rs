@@ -536,13 +536,13 @@ const CHART_CORPUS: &[&str] = &[
 fn native_python() -> &'static str {
     static PYTHON: OnceLock<String> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        stdout_of(
+        // (The last line: preparing it first says so.)
+        let out = stdout_of(
             Command::new("python3")
                 .current_dir(repo())
                 .args(["tools/numpy_tests.py", "--native-python"]),
-        )
-        .trim()
-        .to_owned()
+        );
+        out.lines().last().unwrap_or_default().to_owned()
     })
 }
 
@@ -584,4 +584,19 @@ fn charts_match_native_matplotlib() {
         eprintln!("chart {i}: {close} of the pixels match native matplotlib's");
         assert!(close > 0.97, "chart {i}: {close} of pixels match\n{code}");
     }
+}
+
+#[test]
+fn mpl_toolkits_draws_in_3d() {
+    // mpl_toolkits is a namespace package in matplotlib's install.
+    let code = "import numpy as np, matplotlib.pyplot as plt\n\
+        from mpl_toolkits.mplot3d import Axes3D\n\
+        ax = plt.figure().add_subplot(projection='3d')\n\
+        t = np.linspace(0, 6, 50)\n\
+        ax.plot(np.sin(t), np.cos(t), t)\n\
+        type(ax).__name__";
+    let outcome = eval(code, &charting()).unwrap();
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.value.as_deref(), Some("'Axes3D'"));
+    assert_eq!(chart_names(&outcome), ["chart-1.png"]);
 }

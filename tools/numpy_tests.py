@@ -107,7 +107,7 @@ def prepare(packages):
         return root
     shutil.rmtree(root, ignore_errors=True)
     (root / "wheels").mkdir(parents=True)
-    print(f"[pyeval] preparing numpy's tests in {root}", flush=True)
+    print(f"[pyeval] preparing numpy's tests in {root}", file=sys.stderr, flush=True)
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet",
                     "--disable-pip-version-check", "--no-deps", "--only-binary", ":all:",
                     "--require-hashes", "-r", REQUIREMENTS, "-d", root / "wheels"], check=True)

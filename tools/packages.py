@@ -164,6 +164,13 @@ def gather(lock_path, out, packages, preload, warmup):
         else:
             unpack_wheel(fetch_wheel(p, cpython.cache_root() / "downloads" / "wheels"), site)
     check_symbols(lib, extensions)
+    # A namespace package (a directory of packages without an __init__.py: mpl_toolkits)
+    # becomes a regular package: the guest's importer serves a package by its __init__, and
+    # the component holds every portion of the namespace.
+    for top in site.iterdir():
+        if (top.is_dir() and top.name.isidentifier() and not (top / "__init__.py").exists()
+                and any(top.rglob("__init__.py"))):
+            (top / "__init__.py").write_text("")
     for p in packages:
         if p["name"] not in NATIVE:
             native_wasi.apply_patch(p["name"], p["version"], site)
