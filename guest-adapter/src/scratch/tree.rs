@@ -579,24 +579,30 @@ pub fn mkdir(start: &DirRef, path: &[u8]) -> Result<(), Errno> {
 /// Creates the null device `path` (and the directories above it): a file that drops what
 /// is written to it and reads as empty.
 pub fn make_null(root: &DirRef, path: &[u8]) {
-    if let Some(slash) = path.iter().rposition(|&b| b == b'/') {
-        mkdir_all(root, &path[..slash]);
-    }
-    if let Ok(Node::File(file)) = open(root, path, true, true) {
+    if let Some(file) = create_with_parents(root, path) {
         file.borrow_mut().null = true;
     }
 }
 
 /// Creates the file `path` (and the directories above it) reading `bytes` until it is
-/// first changed; nothing is created where something is in the way.
+/// first changed.
 pub fn place_packaged(root: &DirRef, path: &[u8], bytes: &'static [u8]) {
-    if let Some(slash) = path.iter().rposition(|&b| b == b'/') {
-        mkdir_all(root, &path[..slash]);
-    }
-    if let Ok(Node::File(file)) = open(root, path, true, true) {
+    if let Some(file) = create_with_parents(root, path) {
         let mut file = file.borrow_mut();
         file.data.len = bytes.len();
         file.data.packaged = bytes;
+    }
+}
+
+/// A new empty file at `path`, with the directories above it made; none where something
+/// is in the way.
+fn create_with_parents(root: &DirRef, path: &[u8]) -> Option<FileRef> {
+    if let Some(slash) = path.iter().rposition(|&b| b == b'/') {
+        mkdir_all(root, &path[..slash]);
+    }
+    match open(root, path, true, true) {
+        Ok(Node::File(file)) => Some(file),
+        _ => None,
     }
 }
 
