@@ -30,6 +30,9 @@ from importlib.machinery import ModuleSpec
 _CO_COROUTINE = 0x80
 # Where the interpreter was told its stdlib is (from its home, set while initializing).
 STDLIB_DIR = sys._stdlib_dir
+# Where the packages the component was built with are installed (their data files are in
+# the scratch tree there, see `scratch::place_packaged`).
+SITE_DIR = f"{STDLIB_DIR}/site-packages"
 # The output limit until the host sets one (the WIT interface documents it).
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 
@@ -695,14 +698,13 @@ _CHARTS = []
 
 def _draw_open_figures():
     """Draws every open matplotlib figure into `_CHARTS` and closes it; a figure that
-    fails to draw is reported on stderr instead."""
-    pyplot = sys.modules.get("matplotlib.pyplot")
-    if pyplot is None:
+    fails to draw is reported on stderr instead. Without figures (every evaluation that
+    draws none) it only looks."""
+    helpers = sys.modules.get("matplotlib._pylab_helpers")
+    if helpers is None or not helpers.Gcf.figs:
         return
     try:
-        from matplotlib._pylab_helpers import Gcf
-
-        for manager in Gcf.get_all_fig_managers():
+        for manager in helpers.Gcf.get_all_fig_managers():
             png = io.BytesIO()
             try:
                 # The whole figure, as `savefig` draws it (cropping it to what was drawn,
@@ -714,7 +716,7 @@ def _draw_open_figures():
             except Exception as exc:
                 print(f"pyeval: figure {manager.num} could not be drawn: "
                       f"{_type_name(exc)}: {exc}", file=sys.stderr)
-        pyplot.close("all")
+        sys.modules["matplotlib.pyplot"].close("all")
     except Exception as exc:
         print(f"pyeval: the figures could not be drawn: {_type_name(exc)}: {exc}",
               file=sys.stderr)
@@ -903,13 +905,12 @@ def prepare(preload):
     session every export uses. Runs once, before the snapshot."""
     sys.meta_path.insert(0, PackedImporter(STDLIB_BLOB, b"PYEVSTD1", "standard library",
                                            STDLIB_DIR))
-    packages = PackedImporter(PACKAGES_BLOB, b"PYEVPKG1", "packages",
-                              f"{STDLIB_DIR}/site-packages")
+    packages = PackedImporter(PACKAGES_BLOB, b"PYEVPKG1", "packages", SITE_DIR)
     if packages:
         sys.meta_path.insert(1, packages)
         # matplotlib's settings and font cache directory, as there is no home directory:
         # beside its package in the tree, out of the working directory.
-        os.environ["MPLCONFIGDIR"] = f"{STDLIB_DIR}/site-packages/matplotlib/.config"
+        os.environ["MPLCONFIGDIR"] = f"{SITE_DIR}/matplotlib/.config"
     for name in preload:
         __import__(name)
     if PACKAGES_WARMUP:
