@@ -465,3 +465,33 @@ async fn charts_come_back_as_images_the_model_sees() {
         .starts_with("iVBORw0KGgo"));
     assert_eq!(blocks.as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn charts_past_the_limits_are_named_in_a_note() {
+    let sci = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/pyeval-sci.wasm");
+    // (Two charts take more than the default fuel.)
+    let args = [
+        "--component",
+        sci,
+        "--fuel",
+        "3000000000",
+        "--max-files",
+        "1",
+        "--max-file-bytes",
+        "10",
+    ];
+    let client = client(&args).await;
+    let code = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()\nplt.plot([2, 1])";
+    let params = CallToolRequestParams::new("run_python")
+        .with_arguments(json!({"code": code}).as_object().unwrap().clone());
+    let result = client.call_tool(params).await.unwrap();
+    let blocks = serde_json::to_value(&result.content).unwrap();
+    let text = blocks[0]["text"].as_str().unwrap();
+    // The first chart is named without its bytes, the second counted.
+    assert!(
+        text.contains("files too large to return: chart-1.png ("),
+        "{text}"
+    );
+    assert!(text.contains("1 more charts were not returned"), "{text}");
+    assert_eq!(blocks.as_array().unwrap().len(), 1, "{blocks}");
+}
