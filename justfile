@@ -101,7 +101,7 @@ test: build-component build-sci other-hosts mcp-servers (python "dev")
     # (The Python package's extension is built, and tested, by maturin and pytest below.)
     PYEVAL_WASMTIME="{{bin}}/wasmtime" PYEVAL_MCP_EVERYTHING="{{justfile_directory()}}/tests/mcp-servers/node_modules/.bin/mcp-server-everything" cargo test --workspace --exclude pyeval-python
     python3 tools/cpython_tests.py --pyeval "{{bin}}/pyeval" --quick
-    python3 tools/numpy_tests.py --pyeval "{{bin}}/pyeval" --component target/pyeval-sci.wasm --quick
+    for package in numpy pandas matplotlib; do python3 tools/package_tests.py $package --pyeval "{{bin}}/pyeval" --component target/pyeval-sci.wasm --quick; done
     # The Python package, installed, against the binary built by the tests above.
     PYEVAL_BIN="{{bin}}/pyeval" "{{venv}}/bin/pytest" -q -p no:cacheprovider python/tests
 
@@ -112,13 +112,13 @@ cpython-tests *args: build-component
     cargo build --quiet -p pyeval-cli
     python3 tools/cpython_tests.py --pyeval "{{bin}}/pyeval" "$@"
 
-# (numpy's test modules of the array core, ufuncs, numeric, lib, linalg, fft and random,
-# in the sci component and on the native wheel of the same version; `--quick` runs the
-# subset `just test` runs.)
-# Run numpy's own tests in the sci component and compare them with native numpy.
-numpy-tests *args: build-sci
+# (PACKAGE is numpy, pandas or matplotlib: its test modules listed in
+# tools/package_tests.py, in the sci component and on the native wheels of the same
+# versions; `--quick` runs the subset `just test` runs.)
+# Run a package's own tests in the sci component and compare them with the native package.
+package-tests PACKAGE *args: build-sci
     cargo build --quiet -p pyeval-cli
-    python3 tools/numpy_tests.py --pyeval "{{bin}}/pyeval" --component target/pyeval-sci.wasm --json target/numpy-tests.json "$@"
+    python3 tools/package_tests.py "$@" --pyeval "{{bin}}/pyeval" --component target/pyeval-sci.wasm --json "target/$1-tests.json"
 
 # (A slice of the same test runs in `just test`.)
 # Fuzz the library with RUNS mutated programs under random limits, from SEED.
@@ -130,8 +130,8 @@ bench: build-component build-sci (python "release")
     cargo build --release --quiet -p pyeval-cli -p pyeval-bench
     # wasmtime makes an error value each time a store is dropped; a RUST_BACKTRACE set in
     # the environment would have it capture a backtrace, which is not what users run.
-    # (Native numpy for the sci component's comparison: the venv numpy-tests prepares.)
-    PYEVAL_NATIVE_NUMPY="$(python3 tools/numpy_tests.py --native-python)" RUST_LIB_BACKTRACE=0 cargo run --release --quiet -p pyeval-bench -- bench/results.json
+    # (Native numpy for the sci component's comparison: the venv package-tests prepares.)
+    PYEVAL_NATIVE_NUMPY="$(python3 tools/package_tests.py --native-python)" RUST_LIB_BACKTRACE=0 cargo run --release --quiet -p pyeval-bench -- bench/results.json
     PYEVAL_PEERS_VENV="{{target_dir}}/peers-venv" RUST_LIB_BACKTRACE=0 "{{venv}}/bin/python" bench/python_bench.py bench/results.json
 
 # (wrk from Debian's packages, installed when missing; the results also go to

@@ -277,6 +277,8 @@ class Session:
         # The `random.Random` instances reseeded at wake, found in the heap before the
         # snapshot (see `prepare`).
         self.generators = [random._inst]
+        # dateutil's parser settings made before the snapshot (see `prepare`).
+        self.parser_infos = []
 
     def wake(self, environ, argv):
         """First call on this instance: state frozen into the snapshot is made its own.
@@ -293,6 +295,13 @@ class Session:
         mtrand = sys.modules.get("numpy.random.mtrand")
         if mtrand is not None:
             mtrand.seed(list(struct.unpack("<8I", os.urandom(32))))
+        # A dateutil parserinfo reads the year when it is made, and takes a two-digit year
+        # within 50 years of it (pandas parses dates through the default one): those the
+        # snapshot holds read its clock, 1970, so "12/20/21" would be 1921.
+        if self.parser_infos:
+            year = time.localtime().tm_year
+            for info in self.parser_infos:
+                info._year, info._century = year, year // 100 * 100
         # Item by item: `clear` and `update` go through the Mapping ABCs, whose isinstance
         # checks cost more than everything else here.
         for key in list(os.environ):
@@ -930,9 +939,14 @@ def prepare(preload):
     session._counter = 0
     # Every generator the snapshot will hold, wherever it lives; those made after it seed
     # themselves from the host's entropy.
-    session.generators = [obj for obj in gc.get_objects()
-                          if isinstance(obj, random.Random)
+    heap = gc.get_objects()
+    session.generators = [obj for obj in heap if isinstance(obj, random.Random)
                           and not isinstance(obj, random.SystemRandom)]
+    dateutil_parser = sys.modules.get("dateutil.parser._parser")
+    if dateutil_parser is not None:
+        session.parser_infos = [obj for obj in heap
+                                if isinstance(obj, dateutil_parser.parserinfo)]
+    del heap
     # Nothing is imported from the snapshot's directories any more (they are gone); the
     # working directory comes first, as with python -c. (Set here, not at wake: changing
     # sys.path there costs every evaluation.)

@@ -1,17 +1,17 @@
 #!/usr/bin/env python3
-"""Run numpy's own tests in the sci component and natively: the recipe of `just numpy-tests`.
+"""Run a package's own tests in the sci component and natively: `just package-tests`.
 
-    numpy_tests.py --pyeval BIN --component SCI.wasm [--quick] [--json FILE] [MODULE...]
+    package_tests.py PACKAGE --pyeval BIN --component SCI.wasm [--quick] [--json FILE] [MODULE...]
 
-numpy's test packages (kept out of the component by tools/packages.py) are mounted into
-the evaluator with pytest and hypothesis (and stand-in `ctypes` and `mmap` modules, whose
-every attribute is missing: many test modules import them at the top, and this build of
-CPython has neither), and each test module runs under pytest there
-(limits lifted: no fuel limit, 30 minutes, 3 GiB), writing JUnit XML. The same modules
-run under the same pytest on the native numpy wheel of the same version. A test counts
-for pyeval if it passes natively; the summary gives how many of those pass in pyeval
-(matched by id, or by function where the ids name the platform's types), and groups the
-others by their first line of failure (or skip reason).
+PACKAGE is numpy, pandas or matplotlib. The packages' tests (kept out of the component by
+tools/packages.py) are mounted into the evaluator with pytest and hypothesis (and
+stand-in `ctypes` and `mmap` modules, whose every attribute is missing: many test modules
+import them at the top, and this build of CPython has neither), and each test module runs
+under pytest there (limits lifted: no fuel limit, 30 minutes, 3 GiB), writing JUnit XML.
+The same modules run under the same pytest on the native wheels of the same versions. A
+test counts for pyeval if it passes natively; the summary gives how many of those pass in
+pyeval (matched by id, or by function where the ids name the platform's types), and groups
+the others by their first line of failure (or skip reason).
 """
 
 import argparse
@@ -31,9 +31,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tools"))
 import cpython  # noqa: E402
 
-REQUIREMENTS = REPO / "tools/numpy-tests-requirements.txt"
-# The array core, ufuncs, numeric, lib, linalg, fft and random.
-MODULES = [
+REQUIREMENTS = REPO / "tools/package-tests-requirements.txt"
+# numpy: the array core, ufuncs, numeric, lib, linalg, fft and random.
+NUMPY = [
     "numpy._core.tests.test_multiarray",
     "numpy._core.tests.test_numeric",
     "numpy._core.tests.test_ufunc",
@@ -55,14 +55,74 @@ MODULES = [
     "numpy.random.tests.test_random",
     "numpy.random.tests.test_direct",
 ]
-# What `just test` runs: one module each of linalg, fft and random, quick to run.
-QUICK = [
-    "numpy.linalg.tests.test_regression",
-    "numpy.fft.tests.test_helper",
-    "numpy.random.tests.test_seed_sequence",
+# pandas: what analyses use (construction, repr, reductions, describe, sorting, CSV, groupby,
+# merge, concat, pivot, parsing, formatting, datetimes, indexing, resampling, rolling).
+PANDAS = [
+    "pandas.tests.frame.test_constructors",
+    "pandas.tests.frame.test_repr",
+    "pandas.tests.frame.test_reductions",
+    "pandas.tests.frame.methods.test_describe",
+    "pandas.tests.frame.methods.test_sort_values",
+    "pandas.tests.frame.methods.test_to_csv",
+    "pandas.tests.groupby.test_groupby",
+    "pandas.tests.groupby.aggregate.test_aggregate",
+    "pandas.tests.groupby.test_apply",
+    "pandas.tests.reshape.merge.test_merge",
+    "pandas.tests.reshape.concat.test_concat",
+    "pandas.tests.reshape.test_pivot",
+    "pandas.tests.io.parser.common.test_common_basic",
+    "pandas.tests.io.formats.test_format",
+    "pandas.tests.tools.test_to_datetime",
+    "pandas.tests.series.test_constructors",
+    "pandas.tests.indexing.test_loc",
+    "pandas.tests.resample.test_datetime_index",
+    "pandas.tests.window.test_rolling",
 ]
+# matplotlib: figures, axes and layout, artists, paths and transforms, colours, contours,
+# images, text and mathtext, ticks and dates, Agg and PNG, rcParams and styles, 3D axes.
+MATPLOTLIB = [
+    "matplotlib.tests.test_axes",
+    "matplotlib.tests.test_figure",
+    "matplotlib.tests.test_pyplot",
+    "matplotlib.tests.test_subplots",
+    "matplotlib.tests.test_gridspec",
+    "matplotlib.tests.test_constrainedlayout",
+    "matplotlib.tests.test_lines",
+    "matplotlib.tests.test_patches",
+    "matplotlib.tests.test_collections",
+    "matplotlib.tests.test_path",
+    "matplotlib.tests.test_transforms",
+    "matplotlib.tests.test_colors",
+    "matplotlib.tests.test_colorbar",
+    "matplotlib.tests.test_contour",
+    "matplotlib.tests.test_image",
+    "matplotlib.tests.test_legend",
+    "matplotlib.tests.test_text",
+    "matplotlib.tests.test_mathtext",
+    "matplotlib.tests.test_ticker",
+    "matplotlib.tests.test_dates",
+    "matplotlib.tests.test_category",
+    "matplotlib.tests.test_scale",
+    "matplotlib.tests.test_spines",
+    "matplotlib.tests.test_polar",
+    "matplotlib.tests.test_triangulation",
+    "matplotlib.tests.test_agg",
+    "matplotlib.tests.test_png",
+    "matplotlib.tests.test_backend_bases",
+    "matplotlib.tests.test_rcparams",
+    "matplotlib.tests.test_style",
+    "matplotlib.tests.test_cbook",
+    "matplotlib.tests.test_artist",
+    "mpl_toolkits.mplot3d.tests.test_axes3d",
+]
+# What `just test` runs of each: a few modules, quick to run.
+QUICK = {
+    "numpy": ["numpy.linalg.tests.test_regression", "numpy.fft.tests.test_helper",
+              "numpy.random.tests.test_seed_sequence"],
+}
+SUITES = {"numpy": NUMPY, "pandas": PANDAS, "matplotlib": MATPLOTLIB}
 LIMITS = ["--fuel", "-1", "--timeout", "1800", "--memory", "3072", "--max-output", "64000000"]
-GUEST_PYTEST, GUEST_TESTS, GUEST_OUT = "/pytest", "/numpy-tests", "/results"
+GUEST_PYTEST, GUEST_TESTS, GUEST_OUT = "/pytest", "/package-tests", "/results"
 # Pure-Python wheels of the requirements that only the native venv takes: the component
 # has its own.
 IN_THE_COMPONENT = ("python_dateutil-", "tzdata-", "packaging-", "cycler-", "fonttools-",
@@ -101,13 +161,14 @@ sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:faulthandler", "
 
 def prepare(packages):
     """The test tree, the guest's pytest, and the native venv, cached by their inputs."""
-    root = cpython.cache_root() / f"numpy-tests-{packages.name.rsplit('-', 1)[1]}"
+    root = cpython.cache_root() / f"package-tests-{packages.name.rsplit('-', 1)[1]}"
     stamp = root / "ready"
-    if stamp.is_file() and stamp.read_text() == REQUIREMENTS.read_text():
+    inputs = REQUIREMENTS.read_text() + Path(__file__).read_text()
+    if stamp.is_file() and stamp.read_text() == inputs:
         return root
     shutil.rmtree(root, ignore_errors=True)
     (root / "wheels").mkdir(parents=True)
-    print(f"[pyeval] preparing numpy's tests in {root}", file=sys.stderr, flush=True)
+    print(f"[pyeval] preparing the packages' tests in {root}", file=sys.stderr, flush=True)
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet",
                     "--disable-pip-version-check", "--no-deps", "--only-binary", ":all:",
                     "--require-hashes", "-r", REQUIREMENTS, "-d", root / "wheels"], check=True)
@@ -117,18 +178,28 @@ def prepare(packages):
         with zipfile.ZipFile(wheel) as z:
             z.extractall(root / "pytest")
     shutil.copytree(packages / "tests", root / "tests")
-    shutil.copy(packages / "site/numpy/conftest.py", root / "tests/numpy/conftest.py")
+    # (numpy's and pandas' fixtures live in a conftest.py beside their package's code.)
+    for conftest in packages.glob("site/*/conftest.py"):
+        if (root / "tests" / conftest.parent.name).is_dir():
+            shutil.copy(conftest, root / "tests" / conftest.parent.name / "conftest.py")
     subprocess.run([sys.executable, "-m", "venv", root / "native"], check=True)
     subprocess.run([root / "native/bin/pip", "install", "--quiet", "--disable-pip-version-check",
                     "--no-index", "--find-links", root / "wheels", "--require-hashes",
                     "-r", REQUIREMENTS], check=True)
-    stamp.write_text(REQUIREMENTS.read_text())
+    # matplotlib's wheels leave out the images its tests compare with (its test packages
+    # refuse to import without them): the native packages get those of the sources.
+    site = next((root / "native/lib").glob("python3*/site-packages"))
+    for images in (root / "tests").rglob("baseline_images"):
+        native = site / images.relative_to(root / "tests")
+        if native.parent.is_dir() and not native.exists():
+            shutil.copytree(images, native)
+    stamp.write_text(inputs)
     return root
 
 
 def run_module(args, root, module):
     """(native results, pyeval results), each {test id: (outcome, detail)}."""
-    with tempfile.TemporaryDirectory(prefix="pyeval-numpy-tests-") as out:
+    with tempfile.TemporaryDirectory(prefix="pyeval-package-tests-") as out:
         out = Path(out)
         (out / "pyeval").mkdir()
         native_xml = out / "native.xml"
@@ -192,6 +263,7 @@ def compare(native, guest):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("package", nargs="?", choices=SUITES)
     parser.add_argument("--pyeval", type=Path)
     parser.add_argument("--component", type=Path)
     parser.add_argument("--quick", action="store_true", help="only the `just test` subset")
@@ -199,7 +271,7 @@ def main():
     parser.add_argument("--min-ratio", type=float, default=0.95,
                         help="fail below this share of the natively passing tests")
     parser.add_argument("--native-python", action="store_true",
-                        help="only prepare, and print the native python with numpy")
+                        help="only prepare, and print the native python with the packages")
     parser.add_argument("modules", nargs="*")
     args = parser.parse_args()
     packages = Path(subprocess.run([sys.executable, REPO / "tools/packages.py",
@@ -209,9 +281,9 @@ def main():
     if args.native_python:
         print(root / "native/bin/python")
         return
-    if not (args.pyeval and args.component):
-        parser.error("--pyeval and --component are required")
-    modules = args.modules or (QUICK if args.quick else MODULES)
+    if not (args.package and args.pyeval and args.component):
+        parser.error("PACKAGE, --pyeval and --component are required")
+    modules = args.modules or (QUICK if args.quick else SUITES)[args.package]
     rows, reasons = [], Counter()
     total_native = total_both = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
