@@ -168,17 +168,19 @@ fn wrap_wasi_calls() {
     }
 }
 
-/// Builds src/compile_split.c against CPython's headers, internal ones included, and
-/// src/sqlite_vfs.c against SQLite's.
+/// Builds src/compile_split.c and src/mt19937_seed.c against CPython's headers, internal
+/// ones included, and src/sqlite_vfs.c against SQLite's.
 fn compile_c(cpython: &Path) {
     println!("cargo:rerun-if-changed=src/compile_split.c");
     println!("cargo:rerun-if-changed=src/sqlite_vfs.c");
+    println!("cargo:rerun-if-changed=src/mt19937_seed.c");
     let include = cpython.join("include/python3.13");
     cc::Build::new()
         .compiler(cpython.join("toolchain/bin/clang"))
         .archiver(cpython.join("toolchain/bin/llvm-ar"))
         .file("src/compile_split.c")
         .file("src/sqlite_vfs.c")
+        .file("src/mt19937_seed.c")
         .include(&include)
         .include(include.join("internal"))
         .opt_level(2)

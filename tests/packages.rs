@@ -216,14 +216,46 @@ fn each_fresh_evaluation_has_its_own_random_state() {
         value("import numpy as np\nnp.random.seed(0)\nnp.random.rand()"),
         "0.5488135039273248"
     );
+    // No normal deviate of the snapshot's is left over for the first draw.
+    let normal = "import numpy as np\nnp.random.standard_normal()";
+    assert_ne!(value(normal), value(normal));
     // Every `random.Random` made before the snapshot is reseeded, not only `random`'s own:
-    // sympy (preloaded) keeps one of its own.
-    let sympy = "from sympy.core.random import rng\nrng.random()";
+    // sympy (preloaded) keeps three of its own, one of whose methods its module binds (it
+    // is seeded at wake), two seeded when first used (however they are used first).
+    let sympy = "from sympy.core.random import rng, random\n\
+        from sympy.core.random import _assumptions_rng as a\n\
+        from sympy import Dummy\n\
+        (rng.random(), random(), a.random(), Dummy._prng.randint(0, 10**9), Dummy._prng.getstate()[1][:3])";
     assert_ne!(
         value(sympy),
         value(sympy),
-        "sympy's generator was frozen in the snapshot"
+        "sympy's generators were frozen in the snapshot"
     );
+    let first_use = "from sympy.core.random import _assumptions_rng as a\n\
+        (type(a).__name__, a.getstate()[1][:3], type(a) is __import__('random').Random)";
+    let (one, two) = (value(first_use), value(first_use));
+    assert_ne!(one, two, "a generator seeded when first used");
+    assert!(one.ends_with("True)"), "{one}");
+    // A seed the code sets is kept.
+    assert_eq!(
+        value("from sympy import Dummy\nDummy._prng.seed(5)\nDummy._prng.random()"),
+        value("import random\nrandom.Random(5).random()")
+    );
+}
+
+/// numpy's global generator is reseeded through a C function the sandbox's bootstrap
+/// keeps; code cannot point it at another generator's state.
+#[test]
+fn the_numpy_reseeding_cannot_be_redirected() {
+    let code = "import sys, numpy as np\n\
+        keep = sys.modules['_pyeval'].keep_mt19937\n\
+        try:\n    keep(np.random.PCG64().capsule)\nexcept RuntimeError as e:\n    print(e)\n\
+        sys.modules['_pyeval'].reseed_mt19937()\n\
+        np.random.seed(0)\nnp.random.rand()";
+    let outcome = eval(code, &Limits::default()).unwrap();
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.stdout, "keep_mt19937: already kept, or no numpy\n");
+    assert_eq!(outcome.value.as_deref(), Some("0.5488135039273248"));
 }
 
 #[test]

@@ -119,6 +119,8 @@ MATPLOTLIB = [
 QUICK = {
     "numpy": ["numpy.linalg.tests.test_regression", "numpy.fft.tests.test_helper",
               "numpy.random.tests.test_seed_sequence"],
+    "pandas": ["pandas.tests.frame.methods.test_describe", "pandas.tests.reshape.test_pivot"],
+    "matplotlib": ["matplotlib.tests.test_pyplot", "matplotlib.tests.test_transforms"],
 }
 SUITES = {"numpy": NUMPY, "pandas": PANDAS, "matplotlib": MATPLOTLIB}
 LIMITS = ["--fuel", "-1", "--timeout", "1800", "--memory", "3072", "--max-output", "64000000"]
@@ -130,7 +132,8 @@ IN_THE_COMPONENT = ("python_dateutil-", "tzdata-", "packaging-", "cycler-", "fon
 # Run in the evaluator: numpy's packages are in the component, their tests in the mounted
 # tree, so each numpy package's path gets its tests' directory; then pytest.
 RUNNER = """\
-import importlib, os, sys, types, pytest
+import importlib, json, os, sys, types, pytest
+from _pytest.junitxml import mangle_test_address
 # Many of numpy's test modules import ctypes or mmap at the top, which this build of
 # CPython lacks: stand-ins let them be collected, and a test that uses one fails on its
 # first attribute. numpy's own modules that fall back without ctypes are imported first.
@@ -150,13 +153,39 @@ for root, dirs, files in os.walk({tests!r}):
         package = os.path.relpath(parent, {tests!r}).replace(os.sep, ".")
         importlib.import_module(package).__path__.append(parent)
         dirs[:] = []
+# Each test's start and each phase's outcome go to the log as they happen (a line each,
+# the file closed after it): a test that crashes the interpreter is the one started last.
+class Log:
+    def write(self, *event):
+        with open({log!r}, "a") as log:
+            log.write(json.dumps(event) + "\\n")
+    def pytest_runtest_logstart(self, nodeid, location):
+        self.write("start", nodeid, self.test(nodeid))
+    def test(self, nodeid):
+        # The test's id as JUnit XML gives it (the native run's results).
+        names = mangle_test_address(nodeid)
+        return ".".join(names[:-1]) + "::" + names[-1]
+    def pytest_runtest_logreport(self, report):
+        crash = getattr(report.longrepr, "reprcrash", None)
+        if crash is not None:
+            detail = crash.message
+        elif isinstance(report.longrepr, tuple):
+            detail = report.longrepr[2].removeprefix("Skipped: ")
+        else:
+            detail = str(report.longrepr or "")
+        self.write("report", report.nodeid, self.test(report.nodeid), report.when,
+                   report.outcome, detail)
+    def pytest_sessionfinish(self, session, exitstatus):
+        self.write("finished")
 # (No fd-level capture or faulthandler: both need os.dup, which WASI lacks; no logging
 # plugin: it opens /dev/null, which the sandbox has not; a base directory for tmp_path
 # given, as pytest would otherwise name it after os.getuid(), which WASI lacks.)
 sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:faulthandler", "-p", "no:logging",
-                      "--capture=sys", "--basetemp", "/tmp/pytest", "--junitxml", {xml!r},
-                      "--pyargs", {module!r}]))
+                      "--capture=sys", "--basetemp", "/tmp/pytest", "--pyargs", {module!r},
+                      *[f"--deselect={{test}}" for test in {done!r}]], plugins=[Log()]))
 """
+# A module whose tests crash the interpreter more often than this is given up.
+MAX_CRASHES = 50
 
 
 def prepare(packages):
@@ -206,20 +235,47 @@ def run_module(args, root, module):
         subprocess.run([root / "native/bin/python", "-m", "pytest", "-q", "-p",
                         "no:cacheprovider", "--junitxml", native_xml, "--pyargs", module],
                        cwd=out, capture_output=True, env={**os.environ, "PYTHONPATH": ""})
-        code = RUNNER.format(tests=GUEST_TESTS, module=module,
-                             xml=f"{GUEST_OUT}/{module}.xml")
-        done = subprocess.run(
+        return read(native_xml), run_in_pyeval(args, root, module, out / "pyeval")
+
+
+def run_in_pyeval(args, root, module, out):
+    """The module's results in the evaluator. A test that crashes the interpreter counts as
+    crashed, and the module goes on without it and the tests done."""
+    log = out / f"{module}.log"
+    results, done = {}, []
+    for _ in range(MAX_CRASHES):
+        code = RUNNER.format(tests=GUEST_TESTS, module=module, log=f"{GUEST_OUT}/{log.name}",
+                             done=done)
+        ran = subprocess.run(
             [args.pyeval, "--component", args.component, *LIMITS,
              "--mount", f"{root / 'pytest'}:{GUEST_PYTEST}",
              "--mount", f"{root / 'tests'}:{GUEST_TESTS}",
-             "--mount", f"{out / 'pyeval'}:{GUEST_OUT}:rw",
+             "--mount", f"{out}:{GUEST_OUT}:rw",
              "--env", f"PYTHONPATH={GUEST_PYTEST}", "-c", code],
             capture_output=True, text=True)
-        guest_xml = out / "pyeval" / f"{module}.xml"
-        if not guest_xml.is_file():
-            tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
-            return read(native_xml), {"<module>": ("crashed", " / ".join(tail))}
-        return read(native_xml), read(guest_xml)
+        events = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        log.unlink(missing_ok=True)
+        running = None  # (node id, test id) of a test started and not torn down
+        for event in events:
+            if event[0] == "start":
+                running = event[1:]
+                done.append(event[1])
+            elif event[0] == "report":
+                _, nodeid, test, when, outcome, detail = event
+                detail = (detail.strip().splitlines() or [""])[0][:120]
+                # A test's outcome is its first phase that did not pass (as JUnit XML has it).
+                if results.get(test, ("passed",))[0] == "passed":
+                    results[test] = (outcome, detail)
+                if when == "teardown":
+                    running = None
+            elif event[0] == "finished":
+                return results
+        tail = " / ".join((ran.stdout + ran.stderr).strip().splitlines()[-2:])
+        if running is None:
+            results["<module>"] = ("crashed", tail)
+            return results
+        results[running[1]] = ("crashed", tail)
+    return results
 
 
 def read(xml):
@@ -273,7 +329,7 @@ def main():
     parser.add_argument("--native-python", action="store_true",
                         help="only prepare, and print the native python with the packages")
     parser.add_argument("modules", nargs="*")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     packages = Path(subprocess.run([sys.executable, REPO / "tools/packages.py",
                                     REPO / "packages/sci.toml"], check=True,
                                    stdout=subprocess.PIPE, text=True).stdout.strip())
@@ -300,7 +356,7 @@ def main():
                     reasons[f"{outcome}: {detail}"] += 1
             count = Counter(o for o, _ in guest.values())
             rows.append((module, len(passed_native), len(both), count["passed"],
-                         count["failed"], count["skipped"]))
+                         count["failed"] + count["crashed"], count["skipped"]))
             total_native += len(passed_native)
             total_both += len(both)
             print(f"[pyeval] {module}: {len(both)}/{len(passed_native)} of the natively "

@@ -5,8 +5,8 @@ memory, and defines what the Rust exports call: `evaluate` for `evaluator.eval` 
 `main` for `wasi:cli/run`. The Rust side passes in `STDLIB_BLOB`, a memoryview of the
 packed standard library, `PACKAGES_BLOB`, the packed packages the component was built
 with (empty without), and `TZDATA_BLOB`, the packed time-zone data (see
-guest-adapter/build.rs for their layouts), `compile_split` (src/compile_split.c) and
-`IGNORED_OPTIONS`, the text of src/ignored_options.txt, `PACKAGES_WARMUP`, code
+guest-adapter/build.rs for their layouts), `compile_split` (src/compile_split.c),
+`keep_mt19937` and `reseed_mt19937` (src/mt19937_seed.c), and `IGNORED_OPTIONS`, the text of src/ignored_options.txt, `PACKAGES_WARMUP`, code
 the packages' lock file runs before the snapshot (empty without), and `_tool_start`,
 `_tool_wait` and `_tool_cancel` (src/host_tools.rs), the host's side of granted tools.
 """
@@ -262,6 +262,24 @@ class OutcomeRecord:
         self.charts = charts
 
 
+def _seeded_on_first_use(cls):
+    """A subclass of the generator class `cls` for an instance that has yet to draw its seed:
+    its first call of a method that reads or sets the state makes it a `cls` again, seeded
+    from 256 bits of the host's entropy unless the call sets the state."""
+    def first_use(name):
+        def method(self, *args, **kwargs):
+            self.__class__ = cls
+            if name not in ("seed", "setstate"):
+                self.seed(int.from_bytes(os.urandom(32)))
+            return getattr(self, name)(*args, **kwargs)
+        method.__name__ = method.__qualname__ = name
+        return method
+    namespace = {name: first_use(name)
+                 for name in ("random", "getrandbits", "getstate", "seed", "setstate")}
+    namespace.update(__module__=cls.__module__, __qualname__=cls.__qualname__)
+    return type(cls.__name__, (cls,), namespace)
+
+
 class Session:
     """The interpreter state of one instance: its `__main__` and output limit."""
 
@@ -274,9 +292,11 @@ class Session:
         self._counter = 0
         self._captures = None
         self._loop = None
-        # The `random.Random` instances reseeded at wake, found in the heap before the
+        # The `random.Random` instances reseeded at wake, and those given a class that
+        # seeds them when first used (with that class), found in the heap before the
         # snapshot (see `prepare`).
         self.generators = [random._inst]
+        self.unseeded = []
         # dateutil's parser settings made before the snapshot (see `prepare`).
         self.parser_infos = []
 
@@ -287,14 +307,16 @@ class Session:
         becomes the arguments after the program name, as `python -c` would set it."""
         # Every generator the snapshot holds (`random`'s own, and any a preloaded package
         # made, such as sympy's) gets 256 bits from the host's entropy (asking for the 2,496
-        # bytes `random.seed()` reads costs more than the rest of waking up).
+        # bytes `random.seed()` reads costs more than the rest of waking up): now, or when
+        # first used (seeding one costs about a tenth of a fresh `print(1)`).
         entropy = os.urandom(32 * len(self.generators))
         for i, generator in enumerate(self.generators):
             generator.seed(int.from_bytes(entropy[32 * i:32 * i + 32]))
-        # numpy's global generator (np.random.rand and the like) too, if it is loaded.
-        mtrand = sys.modules.get("numpy.random.mtrand")
-        if mtrand is not None:
-            mtrand.seed(list(struct.unpack("<8I", os.urandom(32))))
+        for generator, unseeded in self.unseeded:
+            generator.__class__ = unseeded
+        # numpy's global generator (np.random.rand and the like) too, if it is loaded
+        # (src/mt19937_seed.c: as `np.random.seed` seeds it from eight 32-bit words).
+        reseed_mt19937()
         # A dateutil parserinfo reads the year when it is made, and takes a two-digit year
         # within 50 years of it (pandas parses dates through the default one): those the
         # snapshot holds read its clock, 1970, so "12/20/21" would be 1921.
@@ -940,8 +962,22 @@ def prepare(preload):
     # Every generator the snapshot will hold, wherever it lives; those made after it seed
     # themselves from the host's entropy.
     heap = gc.get_objects()
-    session.generators = [obj for obj in heap if isinstance(obj, random.Random)
-                          and not isinstance(obj, random.SystemRandom)]
+    generators = [obj for obj in heap if isinstance(obj, random.Random)
+                  and not isinstance(obj, random.SystemRandom)]
+    # A generator whose C methods were bound (as `random`'s module functions are) is
+    # seeded at wake; the others when first used.
+    bound = {id(obj.__self__) for obj in heap if isinstance(obj, types.BuiltinMethodType)}
+    session.generators = [g for g in generators if id(g) in bound or g is random._inst]
+    classes = {}
+    session.unseeded = [(g, classes.setdefault(type(g), _seeded_on_first_use(type(g))))
+                        for g in generators if id(g) not in bound and g is not random._inst]
+    # numpy's global generator is reseeded at wake (see there); seeded here, it holds no
+    # normal deviate drawn by the warm-up (`np.random.seed` forgets it, as reseeding the
+    # bit generator alone would not).
+    mtrand = sys.modules.get("numpy.random.mtrand")
+    if mtrand is not None:
+        mtrand.seed(0)
+        keep_mt19937(mtrand._rand._bit_generator.capsule)
     dateutil_parser = sys.modules.get("dateutil.parser._parser")
     if dateutil_parser is not None:
         session.parser_infos = [obj for obj in heap

@@ -102,6 +102,8 @@ extern "C" {
     fn __wasilibc_deinitialize_environ();
     /// src/compile_split.c: a new reference to the `compile_split` function.
     fn pyeval_compile_split() -> *mut PyObject;
+    /// src/mt19937_seed.c: a new reference to `keep_mt19937` (0) or `reseed_mt19937` (1).
+    fn pyeval_mt19937_function(index: std::ffi::c_int) -> *mut PyObject;
     /// src/sqlite_vfs.c: SQLite's default VFS locks only databases in host directories and
     /// seeds its PRNG from WASI's random_get.
     fn pyeval_sqlite_setup();
@@ -217,6 +219,13 @@ unsafe fn run_bootstrap() -> *mut PyObject {
         c"compile_split".as_ptr(),
         expect(pyeval_compile_split(), "making compile_split"),
     );
+    for (index, name) in [(0, c"keep_mt19937"), (1, c"reseed_mt19937")] {
+        PyDict_SetItemString(
+            globals,
+            name.as_ptr(),
+            expect(pyeval_mt19937_function(index), "making the numpy reseeding"),
+        );
+    }
     host_tools::install(globals);
     PyDict_SetItemString(
         globals,
