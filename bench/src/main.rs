@@ -59,11 +59,7 @@ fn main() -> Result<()> {
         return Ok(());
     }
     if out.as_os_str() == "--sci-only" {
-        let mut fresh = (0..500)
-            .map(|_| time(|| evaluator.eval("print(1)", &limits)))
-            .collect::<Result<Vec<_>>>()?;
-        fresh.sort();
-        for row in sci::measure(percentile(&fresh, 50.0))?.1 {
+        for row in sci::measure(&evaluator)?.1 {
             println!("{row}");
         }
         return Ok(());
@@ -135,7 +131,7 @@ fn main() -> Result<()> {
     })?;
     let metering_overhead = cpu_metered.as_secs_f64() / cpu_unmetered.as_secs_f64() - 1.0;
     drop(unmetered);
-    let (sci, sci_rows) = sci::measure(percentile(&fresh, 50.0))?;
+    let (sci, sci_rows) = sci::measure(&evaluator)?;
     let (tools, tool_rows) = tools::measure(&evaluator, percentile(&fresh, 50.0))?;
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
