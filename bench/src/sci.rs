@@ -48,7 +48,7 @@ const LIVE_INSTANCES: usize = 50;
 const LOOP_RUNS: usize = 7;
 
 /// Measures the sci component; `stdlib` evaluates with the stdlib-only component, whose
-/// fresh print(1) is timed in turn with the sci component's, for comparison.
+/// fresh print(1) is timed just before the sci component's, for comparison.
 pub fn measure(stdlib: &Evaluator) -> Result<(Value, Vec<String>)> {
     let path = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -69,15 +69,20 @@ pub fn measure(stdlib: &Evaluator) -> Result<(Value, Vec<String>)> {
         times.sort();
         Ok(times)
     };
-    // Alternately, so that both see the machine in the same state.
-    let (mut print_1, mut stdlib_print_1) = (Vec::new(), Vec::new());
-    for _ in 0..RUNS {
-        print_1.push(time(|| evaluator.eval("print(1)", &limits))?);
-        stdlib_print_1.push(time(|| stdlib.eval("print(1)", &limits))?);
-    }
-    print_1.sort();
-    stdlib_print_1.sort();
-    let stdlib_print_1 = percentile(&stdlib_print_1, 50.0);
+    // Each in a loop of its own, one after the other (taken in turn, each would evict the
+    // other's memory from the caches).
+    let own_loop = |evaluator: &Evaluator| -> Result<Vec<Duration>> {
+        for _ in 0..200 {
+            evaluator.eval("print(1)", &limits)?;
+        }
+        let mut times = (0..RUNS)
+            .map(|_| time(|| evaluator.eval("print(1)", &limits)))
+            .collect::<Result<Vec<_>>>()?;
+        times.sort();
+        Ok(times)
+    };
+    let stdlib_print_1 = percentile(&own_loop(stdlib)?, 50.0);
+    let print_1 = own_loop(&evaluator)?;
     let numpy_sum = latency(NUMPY_SUM)?;
     let pandas_sum = latency(PANDAS_SUM)?;
     let mut chart = (0..CHART_RUNS)
@@ -97,18 +102,20 @@ pub fn measure(stdlib: &Evaluator) -> Result<(Value, Vec<String>)> {
     let native = std::env::var_os("PYEVAL_NATIVE_NUMPY").context(
         "PYEVAL_NATIVE_NUMPY names a python with numpy and pandas (`just bench` sets it)",
     )?;
-    // The time of `code` in a native process, less that of the process importing what it uses.
+    // The time of `code` in a new native process that has imported what it uses, timed by
+    // the process itself.
     let in_native = |code: &str, imports: &str| {
+        let timed = format!(
+            "{imports}\nimport time\nstarted = time.perf_counter()\nexec({code:?})\n\
+             print(time.perf_counter() - started)"
+        );
         median_of(LOOP_RUNS, || {
-            let run = |code: &str| -> Result<Duration> {
-                let started = Instant::now();
-                let status = std::process::Command::new(&native)
-                    .args(["-c", code])
-                    .status()?;
-                anyhow::ensure!(status.success(), "native python failed: {code}");
-                Ok(started.elapsed())
-            };
-            Ok(run(code)?.saturating_sub(run(imports)?))
+            let out = std::process::Command::new(&native)
+                .args(["-c", &timed])
+                .output()?;
+            anyhow::ensure!(out.status.success(), "native python failed: {code}");
+            let seconds: f64 = String::from_utf8(out.stdout)?.trim().parse()?;
+            Ok(Duration::from_secs_f64(seconds))
         })
     };
     let (loop_pyeval, loop_native) = (
@@ -166,7 +173,7 @@ pub fn measure(stdlib: &Evaluator) -> Result<(Value, Vec<String>)> {
     });
     let rows = vec![
         format!(
-            "| sci: fresh print(1), p50 / p99 ({RUNS} runs, in turn with the stdlib component's: p50 {:.3} ms, {:.2}x) | {:.3} / {:.3} ms |",
+            "| sci: fresh print(1), p50 / p99 ({RUNS} runs, after as many of the stdlib component's: p50 {:.3} ms, {:.2}x) | {:.3} / {:.3} ms |",
             ms(stdlib_print_1),
             percentile(&print_1, 50.0).as_secs_f64() / stdlib_print_1.as_secs_f64(),
             ms(percentile(&print_1, 50.0)),
