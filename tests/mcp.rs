@@ -15,10 +15,20 @@ async fn client(args: &[&str]) -> RunningService<RoleClient, ()> {
         .expect("the MCP handshake succeeds")
 }
 
-async fn run(client: &rmcp::Peer<RoleClient>, arguments: serde_json::Value) -> (bool, String) {
+/// The result of calling `run_python` with `arguments`.
+async fn call(client: &rmcp::Peer<RoleClient>, arguments: serde_json::Value) -> CallToolResult {
     let params = CallToolRequestParams::new("run_python")
         .with_arguments(arguments.as_object().unwrap().clone());
-    let result: CallToolResult = client.call_tool(params).await.expect("the call completes");
+    client.call_tool(params).await.expect("the call completes")
+}
+
+/// A call's content blocks as JSON, as the client receives them.
+fn blocks(result: &CallToolResult) -> serde_json::Value {
+    serde_json::to_value(&result.content).unwrap()
+}
+
+async fn run(client: &rmcp::Peer<RoleClient>, arguments: serde_json::Value) -> (bool, String) {
+    let result = call(client, arguments).await;
     let text = result
         .content
         .iter()
@@ -385,15 +395,13 @@ async fn files_go_in_as_text_and_come_back_as_resources_and_images() {
                 open('n.txt', 'w').write(str(len(rows)))\n\
                 open('p.png', 'wb').write(b'\\x89PNG\\r\\n\\x1a\\n')\n\
                 open('b.bin', 'wb').write(b'\\xff')";
-    let params = CallToolRequestParams::new("run_python").with_arguments(
-        json!({"code": code, "files": {"t.csv": "a,b\n1,2\n"}})
-            .as_object()
-            .unwrap()
-            .clone(),
-    );
-    let result = client.call_tool(params).await.unwrap();
+    let result = call(
+        &client,
+        json!({"code": code, "files": {"t.csv": "a,b\n1,2\n"}}),
+    )
+    .await;
     assert_eq!(result.is_error, Some(false), "{result:?}");
-    let blocks = serde_json::to_value(&result.content).unwrap();
+    let blocks = blocks(&result);
     // The text first, then the files in path order: a blob, a text resource, an image.
     assert_eq!(blocks[0]["text"], "[value]\n1\n");
     assert_eq!(blocks[1]["resource"]["uri"], "file:///tmp/b.bin");
@@ -427,10 +435,7 @@ async fn files_past_the_limits_are_named_in_a_note() {
     let client = client(&["--max-files", "2", "--max-file-bytes", "10"]).await;
     let code = "open('a.txt', 'w').write('a' * 20); open('b.txt', 'w').write('b'); \
                 open('c.txt', 'w').write('c')";
-    let params = CallToolRequestParams::new("run_python")
-        .with_arguments(json!({"code": code}).as_object().unwrap().clone());
-    let result = client.call_tool(params).await.unwrap();
-    let blocks = serde_json::to_value(&result.content).unwrap();
+    let blocks = blocks(&call(&client, json!({"code": code})).await);
     let text = blocks[0]["text"].as_str().unwrap();
     assert!(
         text.contains("files too large to return: a.txt (20 bytes)"),
@@ -451,11 +456,9 @@ async fn charts_come_back_as_images_the_model_sees() {
     let client = client(&["--component", sci]).await;
     let code =
         "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('t')\nprint('drawn')";
-    let params = CallToolRequestParams::new("run_python")
-        .with_arguments(json!({"code": code}).as_object().unwrap().clone());
-    let result = client.call_tool(params).await.unwrap();
+    let result = call(&client, json!({"code": code})).await;
     assert_eq!(result.is_error, Some(false), "{result:?}");
-    let blocks = serde_json::to_value(&result.content).unwrap();
+    let blocks = blocks(&result);
     assert_eq!(blocks[0]["text"], "[stdout]\ndrawn\n");
     assert_eq!(blocks[1]["type"], "image");
     assert_eq!(blocks[1]["mimeType"], "image/png");
@@ -482,10 +485,7 @@ async fn charts_past_the_limits_are_named_in_a_note() {
     ];
     let client = client(&args).await;
     let code = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()\nplt.plot([2, 1])";
-    let params = CallToolRequestParams::new("run_python")
-        .with_arguments(json!({"code": code}).as_object().unwrap().clone());
-    let result = client.call_tool(params).await.unwrap();
-    let blocks = serde_json::to_value(&result.content).unwrap();
+    let blocks = blocks(&call(&client, json!({"code": code})).await);
     let text = blocks[0]["text"].as_str().unwrap();
     // The first chart is named without its bytes, the second counted.
     assert!(
