@@ -378,6 +378,26 @@ fn another_component_is_loaded_with_component() {
         run.stderr,
         "pyeval: 1 chart(s) drawn; --output-dir DIR saves them as chart-N.png\n"
     );
+    // Charts past --max-files are counted on stderr, not written.
+    let two = format!("{chart}\nplt.plot([2, 1])");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let limits = ["--fuel", "3000000000", "--max-files", "1"];
+    let run = pyeval(
+        &[
+            &["--component", sci, "--output-dir", out][..],
+            &limits,
+            &["-c", &two],
+        ]
+        .concat(),
+    );
+    run.assert_status(0);
+    assert!(dir.path().join("chart-1.png").is_file());
+    assert!(!dir.path().join("chart-2.png").exists());
+    assert_eq!(
+        run.stderr,
+        "pyeval: 1 more charts were not written: over the limit on files (--max-files)\n"
+    );
 
     let missing = pyeval(&["--component", "/nonexistent/x.wasm", "-c", "1"]);
     missing.assert_status(2);
