@@ -19,6 +19,7 @@ comparisons, whose baselines need another FreeType) set aside.
 
 import argparse
 import concurrent.futures
+import inspect
 import json
 import os
 import re
@@ -202,7 +203,8 @@ def prepare(packages):
     """The test tree, the guest's pytest, and the native venv, cached by their inputs."""
     root = cpython.cache_root() / f"package-tests-{packages.name.rsplit('-', 1)[1]}"
     stamp = root / "ready"
-    inputs = REQUIREMENTS.read_text() + Path(__file__).read_text()
+    # (Its inputs: the requirements and these steps, not the rest of this script.)
+    inputs = REQUIREMENTS.read_text() + inspect.getsource(prepare)
     if stamp.is_file() and stamp.read_text() == inputs:
         return root
     shutil.rmtree(root, ignore_errors=True)
