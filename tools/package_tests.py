@@ -140,8 +140,8 @@ GUEST_PYTEST, GUEST_TESTS, GUEST_OUT = "/pytest", "/package-tests", "/results"
 # has its own.
 IN_THE_COMPONENT = ("python_dateutil-", "tzdata-", "packaging-", "cycler-", "fonttools-",
                     "pyparsing-")
-# Run in the evaluator: numpy's packages are in the component, their tests in the mounted
-# tree, so each numpy package's path gets its tests' directory; then pytest.
+# Run in the evaluator: the packages are in the component, their tests in the mounted tree,
+# so each package's path gets its tests' directory; then pytest.
 RUNNER = """\
 import importlib, json, os, sys, types, pytest
 from _pytest.junitxml import mangle_test_address
@@ -188,10 +188,10 @@ class Log:
                    report.outcome, detail)
     def pytest_sessionfinish(self, session, exitstatus):
         self.write("finished")
-# (No fd-level capture or faulthandler: both need os.dup, which WASI lacks; no logging
-# plugin: it opens /dev/null, which the sandbox has not; a base directory for tmp_path
-# given, as pytest would otherwise name it after os.getuid(), which WASI lacks.)
-sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:faulthandler", "-p", "no:logging",
+# (No fd-level capture or faulthandler: both need os.dup, which WASI lacks; a base
+# directory for tmp_path given, as pytest would otherwise name it after os.getuid(), which
+# WASI lacks.)
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:faulthandler",
                       "--capture=sys", "--basetemp", "/tmp/pytest", "--pyargs", {module!r},
                       *[f"--deselect={{test}}" for test in {done!r}]], plugins=[Log()]))
 """
