@@ -58,6 +58,9 @@ pub struct Cli {
     #[command(flatten)]
     pub tools: ToolsArg,
 
+    #[command(flatten)]
+    pub network: NetworkArgs,
+
     /// Print version.
     #[arg(long, action = ArgAction::Version)]
     version: Option<bool>,
@@ -93,6 +96,75 @@ impl ToolsArg {
             .as_deref()
             .map(|path| runtime.block_on(pyeval_server::mcp_tools::McpTools::connect(path)))
             .transpose()
+    }
+}
+
+/// What evaluated code may reach on the network (shared by every subcommand that
+/// evaluates): nothing without `--allow-host`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct NetworkArgs {
+    /// Let the code send HTTP(S) requests to these hosts: [METHOD,...] HOST[:PORT], where
+    /// HOST is a name, `*.DOMAIN` (its subdomains), an address or `*` (any host), and PORT
+    /// a number or `*` (default: 80 and 443). E.g. `api.github.com`, `GET,HEAD
+    /// *.example.com:8443`. Loopback, private, link-local and other special addresses stay
+    /// refused, also behind a name, unless --allow-address names them. Repeatable.
+    #[arg(long = "allow-host", value_name = "RULE")]
+    pub allow_host: Vec<pyeval::network::HostRule>,
+
+    /// Let requests reach these special addresses (loopback, private, ...): ADDRESS or
+    /// ADDRESS/PREFIX, e.g. 127.0.0.1 or 10.0.0.0/8. Repeatable.
+    #[arg(long = "allow-address", value_name = "RANGE", requires = "allow_host")]
+    pub allow_address: Vec<pyeval::network::AddressRange>,
+
+    /// A secret the code uses without seeing it: its environment variable NAME holds a
+    /// placeholder, which the host replaces by VALUE in the headers of requests to HOSTS
+    /// (rules as --allow-host's, comma-separated). Without =VALUE, the value is the host's
+    /// environment variable NAME. Repeatable.
+    #[arg(
+        long = "secret",
+        value_name = "NAME[=VALUE]@HOSTS",
+        requires = "allow_host"
+    )]
+    pub secrets: Vec<String>,
+
+    /// Trust the CA certificates in this PEM file for HTTPS, besides the public roots.
+    #[arg(long = "ca-cert", value_name = "FILE", requires = "allow_host")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl NetworkArgs {
+    /// The network grant these options ask for; none without `--allow-host`.
+    pub fn network(&self) -> Result<Option<pyeval::network::Network>> {
+        if self.allow_host.is_empty() {
+            return Ok(None);
+        }
+        let mut network = pyeval::network::Network::new();
+        network.hosts = self.allow_host.clone();
+        network.addresses = self.allow_address.clone();
+        for text in &self.secrets {
+            let text = match text.split_once('=') {
+                Some(_) => text.clone(),
+                None => {
+                    let (name, hosts) = text
+                        .rsplit_once('@')
+                        .with_context(|| format!("--secret {text}: expected NAME[=VALUE]@HOSTS"))?;
+                    let value = std::env::var(name).with_context(|| {
+                        format!("--secret {text}: no environment variable {name} to take the value from")
+                    })?;
+                    format!("{name}={value}@{hosts}")
+                }
+            };
+            network =
+                network.with_secret(text.parse().map_err(|e| anyhow::anyhow!("--secret: {e}"))?);
+        }
+        if let Some(path) = &self.ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("--ca-cert: cannot read {}", path.display()))?;
+            network = network
+                .trust_pem(&pem)
+                .with_context(|| format!("--ca-cert {}", path.display()))?;
+        }
+        Ok(Some(network))
     }
 }
 
@@ -201,6 +273,7 @@ impl Cli {
         let mut grants = Grants::new();
         grants.mounts = self.mounts.clone();
         grants.env = self.env.clone();
+        grants.network = self.network.network()?;
         for file in &self.files {
             grants.files.push(file.read()?);
         }

@@ -8,7 +8,9 @@ with (empty without), and `TZDATA_BLOB`, the packed time-zone data (see
 guest-adapter/build.rs for their layouts), `compile_split` (src/compile_split.c),
 `keep_mt19937` and `reseed_mt19937` (src/mt19937_seed.c), and `IGNORED_OPTIONS`, the text of src/ignored_options.txt, `PACKAGES_WARMUP`, code
 the packages' lock file runs before the snapshot (empty without), and `_tool_start`,
-`_tool_wait` and `_tool_cancel` (src/host_tools.rs), the host's side of granted tools.
+`_tool_wait` and `_tool_cancel` (src/host_tools.rs), the host's side of granted tools,
+`_http_request` (src/http.rs), its side of the network, and `SANDBOX_MODULES`, the
+sources of src/modules by module name.
 """
 
 import builtins
@@ -87,7 +89,11 @@ class PackedImporter:
         return None
 
     def exec_module(self, module):
-        exec(self.get_code(module.__spec__.name), module.__dict__)
+        name = module.__spec__.name
+        exec(self.get_code(name), module.__dict__)
+        patch = _PATCHES.get(name)
+        if patch is not None:
+            patch(module)
 
     def get_code(self, fullname):
         _, start, end = self._index[fullname]
@@ -120,6 +126,35 @@ class PackedImporter:
         if not self._resources:
             return None
         return _FilesReader(self._resources.joinpath(*fullname.split(".")))
+
+
+def _patch_http_client(module):
+    importlib.import_module("_pyeval_network").patch_http_client(module)
+
+
+# What the sandbox changes in standard modules as they are imported: `http.client`'s
+# connections go through the host.
+_PATCHES = {"http.client": _patch_http_client}
+
+
+class SourceImporter:
+    """A meta-path finder and loader for the sandbox's own modules (`SANDBOX_MODULES`),
+    compiled before the snapshot."""
+
+    def __init__(self, sources):
+        self._code = {name: compile(source, f"<pyeval {name}>", "exec")
+                      for name, source in sources.items()}
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self._code:
+            return None
+        return ModuleSpec(fullname, self, origin=f"<pyeval {fullname}>")
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        exec(self._code[module.__spec__.name], module.__dict__)
 
 
 class _CappedSink(io.RawIOBase):
@@ -936,6 +971,7 @@ def prepare(preload):
     session every export uses. Runs once, before the snapshot."""
     sys.meta_path.insert(0, PackedImporter(STDLIB_BLOB, b"PYEVSTD1", "standard library",
                                            STDLIB_DIR))
+    sys.meta_path.insert(0, SourceImporter(SANDBOX_MODULES))
     packages = PackedImporter(PACKAGES_BLOB, b"PYEVPKG1", "packages", SITE_DIR)
     if packages:
         sys.meta_path.insert(1, packages)

@@ -11,6 +11,7 @@ use pyo3_ffi::*;
 
 mod heap;
 mod host_tools;
+mod http;
 mod scratch;
 
 wit_bindgen::generate!({
@@ -39,6 +40,16 @@ static PACKAGES_WARMUP: &str = include_str!(concat!(env!("OUT_DIR"), "/warmup.py
 
 /// The guest's Python half.
 static BOOTSTRAP: &str = include_str!("bootstrap.py");
+
+/// The sandbox's own modules (src/modules), by name: they stand in for standard ones the
+/// sandbox cannot have as they are (`ssl`), or carry what the sandbox adds.
+static MODULES: &[(&CStr, &str)] = &[
+    (c"ssl", include_str!("modules/ssl.py")),
+    (
+        c"_pyeval_network",
+        include_str!("modules/_pyeval_network.py"),
+    ),
+];
 
 /// The file name of the bootstrap's code. It is import machinery (its importer runs
 /// modules' code), and `warnings` skips frames whose file name holds both `importlib` and
@@ -227,6 +238,7 @@ unsafe fn run_bootstrap() -> *mut PyObject {
         );
     }
     host_tools::install(globals);
+    http::install(globals);
     PyDict_SetItemString(
         globals,
         c"IGNORED_OPTIONS".as_ptr(),
@@ -237,6 +249,11 @@ unsafe fn run_bootstrap() -> *mut PyObject {
         c"PACKAGES_WARMUP".as_ptr(),
         str_object(PACKAGES_WARMUP),
     );
+    let modules = PyDict_New();
+    for (name, source) in MODULES {
+        PyDict_SetItemString(modules, name.as_ptr(), str_object(source));
+    }
+    PyDict_SetItemString(globals, c"SANDBOX_MODULES".as_ptr(), modules);
     let file = PyUnicode_FromString(BOOTSTRAP_NAME.as_ptr());
     PyDict_SetItemString(globals, c"__file__".as_ptr(), file);
     // As every module has: native code (Cython's, for one) looks builtins up through the

@@ -22,7 +22,12 @@ pub(crate) mod bindings {
         world: "python",
         imports: { default: async },
         exports: { default: async },
-        with: { "wasi:cli/exit": wasmtime_wasi::p2::bindings::cli::exit },
+        with: {
+            "wasi:cli/exit": wasmtime_wasi::p2::bindings::cli::exit,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
     });
 }
 

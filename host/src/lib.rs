@@ -33,6 +33,7 @@ mod lift;
 mod limits;
 mod live_output;
 mod mount;
+pub mod network;
 mod outcome;
 mod raw_output;
 mod runtime;

@@ -2,7 +2,7 @@
 //! store is made from limits and grants.
 //!
 //! Nothing of the host is visible unless granted here: no environment variables but the
-//! ones given, no files but the mounts, no network.
+//! ones given, no files but the mounts, no network but the hosts of a [`Network`] grant.
 
 use wasmtime::component::{self, Resource};
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
@@ -18,6 +18,7 @@ use crate::guard::{Guard, Refusal};
 use crate::limits::Limits;
 use crate::live_output::LiveOutput;
 use crate::mount::Mount;
+use crate::network::{Network, NetworkCalls};
 use crate::tools::{HostTools, Tool, ToolCalls};
 
 /// What a run is given beyond computing: host directories, environment variables and, on
@@ -42,6 +43,9 @@ pub struct Grants {
     /// Files in evaluated code's working directory when it starts (the command path
     /// reads files from mounts instead).
     pub files: Vec<InputFile>,
+    /// The hosts evaluated code may send HTTP(S) requests to (none: every request is
+    /// refused; the command path has no network).
+    pub network: Option<Network>,
 }
 
 /// What the guest reads on its standard input.
@@ -93,6 +97,12 @@ impl Grants {
         self
     }
 
+    /// These grants with `network` as what evaluated code may reach.
+    pub fn with_network(mut self, network: Network) -> Self {
+        self.network = Some(network);
+        self
+    }
+
     /// These grants with output going to `listener` as it is written.
     pub fn with_live_output(mut self, listener: LiveOutput) -> Self {
         self.live_output = Some(listener);
@@ -124,6 +134,9 @@ impl Grants {
         }
         for (key, value) in &self.env {
             builder.env(key, value);
+        }
+        for (key, placeholder) in self.network.iter().flat_map(Network::secret_env) {
+            builder.env(key, placeholder);
         }
         match &self.stdin {
             Stdin::Empty => {}
@@ -215,10 +228,12 @@ impl component::HasData for Io {
     type Data<'a> = &'a mut ResourceTable;
 }
 
-/// Links what a component may import: WASI (as [`link_wasi`]) and `host-tools`, whose
-/// calls reach the tools granted to the store.
+/// Links what a component may import: WASI (as [`link_wasi`]), `wasi:http`, whose
+/// requests go through the store's network grant, and `host-tools`, whose calls reach the
+/// tools granted to the store.
 pub(crate) fn link_guest(linker: &mut component::Linker<SandboxState>) -> Result<(), SetupError> {
     link_wasi(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker).map_err(SetupError::host)?;
     crate::evaluator::bindings::pyeval::sandbox::host_tools::add_to_linker::<_, HostTools>(
         linker,
         |state| &mut state.tools,
@@ -289,12 +304,14 @@ pub(crate) fn arm<T: Guarded>(store: &mut Store<T>, limits: &Limits) -> Result<(
 }
 
 /// What a component's store carries for the guest: its WASI context, resource table,
-/// guard and tool calls.
+/// guard, tool calls and network.
 pub(crate) struct SandboxState {
     wasi: WasiCtx,
     table: ResourceTable,
     guard: Guard,
     pub(crate) tools: ToolCalls,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    pub(crate) network: NetworkCalls,
 }
 
 impl SandboxState {
@@ -307,6 +324,8 @@ impl SandboxState {
             table,
             guard,
             tools: ToolCalls::default(),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            network: NetworkCalls::default(),
         }
     }
 
@@ -327,6 +346,16 @@ impl WasiView for SandboxState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for SandboxState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.network,
         }
     }
 }

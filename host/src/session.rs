@@ -81,6 +81,7 @@ impl Session {
         );
         let mut state = SandboxState::new(builder.build(), guard);
         state.tools.grant(&grants.tools);
+        state.network.grant(grants.network.as_ref());
         let store = crate::sandbox::new_store(&evaluator.engine, state, &limits)?;
         let mut session = Session {
             evaluator,
@@ -179,6 +180,10 @@ impl Session {
                 .data_mut()
                 .tools
                 .start_evaluation(self.limits.tools);
+            self.store
+                .data_mut()
+                .network
+                .start_evaluation(self.limits.wall_time);
         }
         // Until the step finishes: if its future is dropped midway, the instance is left
         // in an unknown state.

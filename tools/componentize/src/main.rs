@@ -200,6 +200,11 @@ fn inputs_hash(module: &[u8], stdlib: &Path) -> Result<String> {
 const ALLOWED_IMPORTS: &[&str] = &[
     "wasi_snapshot_preview1",
     "wasi:cli/exit@0.2.12",
+    "wasi:http/types@0.2.12",
+    "wasi:http/outgoing-handler@0.2.12",
+    "wasi:io/error@0.2.12",
+    "wasi:io/poll@0.2.12",
+    "wasi:io/streams@0.2.12",
     "pyeval:sandbox/host-tools@0.1.0",
 ];
 

@@ -1,0 +1,254 @@
+"""HTTP(S) through the host: what stands in for sockets under `http.client`.
+
+The sandbox has no sockets. A connection `http.client` opens is a `HostSocket`: the bytes
+written to it are an HTTP/1.1 request, which goes to the host whole (through
+`wasi:http/outgoing-handler`, see src/http.rs) as soon as it is complete, and reading it
+gives the host's response, as HTTP/1.1 bytes. The host decides which requests are sent
+(`PermissionError` names the host and why not), makes TLS connections and verifies them;
+`ssl` (src/modules/ssl.py) only marks a connection as HTTPS.
+"""
+
+import http
+import socket
+import sys
+
+from _pyeval import _http_request
+
+# Headers the host sets itself, or that describe the connection rather than the request.
+_CONNECTION_HEADERS = frozenset((
+    b"host", b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
+    b"upgrade", b"proxy-authorization", b"proxy-authenticate", b"http2-settings", b"te",
+))
+
+
+def _raise(kind, message):
+    """Raises the exception of a failed request (src/http.rs, `Failure`)."""
+    if kind == 1:
+        raise PermissionError(f"network access refused: {message}")
+    if kind == 2:
+        raise TimeoutError(f"timed out: {message}")
+    if kind == 3:
+        raise ConnectionRefusedError(message)
+    if kind == 4:
+        raise socket.gaierror(f"name not resolved: {message}")
+    if kind == 5:
+        import ssl
+        if "Certificate" in message:
+            raise ssl.SSLCertVerificationError(f"certificate verify failed: {message}")
+        raise ssl.SSLError(message)
+    if kind == 7:
+        raise ValueError(f"invalid request: {message}")
+    raise OSError(message)
+
+
+def _timeout_seconds(timeout):
+    return timeout if isinstance(timeout, (int, float)) else None
+
+
+class HostSocket:
+    """A connection to `host:port` through the host, as much of a socket as HTTP clients
+    use: `sendall` (the request), `makefile` (the response), timeouts and `close`."""
+
+    def __init__(self, host, port, timeout=None):
+        self.host = host
+        self.port = port
+        self._timeout = _timeout_seconds(timeout)
+        self.scheme = "http"
+        self._out = bytearray()
+        self._responses = []
+        self._closed = False
+
+    def start_tls(self, server_hostname=None):
+        """Marks the connection as HTTPS (the host makes the TLS connection)."""
+        self.scheme = "https"
+        self.server_hostname = server_hostname
+
+    # What socket users call.
+
+    def settimeout(self, timeout):
+        self._timeout = _timeout_seconds(timeout)
+
+    def gettimeout(self):
+        return self._timeout
+
+    def setblocking(self, flag):
+        pass
+
+    def setsockopt(self, *args):
+        pass
+
+    def getsockopt(self, *args):
+        return 0
+
+    def sendall(self, data):
+        self._check_open()
+        self._out += data
+        self._send_complete()
+
+    def send(self, data):
+        self.sendall(data)
+        return len(data)
+
+    def makefile(self, mode="rb", buffering=None, **kwargs):
+        self._check_open()
+        if "r" not in mode:
+            return _Writer(self)
+        if not self._responses:
+            raise OSError("no complete request was written on this connection")
+        import io
+        return io.BufferedReader(io.BytesIO(self._responses.pop(0)))
+
+    def recv(self, size, flags=0):
+        raise OSError("read the response through makefile()")
+
+    def close(self):
+        self._closed = True
+
+    def shutdown(self, how):
+        pass
+
+    def fileno(self):
+        return -1
+
+    def getpeername(self):
+        return (self.host, self.port)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _check_open(self):
+        if self._closed:
+            raise OSError("the connection is closed")
+
+    # The request, once it is all written.
+
+    def _send_complete(self):
+        while True:
+            request = _take_request(self._out)
+            if request is None:
+                return
+            self._responses.append(self._exchange(*request))
+
+    def _exchange(self, method, target, headers, body):
+        if target.startswith(("http://", "https://")):
+            raise OSError("proxies are not available in the sandbox")
+        host = self.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        default = 443 if self.scheme == "https" else 80
+        authority = host if self.port in (None, default) else f"{host}:{self.port}"
+        sent = [(name.decode("latin-1"), value) for name, value in headers
+                if name.lower() not in _CONNECTION_HEADERS]
+        answer = _http_request(method, self.scheme, authority, target or "/", sent, body,
+                               self._timeout)
+        if answer[0] != 0:
+            _raise(*answer)
+        _, status, received, data = answer
+        return _response_bytes(method, status, received, data)
+
+
+class _Writer:
+    """`makefile("wb")`: writes go to the connection."""
+
+    def __init__(self, connection):
+        self._connection = connection
+
+    def write(self, data):
+        self._connection.sendall(data)
+        return len(data)
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def _take_request(buffer):
+    """The first complete request in `buffer` (removed from it) as (method, target,
+    headers, body), or None while it is incomplete."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = bytes(buffer[:end]).split(b"\r\n")
+    try:
+        method, target, _version = lines[0].decode("latin-1").split(" ", 2)
+    except ValueError:
+        raise OSError("the sandbox's network carries HTTP/1.1 requests only") from None
+    headers = []
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers.append((name.strip(), value.strip()))
+    fields = {name.lower(): value for name, value in headers}
+    start = end + 4
+    if fields.get(b"transfer-encoding", b"").lower() == b"chunked":
+        decoded = _dechunk(buffer, start)
+        if decoded is None:
+            return None
+        body, stop = decoded
+        headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]
+    else:
+        length = int(fields.get(b"content-length", b"0") or 0)
+        if len(buffer) - start < length:
+            return None
+        body, stop = bytes(buffer[start:start + length]), start + length
+    del buffer[:stop]
+    return method, target, headers, body
+
+
+def _dechunk(buffer, pos):
+    """The body of a chunked message starting at `pos` and where it ends, or None while
+    it is incomplete."""
+    body = bytearray()
+    while True:
+        line_end = buffer.find(b"\r\n", pos)
+        if line_end < 0:
+            return None
+        size = int(bytes(buffer[pos:line_end]).split(b";")[0], 16)
+        pos = line_end + 2
+        if size == 0:
+            trailer_end = buffer.find(b"\r\n\r\n", pos - 2)
+            if trailer_end < 0:
+                return None
+            return bytes(body), trailer_end + 4
+        if len(buffer) < pos + size + 2:
+            return None
+        body += buffer[pos:pos + size]
+        pos += size + 2
+
+
+def _response_bytes(method, status, headers, body):
+    """The response as HTTP/1.1 bytes for a reader that closes the connection after it."""
+    try:
+        reason = http.HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
+    lines = [f"HTTP/1.1 {status} {reason}".encode("latin-1")]
+    keep_length = method == "HEAD" or status in (204, 304) or status < 200
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in ("transfer-encoding", "connection", "keep-alive"):
+            continue
+        if lowered == "content-length" and not keep_length:
+            continue
+        lines.append(name.encode("latin-1") + b": " + value)
+    if not keep_length:
+        lines.append(b"Content-Length: " + str(len(body)).encode())
+    lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def _connect(self):
+    """`http.client.HTTPConnection.connect`: a connection through the host."""
+    sys.audit("http.client.connect", self, self.host, self.port)
+    if self._tunnel_host:
+        raise OSError("proxies are not available in the sandbox")
+    self.sock = HostSocket(self.host, self.port, self.timeout)
+
+
+def patch_http_client(module):
+    """Makes `http.client`'s connections go through the host."""
+    module.HTTPConnection.connect = _connect
