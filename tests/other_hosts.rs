@@ -24,12 +24,12 @@ fn corpus() -> Vec<Snippet> {
     corpus::read(&repo().join("tests/corpus.json"))
 }
 
-/// `wasmtime run`.
+/// `wasmtime run` with `wasi:http` linked (`-S http`), as the component imports it.
 fn wasmtime_run() -> Command {
     let path = std::env::var_os("PYEVAL_WASMTIME")
         .expect("PYEVAL_WASMTIME names the wasmtime CLI (`just test` installs it)");
     let mut command = Command::new(path);
-    command.current_dir(repo()).arg("run");
+    command.current_dir(repo()).args(["run", "-S", "http"]);
     command
 }
 

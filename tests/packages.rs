@@ -68,7 +68,10 @@ fn wasmtime() -> Command {
         (dir, config)
     });
     let mut command = Command::new(cli);
-    command.current_dir(repo()).arg("run").args(["-C", config]);
+    command
+        .current_dir(repo())
+        .args(["run", "-S", "http"])
+        .args(["-C", config]);
     command
 }
 

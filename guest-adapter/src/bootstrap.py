@@ -128,13 +128,20 @@ class PackedImporter:
         return _FilesReader(self._resources.joinpath(*fullname.split(".")))
 
 
-def _patch_http_client(module):
-    importlib.import_module("_pyeval_network").patch_http_client(module)
+def _network_patch(name):
+    """The function of `_pyeval_network` that patches a module as it is imported."""
+    return lambda module: getattr(importlib.import_module("_pyeval_network"), name)(module)
 
 
-# What the sandbox changes in standard modules as they are imported: `http.client`'s
-# connections go through the host.
-_PATCHES = {"http.client": _patch_http_client}
+# What the sandbox changes in modules as they are imported: the connections of
+# `http.client`, urllib3 (requests') and httpcore (httpx's) go through the host.
+_PATCHES = {
+    "http.client": _network_patch("patch_http_client"),
+    "urllib3.util.connection": _network_patch("patch_urllib3"),
+    "requests.adapters": _network_patch("patch_requests"),
+    "httpcore._backends.sync": _network_patch("patch_httpcore_sync"),
+    "httpcore._backends.auto": _network_patch("patch_httpcore_auto"),
+}
 
 
 class SourceImporter:

@@ -174,9 +174,7 @@ fn send(
         let _ = options.set_between_bytes_timeout(Some(ns));
         options
     });
-    let outgoing = request
-        .body()
-        .map_err(|()| invalid("body taken".into()))?;
+    let outgoing = request.body().map_err(|()| invalid("body taken".into()))?;
     let future = outgoing_handler::handle(request, options).map_err(failure)?;
     {
         let stream = outgoing
@@ -236,7 +234,16 @@ fn stream_failure(error: StreamError) -> (Failure, String) {
         StreamError::LastOperationFailed(e) => {
             match crate::wasi::http::types::http_error_code(&e) {
                 Some(code) => failure(code),
-                None => (Failure::Other, e.to_debug_string()),
+                // wasmtime's host gives the reason as text only.
+                None => {
+                    let text = e.to_debug_string();
+                    let kind = if text.contains("timeout") {
+                        Failure::Timeout
+                    } else {
+                        Failure::Other
+                    };
+                    (kind, text)
+                }
             }
         }
         StreamError::Closed => (Failure::Other, "connection closed".into()),

@@ -1,14 +1,16 @@
-"""HTTP(S) through the host: what stands in for sockets under `http.client`.
+"""HTTP(S) through the host: what stands in for sockets under HTTP clients.
 
-The sandbox has no sockets. A connection `http.client` opens is a `HostSocket`: the bytes
-written to it are an HTTP/1.1 request, which goes to the host whole (through
-`wasi:http/outgoing-handler`, see src/http.rs) as soon as it is complete, and reading it
-gives the host's response, as HTTP/1.1 bytes. The host decides which requests are sent
-(`PermissionError` names the host and why not), makes TLS connections and verifies them;
-`ssl` (src/modules/ssl.py) only marks a connection as HTTPS.
+The sandbox has no sockets. A connection that `http.client`, urllib3 (under requests) or
+httpcore (under httpx) opens is a `HostSocket`: the bytes written to it are HTTP/1.1
+requests, each sent by the host whole (through `wasi:http/outgoing-handler`, see
+src/http.rs) as soon as it is complete, and reading it gives the host's responses, as
+HTTP/1.1 bytes. The host decides which requests are sent (`PermissionError` names the host
+and why not), makes TLS connections and verifies them; `ssl` (src/modules/ssl.py) only
+marks a connection as HTTPS.
 """
 
 import http
+import io
 import socket
 import sys
 
@@ -47,21 +49,27 @@ def _timeout_seconds(timeout):
 
 class HostSocket:
     """A connection to `host:port` through the host, as much of a socket as HTTP clients
-    use: `sendall` (the request), `makefile` (the response), timeouts and `close`."""
+    use: `sendall` (the request), `recv` and `makefile` (the response), timeouts and
+    `close`. A request that fails raises from `sendall`, or, with `defer_errors` (for
+    clients that read a response after a failed write, as a server may answer early),
+    from the next read."""
 
-    def __init__(self, host, port, timeout=None):
-        self.host = host
+    def __init__(self, host, port, timeout=None, defer_errors=False):
+        self.host = host.strip("[]")
         self.port = port
         self._timeout = _timeout_seconds(timeout)
         self.scheme = "http"
+        self.server_hostname = None
         self._out = bytearray()
-        self._responses = []
+        self._in = bytearray()
         self._closed = False
+        self._defer_errors = defer_errors
+        self._error = None
 
     def start_tls(self, server_hostname=None):
         """Marks the connection as HTTPS (the host makes the TLS connection)."""
         self.scheme = "https"
-        self.server_hostname = server_hostname
+        self.server_hostname = server_hostname or self.host
 
     # What socket users call.
 
@@ -93,13 +101,25 @@ class HostSocket:
         self._check_open()
         if "r" not in mode:
             return _Writer(self)
-        if not self._responses:
-            raise OSError("no complete request was written on this connection")
-        import io
-        return io.BufferedReader(io.BytesIO(self._responses.pop(0)))
+        return io.BufferedReader(_Reader(self))
 
     def recv(self, size, flags=0):
-        raise OSError("read the response through makefile()")
+        """The next bytes of the responses; b"" at their end (each says `Connection:
+        close`). As with a socket, a file from `makefile` still reads after `close`."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        data = bytes(self._in[:size])
+        del self._in[:size]
+        return data
+
+    def recv_into(self, buffer, nbytes=0, flags=0):
+        data = self.recv(nbytes or len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def pending(self):
+        return len(self._in)
 
     def close(self):
         self._closed = True
@@ -130,7 +150,13 @@ class HostSocket:
             request = _take_request(self._out)
             if request is None:
                 return
-            self._responses.append(self._exchange(*request))
+            try:
+                self._in += self._exchange(*request)
+            except OSError as error:
+                if not self._defer_errors:
+                    raise
+                self._error = error
+                return
 
     def _exchange(self, method, target, headers, body):
         if target.startswith(("http://", "https://")):
@@ -148,6 +174,19 @@ class HostSocket:
             _raise(*answer)
         _, status, received, data = answer
         return _response_bytes(method, status, received, data)
+
+
+class _Reader(io.RawIOBase):
+    """`makefile("rb")`: reads come from the connection."""
+
+    def __init__(self, connection):
+        self._connection = connection
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        return self._connection.recv_into(buffer)
 
 
 class _Writer:
@@ -249,6 +288,88 @@ def _connect(self):
     self.sock = HostSocket(self.host, self.port, self.timeout)
 
 
+def create_connection(address, timeout=None, source_address=None, socket_options=None):
+    """A connection to `address`, `(host, port)`, through the host."""
+    host, port = address
+    return HostSocket(host, port, timeout)
+
+
 def patch_http_client(module):
     """Makes `http.client`'s connections go through the host."""
     module.HTTPConnection.connect = _connect
+
+
+def patch_urllib3(module):
+    """Makes urllib3's connections (requests') go through the host
+    (`urllib3.util.connection`)."""
+    module.create_connection = create_connection
+
+
+def patch_requests(module):
+    """requests checks that its CA bundle, certifi's, is a file; in the sandbox it is not
+    one (and the host verifies against its own roots), so requests verifying by default is
+    taken as asked (`requests.adapters`)."""
+    checked = module.HTTPAdapter.cert_verify
+
+    def cert_verify(self, conn, url, verify, cert):
+        default = verify is True or verify == module.DEFAULT_CA_BUNDLE_PATH
+        checked(self, conn, url, False if default else verify, cert)
+        if default and url.lower().startswith("https"):
+            conn.cert_reqs = "CERT_REQUIRED"
+
+    module.HTTPAdapter.cert_verify = cert_verify
+
+
+def patch_httpcore_sync(module):
+    """Makes httpcore's connections (httpx's) go through the host
+    (`httpcore._backends.sync`)."""
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None,
+                    socket_options=None):
+        return module.SyncStream(HostSocket(host, port, timeout, defer_errors=True))
+
+    module.SyncBackend.connect_tcp = connect_tcp
+    # httpcore asks a TLS stream for its TLS object.
+    import ssl
+    ssl.SSLSocket._sslobj = None
+
+
+def patch_httpcore_auto(module):
+    """Makes httpcore's async connections (httpx.AsyncClient's) go through the host
+    (`httpcore._backends.auto`): each request blocks the event loop while the host sends
+    it."""
+    from httpcore._backends.base import AsyncNetworkBackend, AsyncNetworkStream
+    from httpcore._backends.sync import SyncStream
+
+    class HostStream(AsyncNetworkStream):
+        def __init__(self, stream):
+            self._stream = stream
+
+        async def read(self, max_bytes, timeout=None):
+            return self._stream.read(max_bytes, timeout)
+
+        async def write(self, buffer, timeout=None):
+            self._stream.write(buffer, timeout)
+
+        async def aclose(self):
+            self._stream.close()
+
+        async def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+            return HostStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+        def get_extra_info(self, info):
+            return self._stream.get_extra_info(info)
+
+    class HostBackend(AsyncNetworkBackend):
+        async def connect_tcp(self, host, port, timeout=None, local_address=None,
+                              socket_options=None):
+            return HostStream(SyncStream(HostSocket(host, port, timeout, defer_errors=True)))
+
+        async def connect_unix_socket(self, path, timeout=None, socket_options=None):
+            raise OSError("unix sockets are not available in the sandbox")
+
+        async def sleep(self, seconds):
+            import asyncio
+            await asyncio.sleep(seconds)
+
+    module.AutoBackend = HostBackend

@@ -177,8 +177,13 @@ class SSLSocket:
         return None
 
     def getpeercert(self, binary_form=False):
-        """The host verified the certificate; the guest does not see it."""
-        return None if binary_form else {}
+        """The host verified the certificate for the host name; the guest sees only that
+        name (as the certificate's subject and alternative name)."""
+        if binary_form:
+            return None
+        name = self.server_hostname
+        kind = "IP Address" if name.replace(".", "").isdigit() or ":" in name else "DNS"
+        return {"subject": ((("commonName", name),),), "subjectAltName": ((kind, name),)}
 
     def get_channel_binding(self, cb_type="tls-unique"):
         return None
