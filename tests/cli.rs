@@ -517,3 +517,76 @@ fn bad_files_are_usage_errors() {
         assert!(run.stderr.contains(words), "{args:?}: {}", run.stderr);
     }
 }
+
+#[test]
+fn the_network_is_granted_by_flags_only() {
+    use std::io::{Read, Write};
+    // A server answering one request with `ok`.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut request = Vec::new();
+            let mut byte = [0; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                request.push(byte[0]);
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    let code = format!(
+        "import urllib.request\nprint(urllib.request.urlopen('http://127.0.0.1:{port}/').read())"
+    );
+    let refused = pyeval(&["-c", &code]);
+    refused.assert_status(1);
+    assert!(
+        refused.stderr.contains("no network is granted"),
+        "{}",
+        refused.stderr
+    );
+    let rule = format!("GET 127.0.0.1:{port}");
+    let run = pyeval(&[
+        "--allow-host",
+        &rule,
+        "--allow-address",
+        "127.0.0.1",
+        "-c",
+        &code,
+    ]);
+    run.assert_status(0);
+    assert_eq!(run.stdout, "b'ok'\n");
+
+    for (args, says) in [
+        (
+            &["--allow-host", "get example.com"][..],
+            "a rule is [METHOD,...] HOST[:PORT]",
+        ),
+        (&["--secret", "A=b@example.com"], "--allow-host"),
+        (
+            &["--allow-host", "x.com", "--allow-address", "nowhere"],
+            "not an address",
+        ),
+        (
+            &[
+                "--allow-host",
+                "x.com",
+                "--secret",
+                "PYEVAL_NO_SUCH_VARIABLE@x.com",
+            ],
+            "no environment variable",
+        ),
+        (
+            &["--allow-host", "x.com", "--ca-cert", "Cargo.toml"],
+            "no certificate",
+        ),
+        (
+            &["--python", PYTHON_WASM, "--allow-host", "x.com"],
+            "cannot be used with",
+        ),
+    ] {
+        let bad = pyeval(&[args, &["-c", "1"]].concat());
+        bad.assert_status(2);
+        assert!(bad.stderr.contains(says), "{args:?}: {}", bad.stderr);
+    }
+}

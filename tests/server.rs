@@ -1213,3 +1213,39 @@ fn request_bodies_hold_their_share_of_the_response_memory() {
     );
     assert_eq!(server.eval(r#"{"code": "1 + 1"}"#).json()["value"], "2");
 }
+
+#[test]
+fn the_operator_grants_the_network_and_a_request_may_give_it_up() {
+    // A server answering every request with `ok`.
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = target.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in target.incoming().flatten() {
+            let mut request = Vec::new();
+            let mut byte = [0; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                request.push(byte[0]);
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    let rule = format!("127.0.0.1:{port}");
+    let server = Server::start(&["--allow-host", &rule, "--allow-address", "127.0.0.1"]);
+    let code = format!(
+        "import urllib.request\\nurllib.request.urlopen('http://127.0.0.1:{port}/').read()"
+    );
+    let granted = server.eval(&format!(r#"{{"code": "{code}"}}"#));
+    assert_eq!(granted.json()["value"], "b'ok'", "{}", granted.body);
+    let given_up = server.eval(&format!(r#"{{"code": "{code}", "network": false}}"#));
+    let error = &given_up.json()["error"];
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("no network is granted"),
+        "{error}"
+    );
+    let session = server.request("POST", "/v1/sessions", r#"{"network": false}"#);
+    assert_eq!(session.status, 201, "{}", session.body);
+}

@@ -15,7 +15,7 @@ pub struct Cli {
     /// Run a stock CPython WASI build (a core module with `_start`, such as
     /// target/cpython/python.wasm) or a component exporting wasi:cli/run, instead of the
     /// evaluator.
-    #[arg(long, value_name = "FILE.wasm", conflicts_with_all = ["component", "tools_config"])]
+    #[arg(long, value_name = "FILE.wasm", conflicts_with_all = ["component", "tools_config", "allow_host"])]
     pub python: Option<PathBuf>,
 
     #[command(flatten)]

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use pyeval_server::{mcp, ConnectionLimits, Policy};
 
-use crate::args::{BudgetArg, ComponentArg, LimitArgs, ToolsArg};
+use crate::args::{BudgetArg, ComponentArg, LimitArgs, NetworkArgs, ToolsArg};
 
 /// Serve the evaluator over HTTP/JSON: POST /v1/eval, sessions under /v1/sessions,
 /// GET /healthz and /metrics. The limits are each request's default and the most a request
@@ -73,6 +73,9 @@ pub struct ServeCli {
 
     #[command(flatten)]
     tools: ToolsArg,
+
+    #[command(flatten)]
+    network: NetworkArgs,
 }
 
 /// Serve a Model Context Protocol server on stdin/stdout with one tool, `run_python`
@@ -99,6 +102,9 @@ pub struct McpCli {
 
     #[command(flatten)]
     tools: ToolsArg,
+
+    #[command(flatten)]
+    network: NetworkArgs,
 }
 
 pub fn serve(cli: ServeCli) -> Result<u8> {
@@ -132,6 +138,7 @@ pub fn serve(cli: ServeCli) -> Result<u8> {
         },
         response_memory: cli.response_memory.saturating_mul(1 << 20),
         tools: Vec::new(),
+        network: cli.network.network()?,
     };
     let evaluator = cli
         .budget
@@ -164,6 +171,7 @@ pub fn mcp(cli: McpCli) -> Result<u8> {
     let servers = cli.tools.connect(&runtime)?;
     let mut grants = pyeval::Grants::new();
     grants.tools = servers.iter().flat_map(|s| s.tools()).cloned().collect();
+    grants.network = cli.network.network()?;
     let tool = mcp::PythonTool::new(
         evaluator,
         cli.limits.limits()?,

@@ -76,6 +76,22 @@ class Session:
         traceback: Optional[TracebackType],
     ) -> bool: ...
 
+class Network:
+    """The hosts evaluated code may send HTTP(S) requests to (see `Evaluator.eval`)."""
+
+    def __init__(
+        self,
+        hosts: Sequence[str],
+        *,
+        addresses: Optional[Sequence[str]] = None,
+        secrets: Optional[Mapping[str, tuple[str, Sequence[str]]]] = None,
+        ca_cert: Optional[Union[str, bytes]] = None,
+        max_requests: Optional[int] = None,
+        max_response_bytes: Optional[int] = None,
+    ) -> None: ...
+    @property
+    def hosts(self) -> list[str]: ...
+
 class Evaluator:
     """Makes a fresh interpreter for every evaluation; safe to share between threads."""
 
@@ -103,6 +119,7 @@ class Evaluator:
         stdin: Optional[Union[str, bytes]] = None,
         files: Optional[Mapping[str, Union[str, bytes]]] = None,
         tools: Optional[_Tools] = None,
+        network: Optional[Union[Network, Sequence[str]]] = None,
         on_output: Optional[_OnOutput] = None,
     ) -> Outcome: ...
     def eval_async(
@@ -121,6 +138,7 @@ class Evaluator:
         stdin: Optional[Union[str, bytes]] = None,
         files: Optional[Mapping[str, Union[str, bytes]]] = None,
         tools: Optional[_Tools] = None,
+        network: Optional[Union[Network, Sequence[str]]] = None,
         on_output: Optional[_OnOutput] = None,
     ) -> Awaitable[Outcome]: ...
     def session(
@@ -138,6 +156,7 @@ class Evaluator:
         stdin: Optional[Union[str, bytes]] = None,
         files: Optional[Mapping[str, Union[str, bytes]]] = None,
         tools: Optional[_Tools] = None,
+        network: Optional[Union[Network, Sequence[str]]] = None,
         on_output: Optional[_OnOutput] = None,
     ) -> Session: ...
     @property

@@ -55,13 +55,15 @@ impl Evaluator {
     /// and `max_file_bytes` (files given and returned, each way). Grants: `mounts`
     /// (`"HOST[:GUEST][:ro|:rw]"`), `env`, `argv`, `stdin` (str or bytes), `files` (a dict
     /// of paths under the working directory to str or bytes), `tools` (functions the code
-    /// may call: a dict of names to functions, or a list of functions and `Tool`s). Files
+    /// may call: a dict of names to functions, or a list of functions and `Tool`s),
+    /// `network` (the hosts it may send HTTP(S) requests to: a `Network`, or a list of host
+    /// rules such as `["api.github.com"]`; none without). Files
     /// the code creates or changes in its working directory come back in `Outcome.files`. `on_output(stream, text)` is called with output as it is written
     /// (`stream` is `"stdout"` or `"stderr"`), on the thread evaluating.
     #[pyo3(signature = (code, *, fuel=None, memory=None, timeout=None, max_output=None,
                         max_files=None, max_file_bytes=None, mounts=None, env=None,
-                        argv=None, stdin=None, files=None, tools=None, on_output=None,
-                        _loop=None))]
+                        argv=None, stdin=None, files=None, tools=None, network=None,
+                        on_output=None, _loop=None))]
     #[allow(clippy::too_many_arguments)]
     fn eval(
         &self,
@@ -79,6 +81,7 @@ impl Evaluator {
         stdin: Option<Input>,
         files: Option<BTreeMap<String, Input>>,
         tools: Option<Bound<'_, PyAny>>,
+        network: Option<Bound<'_, PyAny>>,
         on_output: Option<Py<PyAny>>,
         _loop: Option<Py<PyAny>>,
     ) -> PyResult<Outcome> {
@@ -90,6 +93,7 @@ impl Evaluator {
             (max_files, max_file_bytes),
         )?;
         let mut grants = grants(mounts, env, argv, stdin, files)?;
+        grants.network = crate::network::network(network)?;
         if let Some(listener) = live_output(py, on_output)? {
             grants = grants.with_live_output(listener);
         }
@@ -121,7 +125,8 @@ impl Evaluator {
     /// evaluation). Use it as a context manager, or `close()` it.
     #[pyo3(signature = (*, fuel=None, memory=None, timeout=None, max_output=None,
                         max_files=None, max_file_bytes=None, mounts=None, env=None,
-                        argv=None, stdin=None, files=None, tools=None, on_output=None))]
+                        argv=None, stdin=None, files=None, tools=None, network=None,
+                        on_output=None))]
     #[allow(clippy::too_many_arguments)]
     fn session(
         &self,
@@ -138,6 +143,7 @@ impl Evaluator {
         stdin: Option<Input>,
         files: Option<BTreeMap<String, Input>>,
         tools: Option<Bound<'_, PyAny>>,
+        network: Option<Bound<'_, PyAny>>,
         on_output: Option<Py<PyAny>>,
     ) -> PyResult<Session> {
         let limits = limits(
@@ -148,6 +154,7 @@ impl Evaluator {
             (max_files, max_file_bytes),
         )?;
         let mut grants = grants(mounts, env, argv, stdin, files)?;
+        grants.network = crate::network::network(network)?;
         let listener = live_output(py, on_output)?;
         // Coroutine functions run on the loop that made the session, if one runs here.
         let running = py

@@ -4,6 +4,7 @@
 mod errors;
 mod evaluator;
 mod interrupt;
+mod network;
 mod options;
 mod outcome;
 mod tools;
@@ -31,6 +32,7 @@ fn _pyeval(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<outcome::Outcome>()?;
     module.add_class::<outcome::ExceptionInfo>()?;
     module.add_class::<outcome::OutputFile>()?;
+    module.add_class::<network::Network>()?;
     errors::register(module)?;
     module.add_function(wrap_pyfunction!(main, module)?)?;
     module.add_function(wrap_pyfunction!(tool_stubs, module)?)?;

@@ -519,3 +519,56 @@ def test_the_data_files_example_returns_its_summary_and_chart(tmp_path):
     summary = (tmp_path / "out" / "summary.csv").read_bytes()
     assert summary == b"region,total\r\neast,130\r\nnorth,270\r\nsouth,175\r\n"
     assert (tmp_path / "out" / "chart.svg").read_text().startswith("<svg ")
+
+
+@pytest.fixture
+def http_server():
+    """A server on 127.0.0.1 answering every GET with `hello` and the Authorization it
+    received; yields its port."""
+    import http.server
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = f"hello {self.headers.get('Authorization')}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def test_network_reaches_the_granted_hosts_only(http_server):
+    ev = pyeval.Evaluator()
+    fetch = f"import urllib.request\nprint(urllib.request.urlopen('http://127.0.0.1:{http_server}/').read())"
+    # Loopback is a special address: a host rule alone does not reach it.
+    refused = ev.eval(fetch, network=[f"127.0.0.1:{http_server}"])
+    assert refused.error.type_name == "urllib.error.URLError"
+    assert "127.0.0.1 is a loopback address" in refused.error.message
+    network = pyeval.Network(
+        [f"127.0.0.1:{http_server}"],
+        addresses=["127.0.0.1"],
+        secrets={"TOKEN": ("s3cret", [f"127.0.0.1:{http_server}"])},
+    )
+    assert network.hosts == [f"127.0.0.1:{http_server}"]
+    code = (
+        "import os, urllib.request\n"
+        f"req = urllib.request.Request('http://127.0.0.1:{http_server}/',"
+        " headers={'Authorization': os.environ['TOKEN']})\n"
+        "print(urllib.request.urlopen(req).read())"
+    )
+    assert ev.eval(code, network=network).stdout == "b'hello pyeval-secret:TOKEN'\n"
+    with ev.session(network=network) as session:
+        assert session.eval(fetch).stdout == "b'hello None'\n"
+    assert ev.eval(fetch).error.message.endswith("no network is granted>")
+    with pytest.raises(ValueError, match="a rule is"):
+        ev.eval("1", network=["bad host"])
+    with pytest.raises(ValueError, match="not an address"):
+        pyeval.Network(["example.com"], addresses=["nowhere"])

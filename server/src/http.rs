@@ -2,8 +2,8 @@
 //!
 //! | route | |
 //! |---|---|
-//! | `POST /v1/eval` | `{code, limits?, env?, argv?, stdin?, files?, tools?, client_tools?}` -> the outcome |
-//! | `POST /v1/sessions` | `{limits?, env?, argv?, stdin?, files?, tools?, client_tools?}` (or no body) -> `201 {"id"}` |
+//! | `POST /v1/eval` | `{code, limits?, env?, argv?, stdin?, files?, tools?, client_tools?, network?}` -> the outcome |
+//! | `POST /v1/sessions` | `{limits?, env?, argv?, stdin?, files?, tools?, client_tools?, network?}` (or no body) -> `201 {"id"}` |
 //! | `POST /v1/sessions/{id}/eval` | `{code}` -> the outcome |
 //! | `DELETE /v1/sessions/{id}` | `204` |
 //! | `PUT /v1/sessions/{id}/files/{path}` | the body becomes that file before the next evaluation -> `204` |
@@ -357,6 +357,11 @@ impl Service {
         Ok(grants)
     }
 
+    /// The network a request gets: the operator's, unless it gives it up.
+    fn network(&self, wanted: bool) -> Option<pyeval::network::Network> {
+        self.policy.network.clone().filter(|_| wanted)
+    }
+
     /// The response to an evaluation: the outcome as JSON within the response limits.
     fn answer(&self, result: Result<Outcome, EvalError>) -> Result<Response, Failure> {
         let outcome = result?;
@@ -415,6 +420,7 @@ async fn eval(
     let tools = (request.tools, request.client_tools);
     let given = grants(request.env, request.argv, request.stdin, request.files)?;
     let mut grants = service.grants(given, tools)?;
+    grants.network = service.network(request.network);
     let code = request.code;
     if !streamed {
         return service.answer(service.evaluate(&code, &limits, &grants).await);
@@ -474,13 +480,12 @@ async fn open_session(
     let request: SessionRequest = body.parse(Some(SessionRequest::default()))?;
     let limits = service.policy.limits_for(&request.limits);
     let tools = (request.tools, request.client_tools);
-    let session = service.evaluator.session_with(
-        &limits,
-        &service.grants(
-            grants(request.env, request.argv, request.stdin, request.files)?,
-            tools,
-        )?,
+    let mut grants = service.grants(
+        grants(request.env, request.argv, request.stdin, request.files)?,
+        tools,
     )?;
+    grants.network = service.network(request.network);
+    let session = service.evaluator.session_with(&limits, &grants)?;
     let id = service
         .sessions
         .open(session)

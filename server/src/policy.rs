@@ -26,6 +26,9 @@ pub struct Policy {
     pub response_memory: usize,
     /// Tools granted to every evaluation (those of other MCP servers).
     pub tools: Vec<pyeval::Tool>,
+    /// What every evaluation may reach on the network (none: nothing); a request may
+    /// give it up (`"network": false`), never widen it.
+    pub network: Option<pyeval::network::Network>,
 }
 
 impl Default for Policy {
@@ -43,6 +46,7 @@ impl Default for Policy {
             },
             response_memory: 256 << 20,
             tools: Vec::new(),
+            network: None,
         }
     }
 }

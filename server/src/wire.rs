@@ -37,6 +37,10 @@ pub struct EvalRequest {
     /// Files in the code's working directory: paths to their bytes in base64.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+    /// Whether the code gets the network the operator granted (`--allow-host`); false
+    /// gives it none. A request cannot widen what the operator granted.
+    #[serde(default = "granted")]
+    pub network: bool,
 }
 
 /// `POST /v1/sessions` (every field optional; the body may be empty).
@@ -62,6 +66,15 @@ pub struct SessionRequest {
     /// Files in the code's working directory: paths to their bytes in base64.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+    /// Whether the code gets the network the operator granted (`--allow-host`); false
+    /// gives it none. A request cannot widen what the operator granted.
+    #[serde(default = "granted")]
+    pub network: bool,
+}
+
+/// The default of `network`: what the operator granted.
+fn granted() -> bool {
+    true
 }
 
 /// `POST /v1/sessions/{id}/eval`.

@@ -129,7 +129,37 @@ impl WasiHttpHooks for NetworkCalls {
     ) -> Box<dyn Future<Output = Sent> + Send> {
         drop(fut);
         let admitted = self.admit(&request);
-        Box::new(async move { send(admitted?, request, options).await })
+        let task =
+            AbortOnDrop(runtime().spawn(async move { send(admitted?, request, options).await }));
+        Box::new(async move {
+            let mut task = task;
+            (&mut task.0)
+                .await
+                .unwrap_or(Err(HttpError::ConnectionTerminated))
+        })
+    }
+}
+
+/// The runtime requests are sent on: whatever runtime drives the evaluation (one of the
+/// embedder's, perhaps without I/O), connections need tokio's I/O driver.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("pyeval-network")
+            .enable_all()
+            .build()
+            .expect("a runtime for the network starts")
+    })
+}
+
+/// A task stopped when the evaluation waiting for it is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
