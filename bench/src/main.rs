@@ -3,6 +3,7 @@
 //! `pyeval-bench --server-only` measures just the HTTP server, `--sci-only` just the sci
 //! component, `--tools-only` just tool calls; none of them writes anything.
 
+mod network;
 mod sci;
 mod server;
 mod tools;
@@ -54,6 +55,12 @@ fn main() -> Result<()> {
             .collect::<Result<Vec<_>>>()?;
         fresh.sort();
         for row in tools::measure(&evaluator, percentile(&fresh, 50.0))?.1 {
+            println!("{row}");
+        }
+        return Ok(());
+    }
+    if out.as_os_str() == "--network-only" {
+        for row in network::measure(&evaluator)?.1 {
             println!("{row}");
         }
         return Ok(());
@@ -133,6 +140,8 @@ fn main() -> Result<()> {
     drop(unmetered);
     let (sci, sci_rows) = sci::measure(&evaluator)?;
     let (tools, tool_rows) = tools::measure(&evaluator, percentile(&fresh, 50.0))?;
+    // On an evaluator of its own, as the server's: its fresh evaluations are compared.
+    let (network, network_rows) = network::measure(&Evaluator::new()?)?;
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let results = json!({
@@ -186,6 +195,7 @@ fn main() -> Result<()> {
         },
         "sci": sci,
         "tools": tools,
+        "network": network,
     });
     println!("| measurement | value |");
     println!("| --- | --- |");
@@ -286,7 +296,7 @@ fn main() -> Result<()> {
     println!(
         "| {SECRET_THREADS} threads x {SECRET_RUNS} evaluations with their own secrets: cross-talk | {cross_talk} |"
     );
-    for row in sci_rows.iter().chain(&tool_rows) {
+    for row in sci_rows.iter().chain(&tool_rows).chain(&network_rows) {
         println!("{row}");
     }
     if let Some(dir) = out.parent() {
