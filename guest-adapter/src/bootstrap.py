@@ -134,11 +134,12 @@ def _network_patch(name):
 
 
 # What the sandbox changes in modules as they are imported: the connections of
-# `http.client`, urllib3 (requests') and httpcore (httpx's) go through the host.
+# `http.client`, urllib3 (requests') and httpcore (httpx's) go through the host, and
+# certifi's bundle is where the sandbox serves it.
 _PATCHES = {
     "http.client": _network_patch("patch_http_client"),
     "urllib3.util.connection": _network_patch("patch_urllib3"),
-    "requests.adapters": _network_patch("patch_requests"),
+    "certifi.core": _network_patch("patch_certifi"),
     "httpcore._backends.sync": _network_patch("patch_httpcore_sync"),
     "httpcore._backends.auto": _network_patch("patch_httpcore_auto"),
 }

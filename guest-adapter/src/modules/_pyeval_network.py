@@ -11,6 +11,7 @@ marks a connection as HTTPS.
 
 import http
 import io
+import os
 import socket
 import sys
 
@@ -305,19 +306,12 @@ def patch_urllib3(module):
     module.create_connection = create_connection
 
 
-def patch_requests(module):
-    """requests checks that its CA bundle, certifi's, is a file; in the sandbox it is not
-    one (and the host verifies against its own roots), so requests verifying by default is
-    taken as asked (`requests.adapters`)."""
-    checked = module.HTTPAdapter.cert_verify
-
-    def cert_verify(self, conn, url, verify, cert):
-        default = verify is True or verify == module.DEFAULT_CA_BUNDLE_PATH
-        checked(self, conn, url, False if default else verify, cert)
-        if default and url.lower().startswith("https"):
-            conn.cert_reqs = "CERT_REQUIRED"
-
-    module.HTTPAdapter.cert_verify = cert_verify
+def patch_certifi(module):
+    """`certifi.where()` names the bundle at its installed path, where the sandbox serves
+    it as a file (`certifi.core`; it would otherwise extract a copy to a temporary file,
+    which, made before the snapshot, is gone in every instance)."""
+    path = os.path.join(os.path.dirname(module.__file__), "cacert.pem")
+    module.where = lambda: path
 
 
 def patch_httpcore_sync(module):
