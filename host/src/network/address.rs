@@ -23,7 +23,9 @@ pub fn parse_numeric_host(host: &str) -> Option<IpAddr> {
 }
 
 /// IPv4 as `inet_aton` reads it: one to four parts, each decimal, octal (leading `0`) or
-/// hexadecimal (`0x`), the last filling the bytes left.
+/// hexadecimal (`0x`), the last filling the bytes left. (This decides how rules match; what
+/// a request may reach is decided on the addresses a lookup returns, so a form read here
+/// as a name that a resolver reads as an address is still checked.)
 fn parse_inet_aton(host: &str) -> Option<Ipv4Addr> {
     let host = host.strip_suffix('.').unwrap_or(host);
     let parts: Vec<&str> = host.split('.').collect();
@@ -59,13 +61,7 @@ fn parse_part(part: &str) -> Option<u64> {
         } else {
             (part, 10)
         };
-    if digits.is_empty() && radix != 16 {
-        return None;
-    }
-    if digits.is_empty() {
-        return Some(0);
-    }
-    if !digits.chars().all(|c| c.is_digit(radix)) {
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
     u64::from_str_radix(digits, radix)
@@ -134,8 +130,9 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
     })
 }
 
-/// A range of addresses the grant lets requests reach although [`special_range`] refuses
-/// them: `127.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`.
+/// A range of addresses the grant lets requests reach although they are special (loopback,
+/// private, link-local, ...) and refused otherwise: `127.0.0.1`, `10.0.0.0/8`, `::1`,
+/// `fd00::/8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddressRange {
     network: IpAddr,
