@@ -872,7 +872,7 @@ fn tampering_does_not_outlive_an_evaluation() {
                 "its modules import again",
                 "import ssl\nssl.OPENSSL_VERSION",
                 Budget::Default,
-                Expect::Value("'pyeval host TLS (rustls)'"),
+                Expect::Value("'OpenSSL 3.0.0 compatible: TLS by the pyeval host (rustls)'"),
             ),
             case(
                 "tiny recursion limit",

@@ -481,6 +481,47 @@ urllib.request.urlopen(req).read()
     );
 }
 
+#[test]
+fn a_sessions_heap_never_holds_a_secret() {
+    let server = Server::start(None);
+    let port = server.port();
+    let value = "pl41n-s3cret-for-the-heap";
+    let network = loopback(&[format!("127.0.0.1:{port}")])
+        .with_secret(format!("KEY={value}@127.0.0.1:{port}").parse().unwrap());
+    let grants = Grants::new().with_network(network);
+    let mut session = evaluator()
+        .session_with(&Limits::default(), &grants)
+        .unwrap();
+    let sent = session
+        .eval(&format!(
+            "import os, urllib.request\n\
+             kept = urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:{port}/echo',\
+             headers={{'X-Key': os.environ['KEY']}})).read()"
+        ))
+        .unwrap();
+    assert!(sent.error.is_none(), "{:?}", sent.error);
+    // Every object the interpreter holds, and what each refers to, as text and bytes (the
+    // value looked for is made at run time, and skipped).
+    let reversed: String = value.chars().rev().collect();
+    let scan = format!(
+        "import gc\n\
+         needle = {reversed:?}[::-1]\n\
+         found = 0\n\
+         for obj in gc.get_objects():\n\
+         \x20   for item in [obj, *gc.get_referents(obj)]:\n\
+         \x20       if item is needle or not isinstance(item, (str, bytes, bytearray)):\n\
+         \x20           continue\n\
+         \x20       found += needle in (item if isinstance(item, str) else item.decode('latin-1'))\n\
+         (found, b'pyeval-secret:KEY' in kept)"
+    );
+    let scanned = session.eval(&scan).unwrap();
+    assert_eq!(scanned.value.as_deref(), Some("(0, True)"), "{scanned:?}");
+    let seen = server.seen();
+    assert!(seen[0]
+        .headers
+        .contains(&("x-key".to_string(), value.to_string())));
+}
+
 /// The sci component's evaluator, which carries requests and httpx.
 fn sci() -> &'static Evaluator {
     static EVALUATOR: OnceLock<Evaluator> = OnceLock::new();

@@ -251,15 +251,21 @@ fn stream_failure(error: StreamError) -> (Failure, String) {
 }
 
 /// `code` as a [`Failure`] and a message. pyeval's host refuses a request with
-/// `internal-error` and a message starting `refused: `.
+/// `internal-error` and a message starting `refused: `, and says why TLS failed in one
+/// starting `tls: `.
 fn failure(code: ErrorCode) -> (Failure, String) {
     use ErrorCode as E;
     match code {
         E::HttpRequestDenied => (Failure::Refused, "the host denied the request".into()),
-        E::InternalError(Some(message)) => match message.strip_prefix("refused: ") {
-            Some(why) => (Failure::Refused, why.to_string()),
-            None => (Failure::Other, message),
-        },
+        E::InternalError(Some(message)) => {
+            if let Some(why) = message.strip_prefix("refused: ") {
+                (Failure::Refused, why.to_string())
+            } else if let Some(why) = message.strip_prefix("tls: ") {
+                (Failure::Tls, why.to_string())
+            } else {
+                (Failure::Other, message)
+            }
+        }
         E::ConnectionTimeout | E::ConnectionReadTimeout | E::HttpResponseTimeout => {
             (Failure::Timeout, format!("{code:?}"))
         }

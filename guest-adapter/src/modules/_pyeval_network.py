@@ -36,9 +36,9 @@ def _raise(kind, message):
         raise socket.gaierror(f"name not resolved: {message}")
     if kind == 5:
         import ssl
-        if "Certificate" in message:
+        if "certificate" in message.lower():
             raise ssl.SSLCertVerificationError(f"certificate verify failed: {message}")
-        raise ssl.SSLError(message)
+        raise ssl.SSLError(f"TLS failed: {message}")
     if kind == 7:
         raise ValueError(f"invalid request: {message}")
     raise OSError(message)

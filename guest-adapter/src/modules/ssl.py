@@ -14,7 +14,9 @@ import enum
 import os
 from collections import namedtuple
 
-OPENSSL_VERSION = "pyeval host TLS (rustls)"
+# Packages check the name (urllib3 warns unless it starts "OpenSSL "): the version the
+# host's TLS stands in for, then what it is.
+OPENSSL_VERSION = "OpenSSL 3.0.0 compatible: TLS by the pyeval host (rustls)"
 OPENSSL_VERSION_INFO = (3, 0, 0, 0, 0)
 OPENSSL_VERSION_NUMBER = 0x30000000
 HAS_SNI = True

@@ -129,8 +129,12 @@ impl WasiHttpHooks for NetworkCalls {
     ) -> Box<dyn Future<Output = Sent> + Send> {
         drop(fut);
         let admitted = self.admit(&request);
+        let Some(runtime) = runtime() else {
+            let why = "the host could not start its network runtime".to_string();
+            return Box::new(async move { Sent::Err(HttpError::InternalError(Some(why))) });
+        };
         let task =
-            AbortOnDrop(runtime().spawn(async move { send(admitted?, request, options).await }));
+            AbortOnDrop(runtime.spawn(async move { send(admitted?, request, options).await }));
         Box::new(async move {
             let mut task = task;
             (&mut task.0)
@@ -141,17 +145,20 @@ impl WasiHttpHooks for NetworkCalls {
 }
 
 /// The runtime requests are sent on: whatever runtime drives the evaluation (one of the
-/// embedder's, perhaps without I/O), connections need tokio's I/O driver.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("pyeval-network")
-            .enable_all()
-            .build()
-            .expect("a runtime for the network starts")
-    })
+/// embedder's, perhaps without I/O), connections need tokio's I/O driver. None if it
+/// could not start.
+fn runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("pyeval-network")
+                .enable_all()
+                .build()
+                .ok()
+        })
+        .as_ref()
 }
 
 /// A task stopped when the evaluation waiting for it is dropped.
@@ -167,6 +174,8 @@ impl<T> Drop for AbortOnDrop<T> {
 trait Connection: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for T {}
 
+/// Connects, sends `request` and returns its response, all within the evaluation's
+/// deadline and the timeouts the guest asked for.
 async fn send(
     admitted: Admitted,
     mut request: http::Request<WasiBody>,
@@ -289,13 +298,7 @@ async fn connect(admitted: &Admitted) -> Result<Box<dyn Connection>, HttpError> 
     let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| {
-            if e.to_string().contains("certificate") {
-                HttpError::TlsCertificateError
-            } else {
-                HttpError::Tls(e)
-            }
-        })?;
+        .map_err(|e| HttpError::InternalError(Some(format!("tls: {e}"))))?;
     Ok(Box::new(tls))
 }
 
