@@ -482,6 +482,22 @@ urllib.request.urlopen(req).read()
 }
 
 #[test]
+fn a_failed_connection_names_where_and_why() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let code = format!(
+        "import http.client\nhttp.client.HTTPConnection('127.0.0.1', {port}).request('GET', '/')"
+    );
+    let error = raised(&code, loopback(&[format!("127.0.0.1:{port}")]));
+    assert_eq!(
+        error,
+        format!("ConnectionRefusedError: 127.0.0.1:{port}: connection refused")
+    );
+}
+
+#[test]
 fn a_sessions_heap_never_holds_a_secret() {
     let server = Server::start(None);
     let port = server.port();

@@ -266,13 +266,17 @@ fn failure(code: ErrorCode) -> (Failure, String) {
                 (Failure::Other, message)
             }
         }
-        E::ConnectionTimeout | E::ConnectionReadTimeout | E::HttpResponseTimeout => {
-            (Failure::Timeout, format!("{code:?}"))
+        E::ConnectionTimeout => (Failure::Timeout, "connecting timed out".into()),
+        E::ConnectionReadTimeout | E::HttpResponseTimeout => {
+            (Failure::Timeout, "no response in time".into())
         }
         E::ConnectionRefused => (Failure::ConnectionRefused, "connection refused".into()),
-        E::DnsError(_) | E::DnsTimeout | E::DestinationNotFound => {
-            (Failure::Dns, format!("{code:?}"))
-        }
+        E::DnsError(payload) => (
+            Failure::Dns,
+            payload.rcode.unwrap_or_else(|| "no answer".into()),
+        ),
+        E::DnsTimeout => (Failure::Dns, "the lookup timed out".into()),
+        E::DestinationNotFound => (Failure::Dns, "no address".into()),
         E::TlsProtocolError | E::TlsCertificateError | E::TlsAlertReceived(_) => {
             (Failure::Tls, format!("{code:?}"))
         }

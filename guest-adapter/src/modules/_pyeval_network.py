@@ -24,24 +24,25 @@ _CONNECTION_HEADERS = frozenset((
 ))
 
 
-def _raise(kind, message):
-    """Raises the exception of a failed request (src/http.rs, `Failure`)."""
+def _raise(kind, message, authority):
+    """Raises the exception of a failed request to `authority` (src/http.rs, `Failure`)."""
     if kind == 1:
         raise PermissionError(f"network access refused: {message}")
     if kind == 2:
-        raise TimeoutError(f"timed out: {message}")
+        raise TimeoutError(f"{authority}: {message}")
     if kind == 3:
-        raise ConnectionRefusedError(message)
+        raise ConnectionRefusedError(f"{authority}: {message}")
     if kind == 4:
-        raise socket.gaierror(f"name not resolved: {message}")
+        raise socket.gaierror(f"{authority}: name not resolved: {message}")
     if kind == 5:
         import ssl
         if "certificate" in message.lower():
-            raise ssl.SSLCertVerificationError(f"certificate verify failed: {message}")
-        raise ssl.SSLError(f"TLS failed: {message}")
+            raise ssl.SSLCertVerificationError(
+                f"{authority}: certificate verify failed: {message}")
+        raise ssl.SSLError(f"{authority}: TLS failed: {message}")
     if kind == 7:
         raise ValueError(f"invalid request: {message}")
-    raise OSError(message)
+    raise OSError(f"{authority}: {message}")
 
 
 def _timeout_seconds(timeout):
@@ -172,7 +173,7 @@ class HostSocket:
         answer = _http_request(method, self.scheme, authority, target or "/", sent, body,
                                self._timeout)
         if answer[0] != 0:
-            _raise(*answer)
+            _raise(*answer, authority)
         _, status, received, data = answer
         return _response_bytes(method, status, received, data)
 
