@@ -1248,4 +1248,16 @@ fn the_operator_grants_the_network_and_a_request_may_give_it_up() {
     );
     let session = server.request("POST", "/v1/sessions", r#"{"network": false}"#);
     assert_eq!(session.status, 201, "{}", session.body);
+    // Some of the operator's rules, by name; one it did not grant is refused.
+    let named = server.eval(&format!(r#"{{"code": "{code}", "network": ["{rule}"]}}"#));
+    assert_eq!(named.json()["value"], "b'ok'", "{}", named.body);
+    let widened = server.eval(&format!(
+        r#"{{"code": "{code}", "network": ["{rule}", "*"]}}"#
+    ));
+    assert_eq!(widened.status, 400);
+    assert!(
+        widened.body.contains("grants no host rule"),
+        "{}",
+        widened.body
+    );
 }

@@ -44,7 +44,9 @@ use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::response::BoundedJson;
 use crate::sessions::{Refused, Sessions};
-use crate::wire::{grants, EvalRequest, Failure, SessionEvalRequest, SessionRequest};
+use crate::wire::{
+    grants, EvalRequest, Failure, NetworkChoice, SessionEvalRequest, SessionRequest,
+};
 
 /// Everything a request handler needs.
 struct Service {
@@ -357,9 +359,35 @@ impl Service {
         Ok(grants)
     }
 
-    /// The network a request gets: the operator's, unless it gives it up.
-    fn network(&self, wanted: bool) -> Option<pyeval::network::Network> {
-        self.policy.network.clone().filter(|_| wanted)
+    /// The network a request gets: the operator's, all of it, none, or the rules it names
+    /// (refused if the operator granted no such rule).
+    fn network(&self, wanted: NetworkChoice) -> Result<Option<pyeval::network::Network>, Failure> {
+        let granted = self.policy.network.clone();
+        match wanted {
+            NetworkChoice::All(true) => Ok(granted),
+            NetworkChoice::All(false) => Ok(None),
+            NetworkChoice::Rules(names) => {
+                let mut network = granted.unwrap_or_default();
+                let kept: Vec<_> = network
+                    .hosts
+                    .iter()
+                    .filter(|rule| names.contains(&rule.to_string()))
+                    .cloned()
+                    .collect();
+                if let Some(unknown) = names
+                    .iter()
+                    .find(|name| !kept.iter().any(|rule| rule.to_string() == **name))
+                {
+                    return Err(Failure::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        format!("network: the server grants no host rule {unknown:?}"),
+                    ));
+                }
+                network.hosts = kept;
+                Ok(Some(network))
+            }
+        }
     }
 
     /// The response to an evaluation: the outcome as JSON within the response limits.
@@ -420,7 +448,7 @@ async fn eval(
     let tools = (request.tools, request.client_tools);
     let given = grants(request.env, request.argv, request.stdin, request.files)?;
     let mut grants = service.grants(given, tools)?;
-    grants.network = service.network(request.network);
+    grants.network = service.network(request.network)?;
     let code = request.code;
     if !streamed {
         return service.answer(service.evaluate(&code, &limits, &grants).await);
@@ -484,7 +512,7 @@ async fn open_session(
         grants(request.env, request.argv, request.stdin, request.files)?,
         tools,
     )?;
-    grants.network = service.network(request.network);
+    grants.network = service.network(request.network)?;
     let session = service.evaluator.session_with(&limits, &grants)?;
     let id = service
         .sessions

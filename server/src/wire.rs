@@ -37,10 +37,11 @@ pub struct EvalRequest {
     /// Files in the code's working directory: paths to their bytes in base64.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
-    /// Whether the code gets the network the operator granted (`--allow-host`); false
-    /// gives it none. A request cannot widen what the operator granted.
-    #[serde(default = "granted")]
-    pub network: bool,
+    /// The network the code gets of what the operator granted (`--allow-host`): all of it
+    /// (`true`, the default), none (`false`), or only the rules named (each as the
+    /// operator wrote it). A request cannot widen what the operator granted.
+    #[serde(default)]
+    pub network: NetworkChoice,
 }
 
 /// `POST /v1/sessions` (every field optional; the body may be empty).
@@ -66,15 +67,27 @@ pub struct SessionRequest {
     /// Files in the code's working directory: paths to their bytes in base64.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
-    /// Whether the code gets the network the operator granted (`--allow-host`); false
-    /// gives it none. A request cannot widen what the operator granted.
-    #[serde(default = "granted")]
-    pub network: bool,
+    /// The network the code gets of what the operator granted (`--allow-host`): all of it
+    /// (`true`, the default), none (`false`), or only the rules named (each as the
+    /// operator wrote it). A request cannot widen what the operator granted.
+    #[serde(default)]
+    pub network: NetworkChoice,
 }
 
-/// The default of `network`: what the operator granted.
-fn granted() -> bool {
-    true
+/// Which of the operator's network a request takes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum NetworkChoice {
+    /// All of it, or none.
+    All(bool),
+    /// These of its host rules.
+    Rules(Vec<String>),
+}
+
+impl Default for NetworkChoice {
+    fn default() -> Self {
+        NetworkChoice::All(true)
+    }
 }
 
 /// `POST /v1/sessions/{id}/eval`.
