@@ -737,6 +737,12 @@ fn network() {
                 Expect::Value("(1, 'no network is granted')"),
             ),
             case(
+                "the host's HTTP function given bad arguments",
+                "import _pyeval\n_pyeval._http_request('GET', 'http', 'x', '/', [('a', 'str')], b'', 'soon')",
+                Budget::Default,
+                Expect::Raises("TypeError"),
+            ),
+            case(
                 "the guest's HTTP layer replaced",
                 "import _pyeval_network, http.client\n_pyeval_network._raise = lambda *a: None\nc = http.client.HTTPConnection('example.com')\nc.request('GET', '/')\nc.getresponse()",
                 Budget::Default,

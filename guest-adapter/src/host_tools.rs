@@ -2,38 +2,23 @@
 //! `host-tools` interface: `_tool_start`, `_tool_wait` and `_tool_cancel`. They keep to
 //! plain values (ints, strs, tuples); bootstrap.py makes Python's exceptions of them.
 
-use std::ffi::CStr;
 use std::ptr;
 
 use pyo3_ffi::*;
 
+use crate::builtins::{fast, takes, timeout_ns, utf8};
 use crate::pyeval::sandbox::host_tools::{self, Refusal, Started};
 
 /// Puts the three functions into `globals` under their names.
 pub unsafe fn install(globals: *mut PyObject) {
-    for def in [
-        ptr::addr_of_mut!(START),
-        ptr::addr_of_mut!(WAIT),
-        ptr::addr_of_mut!(CANCEL),
-    ] {
-        let function = crate::expect(
-            PyCFunction_NewEx(def, ptr::null_mut(), ptr::null_mut()),
-            "making a host-tools function",
-        );
-        PyDict_SetItemString(globals, (*def).ml_name, function);
-        Py_DecRef(function);
-    }
-}
-
-const fn fast(name: &'static CStr, function: PyCFunctionFast) -> PyMethodDef {
-    PyMethodDef {
-        ml_name: name.as_ptr(),
-        ml_meth: PyMethodDefPointer {
-            PyCFunctionFast: function,
-        },
-        ml_flags: METH_FASTCALL,
-        ml_doc: ptr::null(),
-    }
+    crate::builtins::install(
+        globals,
+        &[
+            ptr::addr_of_mut!(START),
+            ptr::addr_of_mut!(WAIT),
+            ptr::addr_of_mut!(CANCEL),
+        ],
+    );
 }
 
 static mut START: PyMethodDef = fast(c"_tool_start", start);
@@ -77,16 +62,8 @@ unsafe extern "C" fn wait(
     if !takes(nargs, 1, c"_tool_wait(timeout)") {
         return ptr::null_mut();
     }
-    let timeout = *args;
-    let timeout_ns = if timeout == Py_None() {
-        None
-    } else {
-        let seconds = PyFloat_AsDouble(timeout);
-        if seconds == -1.0 && !PyErr_Occurred().is_null() {
-            return ptr::null_mut();
-        }
-        // Saturates: a negative timeout is 0, a huge one the longest there is.
-        Some((seconds.max(0.0) * 1e9) as u64)
+    let Some(timeout_ns) = timeout_ns(*args) else {
+        return ptr::null_mut();
     };
     let finished = host_tools::wait(timeout_ns);
     let list = PyList_New(0);
@@ -120,23 +97,4 @@ unsafe extern "C" fn cancel(
     }
     host_tools::cancel(call);
     Py_NewRef(Py_None())
-}
-
-/// Whether a call passed `expected` arguments; if not, `TypeError` names the `usage`.
-unsafe fn takes(nargs: Py_ssize_t, expected: Py_ssize_t, usage: &CStr) -> bool {
-    if nargs != expected {
-        PyErr_SetString(PyExc_TypeError, usage.as_ptr());
-    }
-    nargs == expected
-}
-
-/// The UTF-8 text of a str argument; `None` with Python's error set otherwise.
-unsafe fn utf8<'a>(obj: *mut PyObject) -> Option<&'a str> {
-    let mut size: Py_ssize_t = 0;
-    let data = PyUnicode_AsUTF8AndSize(obj, &mut size);
-    if data.is_null() {
-        return None;
-    }
-    let bytes = std::slice::from_raw_parts(data as *const u8, size as usize);
-    std::str::from_utf8(bytes).ok()
 }

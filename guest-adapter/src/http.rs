@@ -6,6 +6,7 @@ use std::ptr;
 
 use pyo3_ffi::*;
 
+use crate::builtins::{bytes, fast, takes, timeout_ns, utf8};
 use crate::wasi::http::outgoing_handler;
 use crate::wasi::http::types::{
     ErrorCode, Fields, IncomingResponse, Method, OutgoingBody, OutgoingRequest, RequestOptions,
@@ -15,23 +16,10 @@ use crate::wasi::io::streams::StreamError;
 
 /// Puts `_http_request` into `globals`.
 pub unsafe fn install(globals: *mut PyObject) {
-    let def = ptr::addr_of_mut!(REQUEST);
-    let function = crate::expect(
-        PyCFunction_NewEx(def, ptr::null_mut(), ptr::null_mut()),
-        "making the HTTP function",
-    );
-    PyDict_SetItemString(globals, (*def).ml_name, function);
-    Py_DecRef(function);
+    crate::builtins::install(globals, &[ptr::addr_of_mut!(REQUEST)]);
 }
 
-static mut REQUEST: PyMethodDef = PyMethodDef {
-    ml_name: c"_http_request".as_ptr(),
-    ml_meth: PyMethodDefPointer {
-        PyCFunctionFast: request,
-    },
-    ml_flags: METH_FASTCALL,
-    ml_doc: ptr::null(),
-};
+static mut REQUEST: PyMethodDef = fast(c"_http_request", request);
 
 /// Most bytes one write to a `wasi:io` output stream may carry.
 const WRITE_CHUNK: usize = 4096;
@@ -68,17 +56,22 @@ unsafe extern "C" fn request(
     args: *mut *mut PyObject,
     nargs: Py_ssize_t,
 ) -> *mut PyObject {
-    if nargs != 7 {
-        PyErr_SetString(
-            PyExc_TypeError,
-            c"_http_request(method, scheme, authority, path, headers, body, timeout)".as_ptr(),
-        );
+    let usage = c"_http_request(method, scheme, authority, path, headers, body, timeout)";
+    if !takes(nargs, 7, usage) {
         return ptr::null_mut();
     }
     let arg = |i| *args.add(i);
-    let (Some(method), Some(scheme), Some(authority), Some(path)) =
-        (text(arg(0)), text(arg(1)), text(arg(2)), text(arg(3)))
-    else {
+    // One at a time: none is read once another has failed (and set Python's error).
+    let Some(method) = utf8(arg(0)) else {
+        return ptr::null_mut();
+    };
+    let Some(scheme) = utf8(arg(1)) else {
+        return ptr::null_mut();
+    };
+    let Some(authority) = utf8(arg(2)) else {
+        return ptr::null_mut();
+    };
+    let Some(path) = utf8(arg(3)) else {
         return ptr::null_mut();
     };
     let Some(headers) = header_pairs(arg(4)) else {
@@ -87,15 +80,8 @@ unsafe extern "C" fn request(
     let Some(body) = bytes(arg(5)) else {
         return ptr::null_mut();
     };
-    let timeout = arg(6);
-    let timeout_ns = if timeout == Py_None() {
-        None
-    } else {
-        let seconds = PyFloat_AsDouble(timeout);
-        if seconds == -1.0 && !PyErr_Occurred().is_null() {
-            return ptr::null_mut();
-        }
-        Some((seconds.max(0.0) * 1e9) as u64)
+    let Some(timeout_ns) = timeout_ns(arg(6)) else {
+        return ptr::null_mut();
     };
     let answer = send(method, scheme, authority, path, &headers, body, timeout_ns);
     match answer {
@@ -287,26 +273,6 @@ fn failure(code: ErrorCode) -> (Failure, String) {
     }
 }
 
-/// The UTF-8 text of a str argument; `None` with Python's error set otherwise.
-unsafe fn text<'a>(obj: *mut PyObject) -> Option<&'a str> {
-    let mut size: Py_ssize_t = 0;
-    let data = PyUnicode_AsUTF8AndSize(obj, &mut size);
-    if data.is_null() {
-        return None;
-    }
-    std::str::from_utf8(std::slice::from_raw_parts(data as *const u8, size as usize)).ok()
-}
-
-/// The bytes of a bytes argument; `None` with Python's error set otherwise.
-unsafe fn bytes<'a>(obj: *mut PyObject) -> Option<&'a [u8]> {
-    let mut data: *mut std::ffi::c_char = ptr::null_mut();
-    let mut size: Py_ssize_t = 0;
-    if PyBytes_AsStringAndSize(obj, &mut data, &mut size) < 0 {
-        return None;
-    }
-    Some(std::slice::from_raw_parts(data as *const u8, size as usize))
-}
-
 /// A list of `(str, bytes)` pairs; `None` with Python's error set otherwise.
 unsafe fn header_pairs(list: *mut PyObject) -> Option<Vec<(String, Vec<u8>)>> {
     if PyList_Check(list) == 0 {
@@ -320,7 +286,7 @@ unsafe fn header_pairs(list: *mut PyObject) -> Option<Vec<(String, Vec<u8>)>> {
             PyErr_SetString(PyExc_TypeError, c"headers: a list of (str, bytes)".as_ptr());
             return None;
         }
-        let name = text(PyTuple_GetItem(pair, 0))?;
+        let name = utf8(PyTuple_GetItem(pair, 0))?;
         let value = bytes(PyTuple_GetItem(pair, 1))?;
         pairs.push((name.to_string(), value.to_vec()));
     }

@@ -9,6 +9,7 @@ use std::ptr;
 
 use pyo3_ffi::*;
 
+mod builtins;
 mod heap;
 mod host_tools;
 mod http;

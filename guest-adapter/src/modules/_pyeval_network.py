@@ -102,7 +102,7 @@ class HostSocket:
     def makefile(self, mode="rb", buffering=None, **kwargs):
         self._check_open()
         if "r" not in mode:
-            return _Writer(self)
+            raise OSError("write to the connection with sendall()")
         return io.BufferedReader(_Reader(self))
 
     def recv(self, size, flags=0):
@@ -189,23 +189,6 @@ class _Reader(io.RawIOBase):
 
     def readinto(self, buffer):
         return self._connection.recv_into(buffer)
-
-
-class _Writer:
-    """`makefile("wb")`: writes go to the connection."""
-
-    def __init__(self, connection):
-        self._connection = connection
-
-    def write(self, data):
-        self._connection.sendall(data)
-        return len(data)
-
-    def flush(self):
-        pass
-
-    def close(self):
-        pass
 
 
 def _take_request(buffer):
