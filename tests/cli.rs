@@ -1,6 +1,7 @@
 //! End-to-end tests of the `pyeval` binary on its default path, the evaluator component.
 
 mod binary;
+mod ok_server;
 
 use binary::{pyeval, Run, PYTHON_WASM};
 
@@ -520,21 +521,7 @@ fn bad_files_are_usage_errors() {
 
 #[test]
 fn the_network_is_granted_by_flags_only() {
-    use std::io::{Read, Write};
-    // A server answering one request with `ok`.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        if let Ok((mut stream, _)) = listener.accept() {
-            let mut request = Vec::new();
-            let mut byte = [0; 1];
-            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                request.push(byte[0]);
-            }
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-        }
-    });
+    let port = ok_server::start();
     let code = format!(
         "import urllib.request\nprint(urllib.request.urlopen('http://127.0.0.1:{port}/').read())"
     );
@@ -556,6 +543,19 @@ fn the_network_is_granted_by_flags_only() {
     ]);
     run.assert_status(0);
     assert_eq!(run.stdout, "b'ok'\n");
+    // A secret's value from the host's environment: the code sees the placeholder only.
+    let secret = Run::new(&[
+        "--allow-host",
+        "x.com",
+        "--secret",
+        "PYEVAL_TEST_TOKEN@x.com",
+        "-c",
+        "import os; print(os.environ['PYEVAL_TEST_TOKEN'])",
+    ])
+    .env("PYEVAL_TEST_TOKEN", "value-from-the-host")
+    .go();
+    secret.assert_status(0);
+    assert_eq!(secret.stdout, "pyeval-secret:PYEVAL_TEST_TOKEN\n");
 
     for (args, says) in [
         (

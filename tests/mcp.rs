@@ -1,5 +1,7 @@
 //! `pyeval mcp` driven by a real MCP client (rmcp's) over the binary's stdio.
 
+mod ok_server;
+
 use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
@@ -498,20 +500,7 @@ async fn charts_past_the_limits_are_named_in_a_note() {
 
 #[tokio::test]
 async fn run_python_reaches_the_hosts_the_operator_allows() {
-    use std::io::{Read, Write};
-    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = target.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut stream in target.incoming().flatten() {
-            let mut request = Vec::new();
-            let mut byte = [0; 1];
-            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                request.push(byte[0]);
-            }
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-        }
-    });
+    let port = ok_server::start();
     let rule = format!("127.0.0.1:{port}");
     let code = format!(
         "import urllib.request\nprint(urllib.request.urlopen('http://127.0.0.1:{port}/').read())"

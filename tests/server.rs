@@ -1,5 +1,7 @@
 //! `pyeval serve` end to end: the real binary on 127.0.0.1, spoken to over plain TCP.
 
+mod ok_server;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -1216,20 +1218,7 @@ fn request_bodies_hold_their_share_of_the_response_memory() {
 
 #[test]
 fn the_operator_grants_the_network_and_a_request_may_give_it_up() {
-    // A server answering every request with `ok`.
-    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = target.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut stream in target.incoming().flatten() {
-            let mut request = Vec::new();
-            let mut byte = [0; 1];
-            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                request.push(byte[0]);
-            }
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-        }
-    });
+    let port = ok_server::start();
     let rule = format!("127.0.0.1:{port}");
     let server = Server::start(&["--allow-host", &rule, "--allow-address", "127.0.0.1"]);
     let code = format!(
