@@ -648,8 +648,20 @@ fn test_pki() -> (String, Arc<rustls::ServerConfig>) {
 }
 
 #[test]
-fn other_protocols_on_a_connection_are_refused() {
-    let code = "import socket\ns = socket.create_connection(('example.com', 80))";
-    let outcome = evaluator().eval(code, &Limits::default()).unwrap();
-    assert!(outcome.error.is_some(), "a raw socket must not connect");
+fn a_grant_of_every_host_opens_no_raw_socket() {
+    let server = Server::start(None);
+    let everything = Network::new()
+        .allow_host("*:*".parse().unwrap())
+        .allow_addresses("0.0.0.0/0".parse().unwrap())
+        .allow_addresses("::/0".parse().unwrap());
+    let code = format!(
+        "import socket\nsocket.create_connection(('127.0.0.1', {}), timeout=1)",
+        server.port()
+    );
+    let error = raised(&code, everything);
+    assert!(
+        error.starts_with("AttributeError") || error.starts_with("OSError"),
+        "{error}"
+    );
+    assert!(server.seen().is_empty());
 }
