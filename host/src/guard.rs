@@ -102,6 +102,11 @@ impl Guard {
             .unwrap_or(now + crate::MAX_WALL_TIME);
     }
 
+    /// When the run must end.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
     /// Whether the run is past its deadline.
     pub(crate) fn past_deadline(&self) -> bool {
         Instant::now() >= self.deadline

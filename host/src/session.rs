@@ -16,7 +16,7 @@ use crate::limits::Limits;
 use crate::live_output::{LiveOutput, Stream};
 use crate::outcome::{Outcome, PyException};
 use crate::raw_output::RawOutput;
-use crate::sandbox::{Grants, SandboxState};
+use crate::sandbox::{Grants, Guarded, SandboxState};
 
 /// One interpreter instance; successive evaluations share its state.
 ///
@@ -180,10 +180,9 @@ impl Session {
                 .data_mut()
                 .tools
                 .start_evaluation(self.limits.tools);
-            self.store
-                .data_mut()
-                .network
-                .start_evaluation(self.limits.wall_time);
+            let state = self.store.data_mut();
+            let deadline = state.guard().deadline();
+            state.network.start_evaluation(deadline);
         }
         // Until the step finishes: if its future is dropped midway, the instance is left
         // in an unknown state.

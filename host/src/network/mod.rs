@@ -41,7 +41,7 @@ pub struct Network {
     pub secrets: Vec<Secret>,
     /// Certificates (DER) trusted besides the public roots, for a private CA.
     pub ca_certificates: Vec<Vec<u8>>,
-    /// Requests each evaluation may send.
+    /// Requests each evaluation may send (those refused count too).
     pub max_requests: u32,
     /// Response body bytes each evaluation may receive.
     pub max_response_bytes: u64,

@@ -45,13 +45,14 @@ impl NetworkCalls {
         self.grant = network.cloned().map(Arc::new);
     }
 
-    /// Starts an evaluation that may run for `wall_time`: its requests and bytes afresh.
-    pub(crate) fn start_evaluation(&mut self, wall_time: Duration) {
+    /// Starts an evaluation that ends at `deadline` (its guard's): its requests and bytes
+    /// afresh.
+    pub(crate) fn start_evaluation(&mut self, deadline: std::time::Instant) {
         if let Some(grant) = &self.grant {
             self.requests_left = grant.max_requests;
             self.bytes_left = Arc::new(AtomicU64::new(grant.max_response_bytes));
         }
-        self.deadline = Instant::now() + wall_time;
+        self.deadline = Instant::from_std(deadline);
     }
 
     /// Checks `request` against the grant and counts it.
