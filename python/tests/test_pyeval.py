@@ -567,6 +567,10 @@ def test_network_reaches_the_granted_hosts_only(http_server):
     assert ev.eval(code, network=network).stdout == "b'hello pyeval-secret:TOKEN'\n"
     with ev.session(network=network) as session:
         assert session.eval(fetch).stdout == "b'hello None'\n"
+    once = pyeval.Network([f"127.0.0.1:{http_server}"], addresses=["127.0.0.1"], max_requests=1)
+    twice = ev.eval(f"{fetch}\n{fetch}", network=once)
+    assert twice.stdout == "b'hello None'\n"
+    assert "1 requests are used up" in twice.error.message
     assert ev.eval(fetch).error.message.endswith("no network is granted>")
     with pytest.raises(ValueError, match="a rule is"):
         ev.eval("1", network=["bad host"])
