@@ -34,7 +34,8 @@ fn kind_status(kind: FailureKind) -> u8 {
         | FailureKind::InvalidFiles
         | FailureKind::NoSuchFile
         | FailureKind::TooManyInstances
-        | FailureKind::Setup => status::PYEVAL_ERROR,
+        | FailureKind::Setup
+        | FailureKind::InvalidDump => status::PYEVAL_ERROR,
     }
 }
 

@@ -14,11 +14,14 @@ mod heap;
 mod host_tools;
 mod http;
 mod scratch;
+mod state;
 
 wit_bindgen::generate!({
     world: "python",
     path: "../wit",
     generate_all,
+    // Written by hand in `state`.
+    skip: ["memory", "restore-begin", "write-memory", "restore-end"],
 });
 
 use exports::pyeval::sandbox::evaluator::{self, Exception, Outcome};
@@ -291,10 +294,17 @@ unsafe fn expect(obj: *mut PyObject, what: &str) -> *mut PyObject {
     obj
 }
 
+/// Whether this instance has been woken (a fresh instance has not).
+static mut AWAKE: bool = false;
+
+/// Whether this instance has been woken: false only in a fresh instance, before any call.
+fn awake() -> bool {
+    unsafe { AWAKE }
+}
+
 /// `SESSION.wake(environ, argv)` on the first call into this instance: the snapshot's
 /// environment, arguments and random state belong to the process that took it.
 unsafe fn wake() {
-    static mut AWAKE: bool = false;
     if AWAKE {
         return;
     }

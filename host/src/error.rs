@@ -147,6 +147,9 @@ pub enum EvalError {
     /// The evaluator or a session could not be set up.
     #[error("cannot start the evaluation: {0}")]
     Setup(#[from] SetupError),
+    /// A dump that cannot be restored here (see [`crate::DumpError`]).
+    #[error("cannot restore the session: {0}")]
+    InvalidDump(#[from] crate::dump::DumpError),
 }
 
 /// What kind of failure an [`EvalError`] is: the one vocabulary every front end turns
@@ -179,11 +182,13 @@ pub enum FailureKind {
     TooManyInstances,
     /// The evaluator or session could not be set up.
     Setup,
+    /// A session dump was refused.
+    InvalidDump,
 }
 
 impl FailureKind {
     /// Every kind, for tables and tests.
-    pub const ALL: [FailureKind; 12] = [
+    pub const ALL: [FailureKind; 13] = [
         FailureKind::FuelExhausted,
         FailureKind::Timeout,
         FailureKind::MemoryLimit,
@@ -196,6 +201,7 @@ impl FailureKind {
         FailureKind::NoSuchFile,
         FailureKind::TooManyInstances,
         FailureKind::Setup,
+        FailureKind::InvalidDump,
     ];
 
     /// A short, stable name, for machines: `fuel_exhausted`, `timeout`, `memory_limit`,
@@ -215,6 +221,7 @@ impl FailureKind {
             FailureKind::NoSuchFile => "no_such_file",
             FailureKind::TooManyInstances => "too_many_instances",
             FailureKind::Setup => "setup",
+            FailureKind::InvalidDump => "invalid_dump",
         }
     }
 }
@@ -250,6 +257,7 @@ impl EvalError {
             EvalError::NoSuchFile(_) => FailureKind::NoSuchFile,
             EvalError::TooManyInstances { .. } => FailureKind::TooManyInstances,
             EvalError::Setup(_) => FailureKind::Setup,
+            EvalError::InvalidDump(_) => FailureKind::InvalidDump,
         }
     }
 

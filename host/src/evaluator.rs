@@ -2,15 +2,16 @@
 //! evaluation (or one instance per [`Session`]), typed outcomes.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, WasmList};
 use wasmtime::Engine;
 
 use crate::cache::{CacheLocation, CompileCache};
 use crate::component::ComponentSource;
+use crate::dump::{DumpError, Image, Reference};
 use crate::error::{EvalError, SetupError};
-use crate::guard::MemoryBudget;
+use crate::guard::{Guard, MemoryBudget};
 use crate::limits::Limits;
 use crate::outcome::Outcome;
 use crate::sandbox::{Grants, SandboxState};
@@ -33,6 +34,9 @@ pub(crate) mod bindings {
 
 /// The interface of the world that evaluates.
 const EVALUATOR_INTERFACE: &str = "pyeval:sandbox/evaluator@0.1.0";
+
+/// The interface that hands the host the instance's memory.
+const STATE_INTERFACE: &str = "pyeval:sandbox/state@0.1.0";
 
 /// Instances an evaluator holds at once by default.
 pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
@@ -67,10 +71,60 @@ pub(crate) struct Inner {
     pub(crate) changed_files: ComponentExportIndex,
     pub(crate) charts: ComponentExportIndex,
     pub(crate) read_file: ComponentExportIndex,
+    /// The exports of the `state` interface.
+    pub(crate) state: StateExports,
     pub(crate) metered: bool,
     pub(crate) max_instances: u32,
     pub(crate) budget: Option<Arc<MemoryBudget>>,
+    /// SHA-256 of the component (hex), which dumps name.
+    pub(crate) key: String,
+    /// A fresh instance that dumps compare sessions with, made by the first dump.
+    pub(crate) reference: Mutex<Option<Reference>>,
     source: ComponentSource,
+}
+
+/// The exports `memory`, `restore-begin`, `write-memory` and `restore-end`.
+pub(crate) struct StateExports {
+    pub(crate) memory: ComponentExportIndex,
+    pub(crate) restore_begin: ComponentExportIndex,
+    pub(crate) write_memory: ComponentExportIndex,
+    pub(crate) restore_end: ComponentExportIndex,
+}
+
+impl Inner {
+    /// Makes the fresh instance dumps compare with, if it is not made yet. It takes one of
+    /// the evaluator's instances for as long as the evaluator lives.
+    pub(crate) async fn reference(&self, limits: &Limits) -> Result<(), EvalError> {
+        if self.reference.lock().expect("not poisoned").is_some() {
+            return Ok(());
+        }
+        let guard = Guard::new(limits.memory_bytes, self.budget.clone(), 0);
+        let state = SandboxState::new(wasmtime_wasi::WasiCtxBuilder::new().build(), guard);
+        let mut store = crate::sandbox::new_store(&self.engine, state, limits)?;
+        let made = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            let (memory,) = instance
+                .get_typed_func::<(), (WasmList<u8>,)>(&mut store, &self.state.memory)?
+                .call_async(&mut store, ())
+                .await?;
+            wasmtime::Result::<_>::Ok((instance, memory))
+        };
+        let (instance, memory) = match made.await {
+            Ok(made) => made,
+            Err(e)
+                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                    .is_some() =>
+            {
+                return Err(EvalError::TooManyInstances {
+                    limit: self.max_instances,
+                })
+            }
+            Err(e) => return Err(SetupError::host(e).into()),
+        };
+        let mut reference = self.reference.lock().expect("not poisoned");
+        reference.get_or_insert_with(|| Reference::new(store, instance, memory));
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Evaluator {
@@ -133,6 +187,40 @@ impl Evaluator {
     /// granted.
     pub fn session_with(&self, limits: &Limits, grants: &Grants) -> Result<Session, EvalError> {
         Session::start(self.inner.clone(), limits.clone(), grants)
+    }
+
+    /// A session in the state `dump` holds (see [`Session::dump`]), under `limits` and
+    /// with `grants`, which must grant the same host directories, in the same order, as the
+    /// dumped session's. Refused ([`EvalError::InvalidDump`]) when the dump was taken from
+    /// another component, is damaged, or needs more memory than `limits` give.
+    pub fn restore(
+        &self,
+        dump: &[u8],
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<Session, EvalError> {
+        crate::runtime::block_on(self.restore_async(dump, limits, grants))?
+    }
+
+    /// [`Evaluator::restore`] for async callers.
+    pub async fn restore_async(
+        &self,
+        dump: &[u8],
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<Session, EvalError> {
+        let image = Image::decode(dump, &self.inner.key, limits.memory_bytes as u64)?;
+        let mut session = self.session_with(limits, grants)?;
+        let given = session.mount_paths();
+        if image.mounts != given {
+            return Err(DumpError::OtherMounts {
+                dumped: image.mounts,
+                given,
+            }
+            .into());
+        }
+        session.restore(&image).await?;
+        Ok(session)
     }
 
     /// Whether this evaluator counts fuel.
@@ -320,6 +408,19 @@ impl EvaluatorBuilder {
             export("charts")?,
             export("read-file")?,
         );
+        let interface = component.get_export_index(None, STATE_INTERFACE);
+        let export = |name: &str| {
+            component
+                .get_export_index(interface.as_ref(), name)
+                .ok_or_else(|| not_ours(wasmtime::format_err!("no export {name}")))
+        };
+        let state = StateExports {
+            memory: export("memory")?,
+            restore_begin: export("restore-begin")?,
+            write_memory: export("write-memory")?,
+            restore_end: export("restore-end")?,
+        };
+        let key = loaded.key.clone();
         drop(loaded);
         Ok(Evaluator {
             inner: Arc::new(Inner {
@@ -333,9 +434,12 @@ impl EvaluatorBuilder {
                 changed_files,
                 charts,
                 read_file,
+                state,
                 metered: self.metered,
                 max_instances: self.max_instances,
                 budget,
+                key,
+                reference: Mutex::new(None),
                 source: self.source,
             }),
         })

@@ -24,6 +24,7 @@ mod cache;
 mod clock;
 mod command;
 mod component;
+mod dump;
 mod error;
 mod evaluator;
 mod files;
@@ -44,6 +45,7 @@ mod tools;
 pub use cache::{default_cache_dir, CacheLocation};
 pub use command::{CommandRunner, CommandRunnerBuilder, RunReport, GUEST_STDLIB};
 pub use component::embedded_is_precompiled;
+pub use dump::DumpError;
 pub use error::{EvalError, FailureKind, SetupError, Stopped};
 pub use evaluator::{default_memory_budget, Evaluator, EvaluatorBuilder, DEFAULT_MAX_INSTANCES};
 pub use files::{

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{ComponentExportIndex, ComponentType, Instance, Lift};
+use wasmtime::component::{ComponentExportIndex, ComponentType, Instance, Lift, WasmList};
 use wasmtime::{PoolConcurrencyLimitError, Store};
 
+use crate::dump::{Image, Run};
 use crate::error::{EvalError, StopContext, Stopped};
 use crate::evaluator::bindings::exports::pyeval::sandbox::evaluator::Tool as GrantedTool;
 use crate::evaluator::Inner;
@@ -45,6 +46,9 @@ pub struct Session {
     guest_live: bool,
     /// Files given and not yet written into the instance (at the next evaluation).
     pending_files: Vec<InputFile>,
+    /// What the session was granted (without its files, which its instance holds), for
+    /// a fork and for a dump's directories.
+    grants: Grants,
     ended: Option<Stopped>,
 }
 
@@ -94,6 +98,10 @@ impl Session {
             live: false,
             guest_live: false,
             pending_files: grants.files.clone(),
+            grants: Grants {
+                files: Vec::new(),
+                ..grants.clone()
+            },
             ended: None,
         };
         session.set_live_output(grants.live_output.clone());
@@ -148,7 +156,7 @@ impl Session {
                 Ok(self.finish(*outcome, changes, charts, fuel_used, started.elapsed()))
             }
             (Done::FilesRefused(why), _) => Err(EvalError::InvalidFiles(why)),
-            (Done::Read(_), _) => unreachable!("an evaluation reads no file"),
+            (_, _) => unreachable!("an evaluation evaluates"),
         }
     }
 
@@ -164,7 +172,73 @@ impl Session {
         match self.run(Step::Read(path)).await? {
             (Done::Read(read), _) => read.map_err(EvalError::NoSuchFile),
             (Done::FilesRefused(why), _) => Err(EvalError::InvalidFiles(why)),
-            (Done::Evaluated(..), _) => unreachable!("reading a file evaluates nothing"),
+            (_, _) => unreachable!("reading a file reads"),
+        }
+    }
+
+    /// This session's state as bytes, to restore later with [`crate::Evaluator::restore`]
+    /// (in this process or another, on this machine or another, running the same pyeval
+    /// and component). The dump holds everything the interpreter holds: variables,
+    /// functions, classes, imported modules, generators mid-iteration, scratch files, the
+    /// random state; not what the host held for it (files open on host directories are
+    /// closed in the restored session). A dump is the guest's memory: treat it as the
+    /// user's data.
+    pub fn dump(&mut self) -> Result<Vec<u8>, EvalError> {
+        crate::runtime::block_on(self.dump_async())?
+    }
+
+    /// [`Session::dump`] for async callers.
+    pub async fn dump_async(&mut self) -> Result<Vec<u8>, EvalError> {
+        let image = self.image().await?;
+        Ok(image.encode(&self.evaluator.key))
+    }
+
+    /// A new session in the state this one is in, with its limits and grants; the two go
+    /// on separately. Takes a new instance (and its memory's written pages).
+    pub fn fork(&mut self) -> Result<Session, EvalError> {
+        crate::runtime::block_on(self.fork_async())?
+    }
+
+    /// [`Session::fork`] for async callers.
+    pub async fn fork_async(&mut self) -> Result<Session, EvalError> {
+        let image = self.image().await?;
+        let mut fork = Session::start(self.evaluator.clone(), self.limits.clone(), &self.grants)?;
+        fork.restore(&image).await?;
+        Ok(fork)
+    }
+
+    /// The pages of this session's memory that differ from a fresh instance's.
+    async fn image(&mut self) -> Result<Image, EvalError> {
+        self.evaluator.reference(&self.limits).await?;
+        match self.run(Step::Dump).await? {
+            (Done::Dumped(size, runs), _) => Ok(Image {
+                size,
+                mounts: self.mount_paths(),
+                runs,
+            }),
+            (Done::FilesRefused(why), _) => Err(EvalError::InvalidFiles(why)),
+            (_, _) => unreachable!("a dump gives pages"),
+        }
+    }
+
+    /// The guest paths of the directories granted, in order.
+    pub(crate) fn mount_paths(&self) -> Vec<String> {
+        self.grants.mounts.iter().map(|m| m.guest.clone()).collect()
+    }
+
+    /// Writes `image` into this session's instance, which must not have started.
+    pub(crate) async fn restore(&mut self, image: &Image) -> Result<(), EvalError> {
+        debug_assert!(self.instance.is_none());
+        match self.run(Step::Restore(image)).await? {
+            (Done::Restored, _) => Ok(()),
+            (Done::FilesRefused(why), _) => Err(EvalError::InvalidFiles(why)),
+            (Done::RestoreRefused, _) => Err(EvalError::InvalidDump(
+                crate::dump::DumpError::Damaged(format!(
+                    "a fresh instance could not take its memory of {} MiB",
+                    image.size >> 20
+                )),
+            )),
+            (_, _) => unreachable!("a restore restores"),
         }
     }
 
@@ -323,6 +397,10 @@ enum Step<'a> {
     Eval(&'a str),
     /// Read the file at this path.
     Read(&'a str),
+    /// Find the pages of memory that differ from a fresh instance's.
+    Dump,
+    /// Write this image into the instance as it is made (it must not have been made).
+    Restore(&'a Image),
 }
 
 /// What a [`Step`] gave.
@@ -331,6 +409,11 @@ enum Done {
     Read(Result<Vec<u8>, String>),
     /// The instance could not hold the files given (nothing else was done).
     FilesRefused(String),
+    /// The memory's size and the pages that differ from a fresh instance's.
+    Dumped(u64, Vec<Run>),
+    Restored,
+    /// The fresh instance could not grow to the image's size.
+    RestoreRefused,
 }
 
 /// The files an evaluation changed, or its charts, as the host keeps them.
@@ -415,14 +498,24 @@ impl Guest<'_> {
             files: limits,
             pending,
         } = self;
+        let restoring = matches!(step, Step::Restore(_));
         let instance = match *instance {
+            Some(_) if restoring => {
+                return Err(wasmtime::format_err!("a restore needs a fresh instance"))
+            }
             Some(instance) => instance,
             None => {
                 let new = evaluator.pre.instantiate_async(&mut *store).await?;
+                if let Step::Restore(image) = step {
+                    if !restore(evaluator, store, new, image).await? {
+                        return Ok(Done::RestoreRefused);
+                    }
+                }
                 new.get_typed_func::<(u32,), ()>(&mut *store, &evaluator.set_output_limit)?
                     .call_async(&mut *store, (output_bytes,))
                     .await?;
-                if !tools.is_empty() {
+                // A restored guest holds the dumped session's tools until told these.
+                if !tools.is_empty() || restoring {
                     new.get_typed_func::<(&[GrantedTool],), ()>(
                         &mut *store,
                         &evaluator.grant_tools,
@@ -431,7 +524,8 @@ impl Guest<'_> {
                     .await?;
                 }
                 *instance = Some(new);
-                *told = false;
+                // A restored guest was told what the dumped session's host told it.
+                *told = restoring && !live;
                 new
             }
         };
@@ -495,8 +589,61 @@ impl Guest<'_> {
                 let (read,) = result?;
                 Ok(Done::Read(read))
             }
+            Step::Dump => {
+                let (memory,) = instance
+                    .get_typed_func::<(), (WasmList<u8>,)>(&mut *store, &evaluator.state.memory)?
+                    .call_async(&mut *store, ())
+                    .await?;
+                let memory = memory.as_le_slice(&*store);
+                if memory.len() % WASM_PAGE != 0 {
+                    return Err(wasmtime::format_err!(
+                        "a memory of {} bytes cannot be dumped",
+                        memory.len()
+                    ));
+                }
+                let reference = evaluator.reference.lock().expect("not poisoned");
+                let reference = reference.as_ref().expect("made before the dump");
+                let runs = crate::dump::changed_pages(memory, reference);
+                Ok(Done::Dumped(memory.len() as u64, runs))
+            }
+            Step::Restore(_) => Ok(Done::Restored),
         }
     }
+}
+
+/// Bytes in a wasm page.
+const WASM_PAGE: usize = 64 << 10;
+
+/// Most bytes the guest's `write-memory` takes at once (its landing room).
+const MAX_WRITE: usize = 1 << 20;
+
+/// Writes `image` into the fresh `instance`; false if it could not grow to its size.
+async fn restore(
+    evaluator: &Inner,
+    store: &mut Store<SandboxState>,
+    instance: Instance,
+    image: &Image,
+) -> wasmtime::Result<bool> {
+    let exports = &evaluator.state;
+    let (grown,) = instance
+        .get_typed_func::<(u64,), (bool,)>(&mut *store, &exports.restore_begin)?
+        .call_async(&mut *store, (image.size,))
+        .await?;
+    if !grown {
+        return Ok(false);
+    }
+    let write = instance.get_typed_func::<(u32, &[u8]), ()>(&mut *store, &exports.write_memory)?;
+    for run in &image.runs {
+        for (i, chunk) in run.data.chunks(MAX_WRITE).enumerate() {
+            let offset = u32::try_from(run.offset + (i * MAX_WRITE) as u64)?;
+            write.call_async(&mut *store, (offset, chunk)).await?;
+        }
+    }
+    instance
+        .get_typed_func::<(), ()>(&mut *store, &exports.restore_end)?
+        .call_async(&mut *store, ())
+        .await?;
+    Ok(true)
 }
 
 /// The files the last evaluation changed, or its charts (`export` is `changed-files` or

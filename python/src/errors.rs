@@ -71,6 +71,13 @@ create_exception!(
     "The evaluator, a session or a mount could not be set up."
 );
 
+create_exception!(
+    pyeval,
+    InvalidDump,
+    EvalError,
+    "A session dump was refused: from another component, damaged, or too large."
+);
+
 /// The Python exception for `error`.
 pub fn to_py(error: pyeval::EvalError) -> PyErr {
     use pyeval::FailureKind as K;
@@ -86,6 +93,7 @@ pub fn to_py(error: pyeval::EvalError) -> PyErr {
         K::NoSuchFile => NoSuchFile::new_err(message),
         K::TooManyInstances => TooManyInstances::new_err(message),
         K::Setup => SetupError::new_err(message),
+        K::InvalidDump => InvalidDump::new_err(message),
     }
 }
 
@@ -98,6 +106,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("Crashed", py.get_type::<Crashed>())?;
     module.add("InvalidCode", py.get_type::<InvalidCode>())?;
     module.add("InvalidFiles", py.get_type::<InvalidFiles>())?;
+    module.add("InvalidDump", py.get_type::<InvalidDump>())?;
     module.add("NoSuchFile", py.get_type::<NoSuchFile>())?;
     module.add("TooManyInstances", py.get_type::<TooManyInstances>())?;
     module.add("SessionEnded", py.get_type::<SessionEnded>())?;

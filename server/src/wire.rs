@@ -162,7 +162,7 @@ impl From<EvalError> for Failure {
             K::FuelExhausted => StatusCode::UNPROCESSABLE_ENTITY,
             K::Timeout => StatusCode::REQUEST_TIMEOUT,
             K::MemoryLimit => StatusCode::INSUFFICIENT_STORAGE,
-            K::InvalidCode | K::InvalidFiles => StatusCode::BAD_REQUEST,
+            K::InvalidCode | K::InvalidFiles | K::InvalidDump => StatusCode::BAD_REQUEST,
             K::NoSuchFile => StatusCode::NOT_FOUND,
             K::SessionEnded => StatusCode::GONE,
             K::TooManyInstances | K::MemoryBudget => StatusCode::SERVICE_UNAVAILABLE,
