@@ -272,6 +272,35 @@ fn a_session_keeps_its_arrays() {
 }
 
 #[test]
+fn a_dumped_session_keeps_its_arrays_frames_and_charts() {
+    let limits = Limits::default();
+    let mut session = sci().session(&limits).unwrap();
+    session
+        .eval(
+            "import numpy as np, pandas as pd, matplotlib.pyplot as plt\n\
+             rng = np.random.default_rng(3)\n\
+             a = rng.random((50, 4))\n\
+             df = pd.DataFrame(a, columns=list('wxyz'))\n\
+             df.to_csv('frame.csv', index=False)\n\
+             plt.plot([1, 2, 3])",
+        )
+        .unwrap();
+    let expect = session.eval("float(rng.random()), df.x.sum()").unwrap().value;
+    session.eval("rng = np.random.default_rng(3); rng.random((50, 4))").unwrap();
+    let mut back = sci()
+        .restore(&session.dump().unwrap(), &limits, &Grants::default())
+        .unwrap();
+    assert_eq!(back.eval("float(rng.random()), df.x.sum()").unwrap().value, expect);
+    let read = back
+        .eval("pd.read_csv('frame.csv').shape, (a @ a.T).shape")
+        .unwrap();
+    assert_eq!(read.value.as_deref(), Some("((50, 4), (50, 50))"));
+    // The figure drawn before the dump is still open, and is returned as a chart.
+    let chart = back.eval("plt.title('restored')").unwrap();
+    assert_eq!(chart.charts.len(), 1, "{:?}", chart.error);
+}
+
+#[test]
 fn hostile_code_with_numpy_is_contained() {
     let defaults = Limits::default();
     // Past what a 32-bit size can hold (2 GiB): refused by numpy itself.

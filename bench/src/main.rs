@@ -1,11 +1,13 @@
 //! `pyeval-bench [OUT.json]`: measures the evaluator and the command path on this machine,
 //! prints a table and writes the numbers as JSON (default `bench/results.json`).
 //! `pyeval-bench --server-only` measures just the HTTP server, `--sci-only` just the sci
-//! component, `--tools-only` just tool calls; none of them writes anything.
+//! component, `--tools-only` just tool calls, `--sessions-only` just session dumps; none of
+//! them writes anything.
 
 mod network;
 mod sci;
 mod server;
+mod sessions;
 mod tools;
 
 use std::path::PathBuf;
@@ -61,6 +63,12 @@ fn main() -> Result<()> {
     }
     if out.as_os_str() == "--network-only" {
         for row in network::measure(&evaluator)?.1 {
+            println!("{row}");
+        }
+        return Ok(());
+    }
+    if out.as_os_str() == "--sessions-only" {
+        for row in sessions::measure(&evaluator)?.1 {
             println!("{row}");
         }
         return Ok(());
@@ -142,6 +150,7 @@ fn main() -> Result<()> {
     let (tools, tool_rows) = tools::measure(&evaluator, percentile(&fresh, 50.0))?;
     // On an evaluator of its own, as the server's: its fresh evaluations are compared.
     let (network, network_rows) = network::measure(&Evaluator::new()?)?;
+    let (sessions, session_rows) = sessions::measure(&Evaluator::new()?)?;
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let results = json!({
@@ -196,6 +205,7 @@ fn main() -> Result<()> {
         "sci": sci,
         "tools": tools,
         "network": network,
+        "sessions": sessions,
     });
     println!("| measurement | value |");
     println!("| --- | --- |");
@@ -296,7 +306,12 @@ fn main() -> Result<()> {
     println!(
         "| {SECRET_THREADS} threads x {SECRET_RUNS} evaluations with their own secrets: cross-talk | {cross_talk} |"
     );
-    for row in sci_rows.iter().chain(&tool_rows).chain(&network_rows) {
+    for row in sci_rows
+        .iter()
+        .chain(&tool_rows)
+        .chain(&network_rows)
+        .chain(&session_rows)
+    {
         println!("{row}");
     }
     if let Some(dir) = out.parent() {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, WasmList};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 use wasmtime::Engine;
 
 use crate::cache::{CacheLocation, CompileCache};
@@ -103,10 +103,7 @@ impl Inner {
         let mut store = crate::sandbox::new_store(&self.engine, state, limits)?;
         let made = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
-            let (memory,) = instance
-                .get_typed_func::<(), (WasmList<u8>,)>(&mut store, &self.state.memory)?
-                .call_async(&mut store, ())
-                .await?;
+            let memory = crate::dump::memory_view(&mut store, instance, &self.state.memory).await?;
             wasmtime::Result::<_>::Ok((instance, memory))
         };
         let (instance, memory) = match made.await {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{ComponentExportIndex, ComponentType, Instance, Lift, WasmList};
+use wasmtime::component::{ComponentExportIndex, ComponentType, Instance, Lift};
 use wasmtime::{PoolConcurrencyLimitError, Store};
 
 use crate::dump::{Image, Run};
@@ -590,10 +590,8 @@ impl Guest<'_> {
                 Ok(Done::Read(read))
             }
             Step::Dump => {
-                let (memory,) = instance
-                    .get_typed_func::<(), (WasmList<u8>,)>(&mut *store, &evaluator.state.memory)?
-                    .call_async(&mut *store, ())
-                    .await?;
+                let memory =
+                    crate::dump::memory_view(store, instance, &evaluator.state.memory).await?;
                 let memory = memory.as_le_slice(&*store);
                 if memory.len() % WASM_PAGE != 0 {
                     return Err(wasmtime::format_err!(

@@ -16,7 +16,7 @@ mod pages;
 
 use std::io::Read;
 
-pub(crate) use pages::{changed_pages, Reference};
+pub(crate) use pages::{changed_pages, memory_view, Reference};
 
 /// The bytes every dump starts with; the last is the format's version.
 const MAGIC: &[u8; 16] = b"pyeval session\n\x01";
