@@ -285,12 +285,20 @@ fn a_dumped_session_keeps_its_arrays_frames_and_charts() {
              plt.plot([1, 2, 3])",
         )
         .unwrap();
-    let expect = session.eval("float(rng.random()), df.x.sum()").unwrap().value;
-    session.eval("rng = np.random.default_rng(3); rng.random((50, 4))").unwrap();
+    let expect = session
+        .eval("float(rng.random()), df.x.sum()")
+        .unwrap()
+        .value;
+    session
+        .eval("rng = np.random.default_rng(3); rng.random((50, 4))")
+        .unwrap();
     let mut back = sci()
         .restore(&session.dump().unwrap(), &limits, &Grants::default())
         .unwrap();
-    assert_eq!(back.eval("float(rng.random()), df.x.sum()").unwrap().value, expect);
+    assert_eq!(
+        back.eval("float(rng.random()), df.x.sum()").unwrap().value,
+        expect
+    );
     let read = back
         .eval("pd.read_csv('frame.csv').shape, (a @ a.T).shape")
         .unwrap();

@@ -105,6 +105,29 @@ impl Client {
     fn eval(&self, body: &str) -> Response {
         self.request("POST", "/v1/eval", body)
     }
+
+    /// Sends `body` as `media`; the status and the body's bytes.
+    fn send_bytes(&self, method: &str, path: &str, media: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+             Content-Type: {media}\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        assert!(
+            status != 200 || head.contains("content-type: application/octet-stream"),
+            "{head}"
+        );
+        (status, raw[end + 4..].to_vec())
+    }
 }
 
 impl Drop for Server {
@@ -1249,4 +1272,62 @@ fn the_operator_grants_the_network_and_a_request_may_give_it_up() {
         "{}",
         widened.body
     );
+}
+
+#[test]
+fn a_session_dumped_by_one_server_goes_on_in_another() {
+    let first = Server::start(&[]);
+    let opened = first.request("POST", "/v1/sessions", "");
+    let id = opened.json()["id"].as_str().unwrap().to_owned();
+    let eval = |server: &Server, id: &str, code: &str| {
+        server.request(
+            "POST",
+            &format!("/v1/sessions/{id}/eval"),
+            &serde_json::json!({ "code": code }).to_string(),
+        )
+    };
+    eval(&first, &id, "x = 41\ndef f(): return x + 1");
+    let (status, dump) =
+        first.send_bytes("GET", &format!("/v1/sessions/{id}/dump"), "text/plain", b"");
+    assert_eq!(status, 200);
+    let (status, _) = first.send_bytes("GET", "/v1/sessions/nope/dump", "text/plain", b"");
+    assert_eq!(status, 404);
+    drop(first);
+
+    let second = Server::start(&[]);
+    // The dump as the body...
+    let (status, body) =
+        second.send_bytes("POST", "/v1/sessions", "application/octet-stream", &dump);
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let id: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let id = id["id"].as_str().unwrap();
+    assert_eq!(eval(&second, id, "f()").json()["value"], "42");
+    // ... or in base64 beside the other fields of a session request.
+    use base64::Engine as _;
+    let request = serde_json::json!({
+        "dump": base64::engine::general_purpose::STANDARD.encode(&dump),
+        "limits": {"fuel": 5_000_000},
+    });
+    let opened = second.request("POST", "/v1/sessions", &request.to_string());
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    let id = opened.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(eval(&second, &id, "x").json()["value"], "41");
+    assert_eq!(
+        eval(&second, &id, "while True: pass").kind(),
+        "fuel_exhausted"
+    );
+    // A damaged dump, and a body of another kind.
+    let (status, body) = second.send_bytes(
+        "POST",
+        "/v1/sessions",
+        "application/octet-stream",
+        &dump[..dump.len() / 2],
+    );
+    let failure: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (status, failure["error"]["kind"].as_str()),
+        (400, Some("invalid_dump"))
+    );
+    let (status, _) = second.send_bytes("POST", "/v1/sessions", "text/plain", b"x = 1");
+    assert_eq!(status, 415);
 }

@@ -3,7 +3,8 @@
 //! | route | |
 //! |---|---|
 //! | `POST /v1/eval` | `{code, limits?, env?, argv?, stdin?, files?, tools?, client_tools?, network?}` -> the outcome |
-//! | `POST /v1/sessions` | `{limits?, env?, argv?, stdin?, files?, tools?, client_tools?, network?}` (or no body) -> `201 {"id"}` |
+//! | `POST /v1/sessions` | `{limits?, env?, argv?, stdin?, files?, tools?, client_tools?, network?, dump?}` (or no body, or a dump as `application/octet-stream`) -> `201 {"id"}` |
+//! | `GET /v1/sessions/{id}/dump` | the session's state as bytes (`application/octet-stream`), which `POST /v1/sessions` restores |
 //! | `POST /v1/sessions/{id}/eval` | `{code}` -> the outcome |
 //! | `DELETE /v1/sessions/{id}` | `204` |
 //! | `PUT /v1/sessions/{id}/files/{path}` | the body becomes that file before the next evaluation -> `204` |
@@ -101,6 +102,7 @@ fn router(service: Arc<Service>) -> Router {
         .route("/v1/sessions", post(open_session))
         .route("/v1/sessions/{id}/eval", post(eval_in_session))
         .route("/v1/sessions/{id}", delete(close_session))
+        .route("/v1/sessions/{id}/dump", get(dump_session))
         .route(
             "/v1/sessions/{id}/files/{*path}",
             get(read_session_file).put(put_session_file),
@@ -218,7 +220,7 @@ impl Body {
             )
         };
         let limit = match declared {
-            Some(length) if length > policy.body_limit_with_files() => return Err(refuse()),
+            Some(length) if length > policy.body_limit_declared() => return Err(refuse()),
             Some(length) => length,
             None => policy.body_limit(),
         };
@@ -273,16 +275,23 @@ impl FromRequest<Arc<Service>> for Body {
     }
 }
 
+/// Whether `headers` say the body is of media type `media`.
+fn body_is(headers: &HeaderMap, media: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|given| given.trim().eq_ignore_ascii_case(media))
+}
+
+/// The media type of a session's dump.
+const DUMP_MEDIA_TYPE: &str = "application/octet-stream";
+
 impl FromRequest<Arc<Service>> for JsonBody {
     type Rejection = Failure;
 
     async fn from_request(request: Request, service: &Arc<Service>) -> Result<Self, Failure> {
-        let json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(';').next())
-            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+        let json = body_is(request.headers(), "application/json");
         let body = Body::read(request, service).await?;
         if !body.bytes.is_empty() && !json {
             return Err(Failure::new(
@@ -503,9 +512,26 @@ impl Service {
 
 async fn open_session(
     State(service): State<Arc<Service>>,
-    body: JsonBody,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Response, Failure> {
-    let request: SessionRequest = body.parse(Some(SessionRequest::default()))?;
+    // A dump on its own restores with what a request without a body gets.
+    let (request, dump) = if body_is(&headers, DUMP_MEDIA_TYPE) {
+        (SessionRequest::default(), Some(body.bytes.to_vec()))
+    } else if body.bytes.is_empty() || body_is(&headers, "application/json") {
+        let request: SessionRequest = JsonBody(body).parse(Some(SessionRequest::default()))?;
+        let dump = request.dump.as_deref().map(crate::wire::dump).transpose()?;
+        (request, dump)
+    } else {
+        return Err(Failure::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "the body must be JSON (Content-Type: application/json), or a session's dump \
+                 (Content-Type: {DUMP_MEDIA_TYPE})"
+            ),
+        ));
+    };
     let limits = service.policy.limits_for(&request.limits);
     let tools = (request.tools, request.client_tools);
     let mut grants = service.grants(
@@ -513,7 +539,15 @@ async fn open_session(
         tools,
     )?;
     grants.network = service.network(request.network)?;
-    let session = service.evaluator.session_with(&limits, &grants)?;
+    let session = match dump {
+        Some(dump) => {
+            service
+                .evaluator
+                .restore_async(&dump, &limits, &grants)
+                .await?
+        }
+        None => service.evaluator.session_with(&limits, &grants)?,
+    };
     let id = service
         .sessions
         .open(session)
@@ -574,6 +608,22 @@ async fn eval_in_session(
         max_bytes,
         memory,
     ))
+}
+
+/// A session's state as bytes, for `POST /v1/sessions` to restore.
+async fn dump_session(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+) -> Result<Response, Failure> {
+    let dump = service
+        .sessions
+        .with(&id, async |session: &mut pyeval::Session| {
+            session.dump_async().await
+        })
+        .await
+        .map_err(|refused| refusal(&service, &id, refused))??;
+    let body = crate::response::held(dump, &service.responses)?;
+    Ok(([(header::CONTENT_TYPE, DUMP_MEDIA_TYPE)], body).into_response())
 }
 
 /// A file of a session's working directory, with its media type.

@@ -124,14 +124,20 @@ impl Policy {
 
     /// Largest request body accepted with its length declared: [`Policy::body_limit`] and
     /// the files a request may give, their bytes in base64 and 512 bytes a file for their
-    /// paths.
-    pub fn body_limit_with_files(&self) -> usize {
+    /// paths; or a session's dump in base64 (a dump holds at most a session's memory, and
+    /// compressed memory is rarely larger).
+    pub fn body_limit_declared(&self) -> usize {
         let files = self.limits.files;
-        let data =
-            usize::try_from(files.max_bytes.div_ceil(3).saturating_mul(4)).unwrap_or(usize::MAX);
-        self.body_limit()
-            .saturating_add(data)
-            .saturating_add((files.max_files as usize).saturating_mul(512))
+        let base64 =
+            |bytes: u64| usize::try_from(bytes.div_ceil(3).saturating_mul(4)).unwrap_or(usize::MAX);
+        let with_files = self
+            .body_limit()
+            .saturating_add(base64(files.max_bytes))
+            .saturating_add((files.max_files as usize).saturating_mul(512));
+        let with_dump = self
+            .body_limit()
+            .saturating_add(base64(self.limits.memory_bytes as u64));
+        with_files.max(with_dump)
     }
 }
 

@@ -72,6 +72,24 @@ pub struct SessionRequest {
     /// operator wrote it). A request cannot widen what the operator granted.
     #[serde(default)]
     pub network: NetworkChoice,
+    /// A session's dump (`GET /v1/sessions/{id}/dump`) in base64: the new session starts in
+    /// its state.
+    #[serde(default)]
+    pub dump: Option<String>,
+}
+
+/// A dump sent in base64.
+pub fn dump(base64: &str) -> Result<Vec<u8>, Failure> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(base64)
+        .map_err(|e| {
+            Failure::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("dump: not base64: {e}"),
+            )
+        })
 }
 
 /// Which of the operator's network a request takes.
