@@ -67,6 +67,10 @@ class Session:
         """Puts files in the working directory before the next evaluation."""
     def read_file(self, path: str) -> bytes:
         """The bytes of a file in the working directory; raises ``NoSuchFile``."""
+    def dump(self) -> bytes:
+        """The session's state as bytes, for ``Evaluator.restore``."""
+    def fork(self) -> Session:
+        """A new session in this one's state; the two go on separately."""
     def close(self) -> None: ...
     def __enter__(self) -> Session: ...
     def __exit__(
@@ -159,6 +163,26 @@ class Evaluator:
         network: Optional[Union[Network, Sequence[str]]] = None,
         on_output: Optional[_OnOutput] = None,
     ) -> Session: ...
+    def restore(
+        self,
+        data: bytes,
+        *,
+        fuel: Optional[int] = None,
+        memory: Optional[int] = None,
+        timeout: Optional[float] = None,
+        max_output: Optional[int] = None,
+        max_files: Optional[int] = None,
+        max_file_bytes: Optional[int] = None,
+        mounts: Optional[Sequence[str]] = None,
+        env: Optional[Mapping[str, str]] = None,
+        argv: Optional[Sequence[str]] = None,
+        stdin: Optional[Union[str, bytes]] = None,
+        files: Optional[Mapping[str, Union[str, bytes]]] = None,
+        tools: Optional[_Tools] = None,
+        network: Optional[Union[Network, Sequence[str]]] = None,
+        on_output: Optional[_OnOutput] = None,
+    ) -> Session:
+        """A session in the state a dump holds; raises ``InvalidDump``."""
     @property
     def metered(self) -> bool: ...
     @property
@@ -173,6 +197,7 @@ class MemoryLimit(EvalError): ...
 class Crashed(EvalError): ...
 class InvalidCode(EvalError): ...
 class InvalidFiles(EvalError): ...
+class InvalidDump(EvalError): ...
 class NoSuchFile(EvalError): ...
 class TooManyInstances(EvalError): ...
 class SessionEnded(EvalError): ...

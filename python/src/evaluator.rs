@@ -126,7 +126,7 @@ impl Evaluator {
     #[pyo3(signature = (*, fuel=None, memory=None, timeout=None, max_output=None,
                         max_files=None, max_file_bytes=None, mounts=None, env=None,
                         argv=None, stdin=None, files=None, tools=None, network=None,
-                        on_output=None))]
+                        on_output=None, _dump=None))]
     #[allow(clippy::too_many_arguments)]
     fn session(
         &self,
@@ -145,6 +145,7 @@ impl Evaluator {
         tools: Option<Bound<'_, PyAny>>,
         network: Option<Bound<'_, PyAny>>,
         on_output: Option<Py<PyAny>>,
+        _dump: Option<Vec<u8>>,
     ) -> PyResult<Session> {
         let limits = limits(
             fuel,
@@ -165,13 +166,35 @@ impl Evaluator {
         for tool in crate::tools::tools(py, tools.as_ref(), running)? {
             grants = grants.with_tool(tool);
         }
-        let session = py
-            .detach(|| self.inner.session_with(&limits, &grants))
-            .map_err(to_py)?;
-        Ok(Session {
-            inner: Arc::new(tokio::sync::Mutex::new(Some(session))),
-            listener,
-        })
+        let session = match _dump {
+            Some(dump) => py.detach(|| self.inner.restore(&dump, &limits, &grants)),
+            None => py.detach(|| self.inner.session_with(&limits, &grants)),
+        }
+        .map_err(to_py)?;
+        Ok(Session::new(session, listener))
+    }
+
+    /// A `Session` in the state `data` holds (what `Session.dump()` returned, in this
+    /// process or another), under the same keyword arguments as `session`; `mounts` must
+    /// name the dumped session's directories, in the same order. Raises `InvalidDump` for
+    /// a dump of another component, a damaged one, or one needing more memory than allowed.
+    #[pyo3(signature = (data, **options))]
+    fn restore(
+        slf: &Bound<'_, Self>,
+        data: Vec<u8>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<Session>> {
+        let options = match options {
+            Some(options) => options.copy()?,
+            None => PyDict::new(slf.py()),
+        };
+        if options.contains("_dump")? {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "restore() got an unexpected keyword argument '_dump'",
+            ));
+        }
+        options.set_item("_dump", PyBytes::new(slf.py(), &data))?;
+        Ok(slf.call_method("session", (), Some(&options))?.extract()?)
     }
 
     /// Whether this evaluator counts fuel.
@@ -197,8 +220,43 @@ pub struct Session {
     listener: Option<pyeval::LiveOutput>,
 }
 
+impl Session {
+    fn new(session: pyeval::Session, listener: Option<pyeval::LiveOutput>) -> Self {
+        Session {
+            inner: Arc::new(tokio::sync::Mutex::new(Some(session))),
+            listener,
+        }
+    }
+}
+
 #[pymethods]
 impl Session {
+    /// This session's state as bytes, for `Evaluator.restore` (here or in another process
+    /// running the same pyeval and component): its variables, functions, classes, imported
+    /// modules, generators, files and random state. Treat it as the user's data: it is the
+    /// interpreter's memory.
+    fn dump<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let inner = self.inner.clone();
+        let data = interrupt::run(py, async move {
+            let mut session = inner.lock().await;
+            let session = open(&mut session)?;
+            session.dump_async().await.map_err(to_py)
+        })?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    /// A new `Session` in this one's state, with its limits and grants; the two go on
+    /// separately.
+    fn fork(&self, py: Python<'_>) -> PyResult<Session> {
+        let inner = self.inner.clone();
+        let fork = interrupt::run(py, async move {
+            let mut session = inner.lock().await;
+            let session = open(&mut session)?;
+            session.fork_async().await.map_err(to_py)
+        })?;
+        Ok(Session::new(fork, self.listener.clone()))
+    }
+
     /// Evaluates `code` in this session's interpreter and returns its `Outcome`;
     /// `on_output` in place of the session's for this evaluation.
     #[pyo3(signature = (code, *, on_output=None))]

@@ -576,3 +576,41 @@ def test_network_reaches_the_granted_hosts_only(http_server):
         ev.eval("1", network=["bad host"])
     with pytest.raises(ValueError, match="not an address"):
         pyeval.Network(["example.com"], addresses=["nowhere"])
+
+
+def test_a_session_dumps_restores_in_another_process_and_forks(tmp_path):
+    with EV.session() as session:
+        session.eval("import itertools\ncount = itertools.count(10)\nnext(count)\nnames = ['a']")
+        data = session.dump()
+        fork = session.fork()
+        session.eval("names.append('left')")
+        fork.eval("names.append('right')")
+        assert session.eval("names").value == "['a', 'left']"
+        assert fork.eval("names").value == "['a', 'right']"
+    restored = EV.restore(data, fuel=5_000_000)
+    assert restored.eval("next(count), names").value == "(11, ['a'])"
+    with pytest.raises(pyeval.FuelExhausted):
+        restored.eval("while True: pass")
+    # In another process, from a file.
+    path = tmp_path / "session.dump"
+    path.write_bytes(data)
+    script = (
+        "import pathlib, sys, pyeval\n"
+        "s = pyeval.Evaluator().restore(pathlib.Path(sys.argv[1]).read_bytes())\n"
+        "print(s.eval('next(count)').value)\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert (child.returncode, child.stdout) == (0, "11\n"), child.stderr
+
+
+def test_a_damaged_or_foreign_dump_raises_invalid_dump():
+    data = EV.session().dump()
+    for bad in (data[: len(data) // 2], b"not a dump", data[:16] + b"0" * 64 + data[80:]):
+        with pytest.raises(pyeval.InvalidDump):
+            EV.restore(bad)
+    with pytest.raises(TypeError):
+        EV.restore(data, _dump=b"")
+    with pytest.raises(pyeval.InvalidDump, match="directories"):
+        EV.restore(data, mounts=["/tmp:/data"])
