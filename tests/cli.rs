@@ -590,3 +590,59 @@ fn the_network_is_granted_by_flags_only() {
         assert!(bad.stderr.contains(says), "{args:?}: {}", bad.stderr);
     }
 }
+
+#[test]
+fn a_session_file_keeps_state_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("work.session");
+    let file = file.to_str().unwrap();
+    pyeval(&["--session", file, "-c", "import json\nrows = [1, 2]"]).assert_status(0);
+    let run = pyeval(&[
+        "--session",
+        file,
+        "-c",
+        "rows.append(3)\nprint(json.dumps(rows))",
+    ]);
+    run.assert_status(0);
+    assert_eq!(run.stdout, "[1, 2, 3]\n");
+    // A run stopped by a limit leaves the file as it was before it.
+    let before = std::fs::read(file).unwrap();
+    let stopped = pyeval(&[
+        "--session",
+        file,
+        "--fuel",
+        "1000000",
+        "-c",
+        "rows.clear()\nwhile True: pass",
+    ]);
+    stopped.assert_status(125);
+    assert!(
+        stopped.stderr.contains("left as it was before this run"),
+        "{}",
+        stopped.stderr
+    );
+    assert_eq!(std::fs::read(file).unwrap(), before);
+    // The REPL keeps its session in the file too.
+    let command = format!("{} --session {file}", env!("CARGO_BIN_EXE_pyeval"));
+    binary::Run::program("script", &["-qec", &command, "/dev/null"])
+        .stdin("rows.append(4)\n")
+        .go()
+        .assert_status(0);
+    assert_eq!(
+        pyeval(&["--session", file, "-c", "rows"]).stdout,
+        "[1, 2, 3, 4]\n"
+    );
+    // A file that is not a session is refused, and left alone.
+    let other = dir.path().join("notes.txt");
+    std::fs::write(&other, "my notes").unwrap();
+    let refused = pyeval(&["--session", other.to_str().unwrap(), "-c", "1"]);
+    refused.assert_status(2);
+    assert!(
+        refused.stderr.contains("not a session dump"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), "my notes");
+    let python = pyeval(&["--python", PYTHON_WASM, "--session", file, "-c", "1"]);
+    python.assert_status(2);
+}

@@ -55,6 +55,13 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", conflicts_with = "python")]
     pub output_dir: Option<PathBuf>,
 
+    /// Run in the session kept in FILE: its variables, imports and files from earlier runs
+    /// (none if FILE does not exist yet); written back after the run unless a limit
+    /// stopped it. It holds the interpreter's memory: keep it as private as the data the
+    /// code handles.
+    #[arg(long, value_name = "FILE", conflicts_with = "python")]
+    pub session: Option<PathBuf>,
+
     #[command(flatten)]
     pub tools: ToolsArg,
 

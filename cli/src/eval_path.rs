@@ -7,7 +7,7 @@ use pyeval::{EvalError, Evaluator, Stdin};
 
 use crate::args::Cli;
 use crate::invocation::Invocation;
-use crate::{render, repl};
+use crate::{render, repl, session_file};
 
 pub fn run(cli: &Cli) -> Result<u8> {
     let invocation =
@@ -39,7 +39,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
             grants.stdin = Stdin::Empty;
             grants.live_output = Some(render::live_output());
             let evaluator = load(cli)?;
-            return repl::run(&evaluator, &limits, &grants, cli.output_dir.as_deref());
+            return repl::run(&evaluator, &limits, &grants, cli);
         }
         Invocation::Version => (
             "import sys\nprint('Python', sys.version.split()[0])\n".to_owned(),
@@ -76,7 +76,19 @@ pub fn run(cli: &Cli) -> Result<u8> {
     if live {
         grants.live_output = Some(render::live_output());
     }
-    let result = load(cli)?.eval_with(&program, &limits, &grants);
+    let evaluator = load(cli)?;
+    let result = match &cli.session {
+        None => evaluator.eval_with(&program, &limits, &grants),
+        Some(path) => {
+            let mut session = session_file::open(&evaluator, path, &limits, &grants)?;
+            let result = session.eval(&program);
+            match &result {
+                Ok(_) => session_file::save(&mut session, path)?,
+                Err(error) => session_file::not_saved(path, error),
+            }
+            result
+        }
+    };
     if cli.stats {
         let used = match &result {
             Ok(outcome) => Some(outcome.fuel_used),
@@ -128,8 +140,9 @@ fn load(cli: &Cli) -> Result<Evaluator> {
     Ok(cli
         .component
         .builder()
-        // One evaluation, or one session at a time (the REPL replaces an ended one).
-        .max_instances(2)
+        // One evaluation, or one session at a time (the REPL replaces an ended one), and
+        // the fresh instance a session's dump is compared with.
+        .max_instances(3)
         .on_compile(|| {
             eprintln!(
                 "pyeval: compiling the evaluator for this machine (once; cached for later runs)"

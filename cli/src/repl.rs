@@ -1,25 +1,25 @@
 //! A small interactive loop on one session, for a terminal.
 
 use std::io::{BufRead, Write};
-use std::path::Path;
 
 use anyhow::Result;
 use pyeval::{Evaluator, Grants, Limits};
 
-use crate::render;
+use crate::args::Cli;
+use crate::{render, session_file};
 
 /// Reads statements from stdin and evaluates each in one session until end of input.
 /// A block (a line ending in `:`) continues until an empty line. Output shows as it is
 /// written when `grants` has a live listener; files the code changes are written under
-/// `output_dir` after each input, when given.
-pub fn run(
-    evaluator: &Evaluator,
-    limits: &Limits,
-    grants: &Grants,
-    output_dir: Option<&Path>,
-) -> Result<u8> {
+/// `--output-dir` after each input, when given; the session is kept in `--session`'s
+/// file after each input, when given.
+pub fn run(evaluator: &Evaluator, limits: &Limits, grants: &Grants, cli: &Cli) -> Result<u8> {
     eprintln!("pyeval: Python 3.13 in a sandbox; each input runs under the limits. Ctrl-D exits.");
-    let mut session = evaluator.session_with(limits, grants)?;
+    let output_dir = cli.output_dir.as_deref();
+    let mut session = match &cli.session {
+        Some(path) => session_file::open(evaluator, path, limits, grants)?,
+        None => evaluator.session_with(limits, grants)?,
+    };
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {
@@ -35,6 +35,12 @@ pub fn run(
             (Some(dir), Ok(outcome)) => crate::output_dir::write(dir, outcome)?,
             (None, Ok(outcome)) => crate::output_dir::note_unsaved_charts(outcome),
             _ => {}
+        }
+        if let Some(path) = &cli.session {
+            match &result {
+                Ok(_) => session_file::save(&mut session, path)?,
+                Err(error) => session_file::not_saved(path, error),
+            }
         }
         match &result {
             Ok(outcome) if outcome.exit_code.is_some() => return Ok(status),

@@ -149,7 +149,13 @@ pub enum EvalError {
     Setup(#[from] SetupError),
     /// A dump that cannot be restored here (see [`crate::DumpError`]).
     #[error("cannot restore the session: {0}")]
-    InvalidDump(#[from] crate::dump::DumpError),
+    InvalidDump(crate::dump::DumpError),
+}
+
+impl From<crate::dump::DumpError> for EvalError {
+    fn from(error: crate::dump::DumpError) -> Self {
+        EvalError::InvalidDump(error)
+    }
 }
 
 /// What kind of failure an [`EvalError`] is: the one vocabulary every front end turns
