@@ -1331,3 +1331,124 @@ fn a_session_dumped_by_one_server_goes_on_in_another() {
     let (status, _) = second.send_bytes("POST", "/v1/sessions", "text/plain", b"x = 1");
     assert_eq!(status, 415);
 }
+
+/// A Redis server on loopback (Debian's `redis-server`), stopped when dropped.
+struct Redis {
+    child: Child,
+    url: String,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (Debian's redis-server package)");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn replicas_share_sessions_through_the_store_and_outlive_each_other() {
+    let redis = Redis::start();
+    let replica = || Server::start(&["--session-store", &redis.url, "--timeout", "1"]);
+    let (a, b) = (replica(), replica());
+    let eval = |server: &Server, id: &str, code: &str| {
+        server.request(
+            "POST",
+            &format!("/v1/sessions/{id}/eval"),
+            &serde_json::json!({ "code": code }).to_string(),
+        )
+    };
+    let opened = a.request("POST", "/v1/sessions", r#"{"env": {"WHO": "tester"}}"#);
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    let id = opened.json()["id"].as_str().unwrap().to_owned();
+    eval(&a, &id, "import os\nx = 1");
+    // Each replica goes on from the other's last change, with the session's grants.
+    assert_eq!(
+        eval(&b, &id, "x += 1\nx, os.environ['WHO']").json()["value"],
+        "(2, 'tester')"
+    );
+    assert_eq!(eval(&a, &id, "x += 1\nx").json()["value"], "3");
+    assert_eq!(eval(&b, &id, "x").json()["value"], "3");
+    // One replica at a time runs a session.
+    let running = eval_in_background(
+        &a,
+        &format!("/v1/sessions/{id}/eval"),
+        r#"{"code": "import time\ntime.sleep(0.7)\nx = 10"}"#,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(eval(&b, &id, "x").kind(), "session_busy");
+    assert_eq!(running.join().unwrap().status, 200);
+    assert_eq!(eval(&b, &id, "x").json()["value"], "10");
+    // A replica killed in the middle of an evaluation: the others go on from the state
+    // before it, once its lease has lapsed.
+    let killed = eval_in_background(
+        &a,
+        &format!("/v1/sessions/{id}/eval"),
+        r#"{"code": "x = 99\nimport time\ntime.sleep(5)"}"#,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    drop(a);
+    let _ = killed.join();
+    let started = Instant::now();
+    let value = loop {
+        let response = eval(&b, &id, "x");
+        if response.status == 200 {
+            break response.json()["value"].clone();
+        }
+        assert_eq!(response.kind(), "session_busy", "{}", response.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the lease never lapsed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(value, "10");
+    // A new replica serves it too; a stop ends it for every replica; closing forgets it.
+    let c = replica();
+    assert_eq!(eval(&c, &id, "x * 2").json()["value"], "20");
+    assert_eq!(eval(&c, &id, "while True: pass").kind(), "fuel_exhausted");
+    assert_eq!(eval(&b, &id, "x").kind(), "session_ended");
+    let other = b.request("POST", "/v1/sessions", "");
+    let other = other.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        c.request("DELETE", &format!("/v1/sessions/{other}"), "")
+            .status,
+        204
+    );
+    assert_eq!(eval(&b, &other, "1").kind(), "unknown_session");
+}

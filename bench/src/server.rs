@@ -97,6 +97,7 @@ pub fn measure(evaluator: &Evaluator) -> Result<(Vec<Load>, Load)> {
             evaluator.clone(),
             Policy::default(),
             None,
+            None,
             async {
                 let _ = stopped.await;
             },

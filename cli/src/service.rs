@@ -35,6 +35,12 @@ pub struct ServeCli {
     #[arg(long, value_name = "N", default_value_t = Policy::default().max_sessions)]
     max_sessions: usize,
 
+    /// Keep sessions in this Redis server too (redis://[:PASSWORD@]HOST[:PORT][/DB]), so
+    /// that every replica pointed at it serves every session, and sessions survive a
+    /// restart. Each change of a session writes its dump there.
+    #[arg(long, value_name = "URL")]
+    session_store: Option<String>,
+
     /// Seconds a client may take to send a request's whole body.
     #[arg(long, value_name = "SECONDS", default_value_t = Policy::default().body_timeout.as_secs_f64())]
     body_timeout: f64,
@@ -151,11 +157,19 @@ pub fn serve(cli: ServeCli) -> Result<u8> {
     let servers = cli.tools.connect(&runtime)?;
     policy.tools = servers.iter().flat_map(|s| s.tools()).cloned().collect();
     runtime.block_on(async move {
+        let store = match &cli.session_store {
+            Some(url) => Some(
+                pyeval_server::SessionStore::connect(url, policy.session_idle)
+                    .await
+                    .with_context(|| format!("cannot reach the session store at {url}"))?,
+            ),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(cli.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cli.listen))?;
         eprintln!("pyeval: serving on http://{}", listener.local_addr()?);
-        pyeval_server::http::serve(listener, evaluator, policy, token, shutdown()).await?;
+        pyeval_server::http::serve(listener, evaluator, policy, token, store, shutdown()).await?;
         eprintln!("pyeval: stopped");
         Ok(0)
     })

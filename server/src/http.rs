@@ -44,6 +44,7 @@ use crate::events;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::response::BoundedJson;
+use crate::session_store::SessionStore;
 use crate::sessions::{Refused, Sessions};
 use crate::wire::{
     grants, EvalRequest, Failure, NetworkChoice, SessionEvalRequest, SessionRequest,
@@ -61,6 +62,8 @@ struct Service {
     responses: Arc<Semaphore>,
     /// Calls of clients' tools waiting for their answers.
     calls: Arc<Calls>,
+    /// Where sessions are kept beside memory, if anywhere (`--session-store`).
+    store: Option<SessionStore>,
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets the requests in
@@ -70,6 +73,7 @@ pub async fn serve(
     evaluator: Evaluator,
     policy: Policy,
     token: Option<String>,
+    store: Option<SessionStore>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let connections = policy.connections;
@@ -85,6 +89,7 @@ pub async fn serve(
         token,
         policy,
         calls: Arc::default(),
+        store,
     });
     let sweeper = service.sessions.sweeper();
     let app = router(service);
@@ -501,13 +506,137 @@ impl Service {
         let _running = self.metrics.running();
         let started = Instant::now();
         let result = self
-            .sessions
-            .eval(id, code, live)
-            .await
-            .map_err(|refused| refusal(self, id, refused))?;
+            .on_session(id, true, async |session: &mut pyeval::Session| {
+                session.set_live_output(live);
+                session.eval_async(code).await
+            })
+            .await?;
         self.metrics.record(&result, started.elapsed());
         Ok(result)
     }
+
+    /// The limits and grants of a session `request` asks for.
+    fn session_parts(
+        &self,
+        request: SessionRequest,
+    ) -> Result<(pyeval::Limits, pyeval::Grants), Failure> {
+        let limits = self.policy.limits_for(&request.limits);
+        let tools = (request.tools, request.client_tools);
+        let mut grants = self.grants(
+            grants(request.env, request.argv, request.stdin, request.files)?,
+            tools,
+        )?;
+        grants.network = self.network(request.network)?;
+        Ok((limits, grants))
+    }
+
+    /// Runs `work` on the session `id`: in memory, or with the session store, under the
+    /// session's lease, on this replica's copy made current first, and (when `changes`)
+    /// with the session's new state stored after.
+    async fn on_session<T>(
+        &self,
+        id: &str,
+        changes: bool,
+        work: impl AsyncFnOnce(&mut pyeval::Session) -> Result<T, EvalError>,
+    ) -> Result<Result<T, EvalError>, Failure> {
+        let refused = |refused| refusal(self, id, refused);
+        let Some(store) = &self.store else {
+            return self.sessions.with(id, work).await.map_err(refused);
+        };
+        // Past the longest run a session may have, with room to restore and store it.
+        let ttl = 2 * self.policy.limits.wall_time + std::time::Duration::from_secs(1);
+        let lease = store
+            .lease(id, ttl)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| refused(Refused::Busy))?;
+        let result = async {
+            let (version, ended) = store
+                .version(id)
+                .await
+                .map_err(store_failure)?
+                .ok_or_else(|| refused(Refused::Unknown))?;
+            if let Some(reason) = ended {
+                return Err(Failure::new(
+                    StatusCode::GONE,
+                    pyeval::FailureKind::SessionEnded.as_str(),
+                    format!("this session has ended ({reason}); start a new one"),
+                ));
+            }
+            if self.sessions.version(id) != Some(version) {
+                self.take_over(store, id).await?;
+            }
+            let result = self.sessions.with(id, work).await.map_err(refused)?;
+            match &result {
+                Err(EvalError::Stopped(stop)) => {
+                    store
+                        .end(&lease, &stop.to_string())
+                        .await
+                        .map_err(store_failure)?;
+                }
+                Ok(_) if changes => {
+                    let dump = self
+                        .sessions
+                        .with(id, async |session: &mut pyeval::Session| {
+                            session.dump_async().await
+                        })
+                        .await
+                        .map_err(refused)??;
+                    if store
+                        .save(&lease, version + 1, &dump)
+                        .await
+                        .map_err(store_failure)?
+                    {
+                        self.sessions.set_version(id, version + 1);
+                    }
+                }
+                _ => {}
+            }
+            Ok(result)
+        }
+        .await;
+        // A lease not given back lapses by itself.
+        let _ = store.release(lease).await;
+        result
+    }
+
+    /// Makes this replica's copy of the session `id` the store's: restored from its dump,
+    /// with the limits and grants of the request that opened it.
+    async fn take_over(&self, store: &SessionStore, id: &str) -> Result<(), Failure> {
+        let stored = store
+            .load(id)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| refusal(self, id, Refused::Unknown))?;
+        let dump = stored
+            .dump
+            .ok_or_else(|| refusal(self, id, Refused::Unknown))?;
+        let request: SessionRequest = serde_json::from_str(&stored.request).map_err(|e| {
+            Failure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "session_store",
+                format!("the stored session's request is not one: {e}"),
+            )
+        })?;
+        let (limits, grants) = self.session_parts(request)?;
+        let session = self
+            .evaluator
+            .restore_async(&dump, &limits, &grants)
+            .await?;
+        self.sessions
+            .put(id, session, stored.version)
+            .map_err(|refused| refusal(self, id, refused))
+    }
+}
+
+/// The session store could not be reached or failed.
+fn store_failure(error: redis::RedisError) -> Failure {
+    Failure::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "session_store_unavailable",
+        format!("the session store failed: {error}"),
+    )
+    .retry_after(1)
 }
 
 async fn open_session(
@@ -516,12 +645,17 @@ async fn open_session(
     body: Body,
 ) -> Result<Response, Failure> {
     // A dump on its own restores with what a request without a body gets.
-    let (request, dump) = if body_is(&headers, DUMP_MEDIA_TYPE) {
-        (SessionRequest::default(), Some(body.bytes.to_vec()))
+    let (request, dump, kept) = if body_is(&headers, DUMP_MEDIA_TYPE) {
+        (
+            SessionRequest::default(),
+            Some(body.bytes.to_vec()),
+            "{}".to_owned(),
+        )
     } else if body.bytes.is_empty() || body_is(&headers, "application/json") {
-        let request: SessionRequest = JsonBody(body).parse(Some(SessionRequest::default()))?;
+        let body = JsonBody(body);
+        let request: SessionRequest = body.parse(Some(SessionRequest::default()))?;
         let dump = request.dump.as_deref().map(crate::wire::dump).transpose()?;
-        (request, dump)
+        (request, dump, crate::wire::kept_request(&body.0.bytes))
     } else {
         return Err(Failure::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -532,13 +666,7 @@ async fn open_session(
             ),
         ));
     };
-    let limits = service.policy.limits_for(&request.limits);
-    let tools = (request.tools, request.client_tools);
-    let mut grants = service.grants(
-        grants(request.env, request.argv, request.stdin, request.files)?,
-        tools,
-    )?;
-    grants.network = service.network(request.network)?;
+    let (limits, grants) = service.session_parts(request)?;
     let session = match dump {
         Some(dump) => {
             service
@@ -552,6 +680,27 @@ async fn open_session(
         .sessions
         .open(session)
         .map_err(|refused| refusal(&service, "", refused))?;
+    if let Some(store) = &service.store {
+        let kept = async {
+            let dump = service
+                .sessions
+                .with(&id, async |session: &mut pyeval::Session| {
+                    session.dump_async().await
+                })
+                .await
+                .map_err(|refused| refusal(&service, &id, refused))??;
+            store
+                .create(&id, &kept, &dump)
+                .await
+                .map_err(store_failure)?;
+            service.sessions.set_version(&id, 1);
+            Ok::<_, Failure>(())
+        };
+        if let Err(failure) = kept.await {
+            service.sessions.close(&id);
+            return Err(failure);
+        }
+    }
     let location = format!("/v1/sessions/{id}");
     Ok((
         StatusCode::CREATED,
@@ -616,12 +765,10 @@ async fn dump_session(
     Path(id): Path<String>,
 ) -> Result<Response, Failure> {
     let dump = service
-        .sessions
-        .with(&id, async |session: &mut pyeval::Session| {
+        .on_session(&id, false, async |session: &mut pyeval::Session| {
             session.dump_async().await
         })
-        .await
-        .map_err(|refused| refusal(&service, &id, refused))??;
+        .await??;
     let body = crate::response::held(dump, &service.responses)?;
     Ok(([(header::CONTENT_TYPE, DUMP_MEDIA_TYPE)], body).into_response())
 }
@@ -632,12 +779,10 @@ async fn read_session_file(
     Path((id, path)): Path<(String, String)>,
 ) -> Result<Response, Failure> {
     let read = service
-        .sessions
-        .with(&id, async |session: &mut pyeval::Session| {
+        .on_session(&id, false, async |session: &mut pyeval::Session| {
             session.read_file_async(&path).await
         })
-        .await
-        .map_err(|refused| refusal(&service, &id, refused))??;
+        .await??;
     let body = crate::response::held(read, &service.responses)?;
     let media_type = HeaderValue::from_str(&pyeval::media_type(&path))
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
@@ -652,12 +797,10 @@ async fn put_session_file(
 ) -> Result<StatusCode, Failure> {
     let file = pyeval::InputFile::new(path, body.bytes.clone());
     service
-        .sessions
-        .with(&id, async |session: &mut pyeval::Session| {
+        .on_session(&id, true, async |session: &mut pyeval::Session| {
             session.add_files(vec![file])
         })
-        .await
-        .map_err(|refused| refusal(&service, &id, refused))??;
+        .await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -683,7 +826,11 @@ async fn close_session(
     State(service): State<Arc<Service>>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Failure> {
-    if service.sessions.close(&id) {
+    let stored = match &service.store {
+        Some(store) => store.delete(&id).await.map_err(store_failure)?,
+        None => false,
+    };
+    if service.sessions.close(&id) || stored {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(refusal(&service, &id, Refused::Unknown))

@@ -12,8 +12,10 @@ pub mod mcp_tools;
 mod metrics;
 mod policy;
 mod response;
+pub mod session_store;
 mod sessions;
 mod wire;
 
 pub use connections::ConnectionLimits;
 pub use policy::{Policy, RequestLimits};
+pub use session_store::SessionStore;

@@ -6,10 +6,11 @@
 //! tells why it ended until it expires).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pyeval::{EvalError, LiveOutput, Outcome, Session, Stopped};
+use pyeval::{EvalError, Session, Stopped};
 use tokio::sync::watch;
 
 /// One open session.
@@ -18,6 +19,8 @@ struct Entry {
     last_used: Mutex<Instant>,
     /// Set when the session is closed, which cancels an evaluation in progress.
     closed: watch::Sender<bool>,
+    /// The version of the session store's copy this one is (0: none).
+    version: AtomicU64,
 }
 
 impl Entry {
@@ -93,31 +96,42 @@ impl Sessions {
     }
 
     fn insert(&self, key: &str, session: Session) -> Result<(), Refused> {
+        self.put(key, session, 0)
+    }
+
+    /// Puts `session`, a copy of the session store's at `version`, under `key`, in place
+    /// of any session there (which is closed).
+    pub fn put(&self, key: &str, session: Session, version: u64) -> Result<(), Refused> {
         let mut slots = self.slots.lock().unwrap();
-        if Self::live(&slots) >= self.max {
+        let replaced = matches!(slots.get(key), Some(Slot::Live(_)));
+        if !replaced && Self::live(&slots) >= self.max {
             return Err(Refused::Full(self.max));
         }
         let entry = Entry {
             session: tokio::sync::Mutex::new(session),
             last_used: Mutex::new(Instant::now()),
             closed: watch::channel(false).0,
+            version: AtomicU64::new(version),
         };
-        slots.insert(key.to_owned(), Slot::Live(Arc::new(entry)));
+        if let Some(Slot::Live(old)) = slots.insert(key.to_owned(), Slot::Live(Arc::new(entry))) {
+            old.closed.send_replace(true);
+        }
         Ok(())
     }
 
-    /// Runs `code` in the session `key`, its output going to `live` as it is written.
-    pub async fn eval(
-        &self,
-        key: &str,
-        code: &str,
-        live: Option<LiveOutput>,
-    ) -> Result<Result<Outcome, EvalError>, Refused> {
-        self.with(key, async |session: &mut Session| {
-            session.set_live_output(live);
-            session.eval_async(code).await
-        })
-        .await
+    /// The version of the session store's copy that the live session `key` is.
+    pub fn version(&self, key: &str) -> Option<u64> {
+        match self.slots.lock().unwrap().get(key) {
+            Some(Slot::Live(entry)) => Some(entry.version.load(Ordering::Acquire)),
+            _ => None,
+        }
+    }
+
+    /// Notes that the live session `key` is now the store's copy at `version`.
+    pub fn set_version(&self, key: &str, version: u64) {
+        if let Some(Slot::Live(entry)) = self.slots.lock().unwrap().get(key) {
+            entry.version.store(version, Ordering::Release);
+        }
     }
 
     /// Runs `work` on the session `key` when no other work runs on it; a stop ends the

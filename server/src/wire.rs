@@ -78,6 +78,18 @@ pub struct SessionRequest {
     pub dump: Option<String>,
 }
 
+/// The JSON of a session request as a session store keeps it: without its files and
+/// dump, which the session's state holds.
+pub fn kept_request(body: &[u8]) -> String {
+    let mut request: serde_json::Value =
+        serde_json::from_slice(body).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(fields) = request.as_object_mut() {
+        fields.remove("files");
+        fields.remove("dump");
+    }
+    request.to_string()
+}
+
 /// A dump sent in base64.
 pub fn dump(base64: &str) -> Result<Vec<u8>, Failure> {
     use base64::Engine as _;
