@@ -6,6 +6,8 @@ use std::process::{Command, Stdio};
 
 use yaml_rust2::{Yaml, YamlLoader};
 
+mod redis;
+
 const MANIFESTS: &str = include_str!("../deploy/kubernetes.yaml");
 const CONTAINERFILE: &str = include_str!("../deploy/Containerfile");
 
@@ -14,9 +16,15 @@ fn documents() -> Vec<Yaml> {
 }
 
 fn of_kind<'a>(docs: &'a [Yaml], kind: &str) -> &'a Yaml {
+    named(docs, kind, "pyeval")
+}
+
+fn named<'a>(docs: &'a [Yaml], kind: &str, name: &str) -> &'a Yaml {
     docs.iter()
-        .find(|doc| doc["kind"].as_str() == Some(kind))
-        .unwrap_or_else(|| panic!("no {kind} in kubernetes.yaml"))
+        .find(|doc| {
+            doc["kind"].as_str() == Some(kind) && doc["metadata"]["name"].as_str() == Some(name)
+        })
+        .unwrap_or_else(|| panic!("no {kind} {name} in kubernetes.yaml"))
 }
 
 /// The Deployment's container arguments.
@@ -37,8 +45,20 @@ fn the_manifests_agree_with_each_other_and_the_container_file() {
         .iter()
         .map(|doc| doc["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["Deployment", "Service", "HorizontalPodAutoscaler"]);
-    for (doc, api) in docs.iter().zip(["apps/v1", "v1", "autoscaling/v2"]) {
+    assert_eq!(
+        kinds,
+        [
+            "Deployment",
+            "Service",
+            "HorizontalPodAutoscaler",
+            "Deployment",
+            "Service"
+        ]
+    );
+    for (doc, api) in docs
+        .iter()
+        .zip(["apps/v1", "v1", "autoscaling/v2", "apps/v1", "v1"])
+    {
         assert_eq!(doc["apiVersion"].as_str(), Some(api));
     }
     let deployment = of_kind(&docs, "Deployment");
@@ -82,6 +102,19 @@ fn the_manifests_agree_with_each_other_and_the_container_file() {
     let service = of_kind(&docs, "Service");
     assert_eq!(service["spec"]["selector"], pod["metadata"]["labels"]);
     assert_eq!(service["spec"]["ports"][0]["targetPort"], port["name"]);
+    // Any replica serves any session: no affinity, and the sessions in the store, which
+    // its Service names.
+    assert!(service["spec"]["sessionAffinity"].is_badvalue());
+    let redis = named(&docs, "Service", "pyeval-redis");
+    let redis_pod = &named(&docs, "Deployment", "pyeval-redis")["spec"]["template"];
+    assert_eq!(redis["spec"]["selector"], redis_pod["metadata"]["labels"]);
+    let redis_port = &redis_pod["spec"]["containers"][0]["ports"][0];
+    assert_eq!(redis["spec"]["ports"][0]["targetPort"], redis_port["name"]);
+    let url = format!(
+        "--session-store=redis://pyeval-redis:{}",
+        redis_port["containerPort"].as_i64().unwrap()
+    );
+    assert!(args.contains(&url), "{args:?}");
     let hpa = of_kind(&docs, "HorizontalPodAutoscaler");
     assert_eq!(
         hpa["spec"]["scaleTargetRef"]["name"],
@@ -98,13 +131,15 @@ fn the_server_starts_with_the_deployments_arguments() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "t0ken").unwrap();
-    // Where the cluster would listen and find its secret, this machine's loopback and a
-    // temporary file.
+    // Where the cluster would listen, find its secret and its session store, this
+    // machine's loopback, a temporary file and a Redis on loopback.
+    let redis = redis::Redis::start();
     let args: Vec<String> = args(&documents())
         .into_iter()
         .map(|arg| match arg.split_once('=') {
             Some(("--listen", _)) => "--listen=127.0.0.1:0".to_owned(),
             Some(("--token-file", _)) => format!("--token-file={}", token.display()),
+            Some(("--session-store", _)) => format!("--session-store={}", redis.url),
             _ => arg,
         })
         .collect();

@@ -1,6 +1,7 @@
 //! `pyeval serve` end to end: the real binary on 127.0.0.1, spoken to over plain TCP.
 
 mod ok_server;
+mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -1332,58 +1333,9 @@ fn a_session_dumped_by_one_server_goes_on_in_another() {
     assert_eq!(status, 415);
 }
 
-/// A Redis server on loopback (Debian's `redis-server`), stopped when dropped.
-struct Redis {
-    child: Child,
-    url: String,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server runs (Debian's redis-server package)");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn replicas_share_sessions_through_the_store_and_outlive_each_other() {
-    let redis = Redis::start();
+    let redis = redis::Redis::start();
     let replica = || Server::start(&["--session-store", &redis.url, "--timeout", "1"]);
     let (a, b) = (replica(), replica());
     let eval = |server: &Server, id: &str, code: &str| {
