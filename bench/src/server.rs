@@ -119,6 +119,56 @@ pub fn measure(evaluator: &Evaluator) -> Result<(Vec<Load>, Load)> {
     })
 }
 
+/// The median of `runs` session steps (`x += 1`) served over one connection, with the
+/// sessions kept in the Redis at `store` or in memory only.
+pub fn session_step(evaluator: &Evaluator, store: Option<&str>, runs: usize) -> Result<Duration> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = match store {
+            Some(url) => {
+                Some(pyeval_server::SessionStore::connect(url, Duration::from_secs(600)).await?)
+            }
+            None => None,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(pyeval_server::http::serve(
+            listener,
+            evaluator.clone(),
+            Policy::default(),
+            None,
+            store,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let mut connection = Connection::open(addr).await?;
+        let (status, body) = connection.send("POST", "/v1/sessions", "").await?;
+        anyhow::ensure!(status == 201, "opening a session: {status} {body}");
+        let id: serde_json::Value = serde_json::from_str(&body)?;
+        let path = format!("/v1/sessions/{}/eval", id["id"].as_str().context("an id")?);
+        connection
+            .send("POST", &path, r#"{"code": "x = 0"}"#)
+            .await?;
+        let mut steps = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let started = Instant::now();
+            let (status, body) = connection
+                .send("POST", &path, r#"{"code": "x += 1"}"#)
+                .await?;
+            steps.push(started.elapsed());
+            anyhow::ensure!(status == 200, "a session step: {status} {body}");
+        }
+        steps.sort();
+        let _ = stop.send(());
+        server.await??;
+        Ok(steps[steps.len() / 2])
+    })
+}
+
 /// One client's requests: (latency, whether the status was the expected one).
 type Samples = Vec<(Duration, bool)>;
 

@@ -1,6 +1,8 @@
 //! Durable sessions: dumping a session to bytes, restoring it, forking it, and the size of
 //! a dump, for a session holding `x = 1` and one holding about 10 MB of Python objects; a
-//! session step and a fresh evaluation timed in the same run for comparison.
+//! session step and a fresh evaluation timed in the same run for comparison; and a served
+//! session step with the sessions kept in Redis (a `redis-server` started on loopback, when
+//! there is one) against one kept in memory.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -67,6 +69,70 @@ fn session_after(evaluator: &Evaluator, code: &str) -> Result<Figures> {
     })
 }
 
+/// Served session steps timed for each median.
+const SERVED_STEPS: usize = 500;
+
+/// A served session step's median with the sessions in memory, and kept in a Redis on
+/// loopback (none without `redis-server`).
+fn served_steps(evaluator: &Evaluator) -> Result<(Duration, Option<Duration>)> {
+    let memory = crate::server::session_step(evaluator, None, SERVED_STEPS)?;
+    let Some(mut redis) = LocalRedis::start() else {
+        eprintln!("(no redis-server here: the Redis session store is not measured)");
+        return Ok((memory, None));
+    };
+    let stored = crate::server::session_step(evaluator, Some(&redis.url), SERVED_STEPS);
+    redis.stop();
+    Ok((memory, Some(stored?)))
+}
+
+/// A `redis-server` on a free loopback port, in memory only.
+struct LocalRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl LocalRedis {
+    fn start() -> Option<LocalRedis> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut redis = LocalRedis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(10) {
+                redis.stop();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(redis)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The measurements, as JSON, and the table's rows.
 pub fn measure(evaluator: &Evaluator) -> Result<(Value, Vec<String>)> {
     let limits = Limits::default();
@@ -103,8 +169,13 @@ pub fn measure(evaluator: &Evaluator) -> Result<(Value, Vec<String>)> {
     } else {
         None
     };
+    let (served_memory, served_redis) = served_steps(evaluator)?;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let json = json!({
+        "served_step_p50_ms": {
+            "in_memory": ms(served_memory),
+            "redis_store": served_redis.map(ms),
+        },
         "runs": RUNS,
         "session_x_plus_1_p50_ms": ms(percentile(&steps, 50.0)),
         "fresh_print_1_p50_ms": ms(percentile(&fresh, 50.0)),
@@ -127,6 +198,14 @@ pub fn measure(evaluator: &Evaluator) -> Result<(Value, Vec<String>)> {
     ];
     if let Some(sci) = &sci {
         rows.push(row("of the sci component (numpy imported)", sci));
+    }
+    if let Some(redis) = served_redis {
+        rows.push(format!(
+            "| served session step `x += 1`, p50: in memory / kept in Redis (added) | {:.3} / {:.3} ms (+{:.3} ms) |",
+            ms(served_memory),
+            ms(redis),
+            ms(redis.saturating_sub(served_memory))
+        ));
     }
     rows.push(format!(
         "| same run: session `x += 1` / fresh print(1), p50 | {:.3} / {:.3} ms |",
