@@ -321,3 +321,194 @@ fn restore_in_this_process() {
         .unwrap();
     println!("restored: {}", value(&mut session, "twice(third)"));
 }
+
+/// A tool that counts its calls and answers `{"found": key}`.
+fn lookup(calls: &'static std::sync::atomic::AtomicUsize) -> pyeval::Tool {
+    pyeval::Tool::new(
+        "lookup",
+        "Looks a key up.",
+        serde_json::json!({"type": "object", "properties": {"key": {"type": "string"}}}),
+        move |args| async move {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(serde_json::json!({"found": args["key"]}))
+        },
+    )
+    .unwrap()
+}
+
+/// A tool that always suspends, to wait for a person's approval.
+fn approve() -> pyeval::Tool {
+    pyeval::Tool::new(
+        "approve",
+        "Asks a person to approve a payment.",
+        serde_json::json!({"type": "object", "properties": {"amount": {"type": "integer"}}}),
+        |_| async { Err(pyeval::ToolError::suspend("waiting for a person")) },
+    )
+    .unwrap()
+    .may_suspend()
+}
+
+const PAYMENT: &str = "import os\n\
+    found = await lookup(key=os.environ.get('KEY', 'k1'))\n\
+    approved = await approve(amount=5)\n\
+    print(found['found'], approved)\n\
+    approved";
+
+fn suspended(result: Result<pyeval::Outcome, EvalError>) -> pyeval::Suspension {
+    match result {
+        Err(EvalError::Suspended(suspension)) => *suspension,
+        other => panic!("not suspended: {other:?}"),
+    }
+}
+
+/// The environment variable that makes [`resume_in_this_process`] a child's work.
+const CHILD_SUSPENSION: &str = "PYEVAL_TEST_SUSPENSION_FILE";
+
+#[test]
+fn a_suspended_evaluation_resumes_in_another_process_without_calling_again() {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let grants = Grants::new().with_tool(lookup(&CALLS)).with_tool(approve());
+    let suspension = suspended(evaluator().eval_with(PAYMENT, &Limits::default(), &grants));
+    assert_eq!(
+        (suspension.tool.as_str(), suspension.reason.as_str()),
+        ("approve", "waiting for a person")
+    );
+    assert_eq!(suspension.arguments, r#"{"amount": 5}"#);
+    assert_eq!(suspension.journal.len(), 1);
+    assert_eq!(
+        suspension.journal[0].outcome,
+        Ok(r#"{"found":"k1"}"#.to_owned())
+    );
+    assert_eq!(CALLS.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("suspension");
+    std::fs::write(&file, suspension.to_bytes()).unwrap();
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "resume_in_this_process", "--nocapture"])
+        .env(CHILD_SUSPENSION, &file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    assert!(
+        stdout.contains("resumed: k1 True | lookups made: 0"),
+        "{stdout}"
+    );
+}
+
+/// The other process of [`a_suspended_evaluation_resumes_in_another_process_without_calling_again`].
+#[test]
+fn resume_in_this_process() {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let Some(file) = std::env::var_os(CHILD_SUSPENSION) else {
+        return;
+    };
+    let suspension = pyeval::Suspension::from_bytes(&std::fs::read(file).unwrap()).unwrap();
+    let grants = Grants::new().with_tool(lookup(&CALLS)).with_tool(approve());
+    let (_, outcome) = Evaluator::new()
+        .unwrap()
+        .resume(
+            &suspension,
+            Ok(serde_json::json!(true)),
+            &Limits::default(),
+            &grants,
+        )
+        .unwrap();
+    print!(
+        "resumed: {}",
+        outcome.stdout.trim_end().to_owned()
+            + &format!(
+                " | lookups made: {}",
+                CALLS.load(std::sync::atomic::Ordering::SeqCst)
+            )
+    );
+}
+
+#[test]
+fn a_session_suspended_mid_evaluation_resumes_from_its_state_before_it() {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let grants = Grants::new().with_tool(lookup(&CALLS)).with_tool(approve());
+    let mut session = evaluator()
+        .session_with(&Limits::default(), &grants)
+        .unwrap();
+    value(&mut session, "total = 10\nlog = []");
+    let code = "log.append('before')\ntotal += 1\nif await approve(amount=total): total += 100\nlog.append('after')\ntotal";
+    let suspension = suspended(session.eval(code));
+    // The suspended session has ended; the suspension holds its state before the code.
+    assert!(matches!(
+        session.eval("total"),
+        Err(EvalError::SessionEnded(_))
+    ));
+    let (mut resumed, outcome) = evaluator()
+        .resume(
+            &suspension,
+            Ok(serde_json::json!(true)),
+            &Limits::default(),
+            &grants,
+        )
+        .unwrap();
+    assert_eq!(outcome.value.as_deref(), Some("111"));
+    assert_eq!(value(&mut resumed, "log"), "['before', 'after']");
+    // An error as the answer is the call's ToolError.
+    let (_, refused) = evaluator()
+        .resume(
+            &suspension,
+            Err(pyeval::ToolError::new("declined")),
+            &Limits::default(),
+            &grants,
+        )
+        .unwrap();
+    assert_eq!(refused.error.unwrap().message, "declined");
+}
+
+#[test]
+fn a_tool_not_granted_as_suspending_cannot_suspend_a_session_that_ran() {
+    let sneaky = pyeval::Tool::new(
+        "sneaky",
+        "Tries to suspend.",
+        serde_json::json!({"type": "object"}),
+        |_| async { Err(pyeval::ToolError::suspend("later")) },
+    )
+    .unwrap();
+    let grants = Grants::new().with_tool(sneaky);
+    let mut session = evaluator()
+        .session_with(&Limits::default(), &grants)
+        .unwrap();
+    value(&mut session, "x = 1");
+    let outcome = session.eval("await sneaky()").unwrap();
+    let error = outcome.error.unwrap();
+    assert!(error.message.contains("may_suspend"), "{}", error.message);
+    assert_eq!(value(&mut session, "x"), "1");
+}
+
+#[test]
+fn a_resumed_evaluation_that_calls_otherwise_is_told_so() {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let grants = Grants::new().with_tool(lookup(&CALLS)).with_tool(approve());
+    let suspension = suspended(evaluator().eval_with(PAYMENT, &Limits::default(), &grants));
+    let other = grants.clone().with_env("KEY", "k2");
+    let (_, outcome) = evaluator()
+        .resume(
+            &suspension,
+            Ok(serde_json::json!(true)),
+            &Limits::default(),
+            &other,
+        )
+        .unwrap();
+    let error = outcome.error.unwrap();
+    assert!(
+        error
+            .message
+            .contains("cannot be answered from the journal"),
+        "{}",
+        error.message
+    );
+    // Suspensions that are damaged, or of another component, are refused.
+    let bytes = suspension.to_bytes();
+    assert!(pyeval::Suspension::from_bytes(&bytes[..bytes.len() / 2]).is_err());
+    assert!(pyeval::Suspension::from_bytes(b"pyeval suspension?").is_err());
+}

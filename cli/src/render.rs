@@ -35,7 +35,9 @@ fn kind_status(kind: FailureKind) -> u8 {
         | FailureKind::NoSuchFile
         | FailureKind::TooManyInstances
         | FailureKind::Setup
-        | FailureKind::InvalidDump => status::PYEVAL_ERROR,
+        | FailureKind::InvalidDump
+        // (No tool the command line grants suspends an evaluation.)
+        | FailureKind::Suspended => status::PYEVAL_ERROR,
     }
 }
 

@@ -42,6 +42,13 @@ pub enum Stopped {
     /// unknown, so its session is ended.
     #[error("the evaluation was cancelled before it finished")]
     Cancelled,
+    /// A tool call suspended the evaluation ([`crate::ToolError::suspend`]); it goes on
+    /// with [`crate::Evaluator::resume`].
+    #[error("the evaluation was suspended at a call of {tool}")]
+    Suspended {
+        /// The tool whose call suspended it.
+        tool: String,
+    },
 }
 
 /// What a run's limits were, for telling why it stopped.
@@ -150,6 +157,9 @@ pub enum EvalError {
     /// A dump that cannot be restored here (see [`crate::DumpError`]).
     #[error("cannot restore the session: {0}")]
     InvalidDump(crate::dump::DumpError),
+    /// A tool call suspended the evaluation: resume it with [`crate::Evaluator::resume`].
+    #[error("{0}")]
+    Suspended(Box<crate::Suspension>),
 }
 
 impl From<crate::dump::DumpError> for EvalError {
@@ -190,11 +200,13 @@ pub enum FailureKind {
     Setup,
     /// A session dump was refused.
     InvalidDump,
+    /// A tool call suspended the evaluation.
+    Suspended,
 }
 
 impl FailureKind {
     /// Every kind, for tables and tests.
-    pub const ALL: [FailureKind; 13] = [
+    pub const ALL: [FailureKind; 14] = [
         FailureKind::FuelExhausted,
         FailureKind::Timeout,
         FailureKind::MemoryLimit,
@@ -208,6 +220,7 @@ impl FailureKind {
         FailureKind::TooManyInstances,
         FailureKind::Setup,
         FailureKind::InvalidDump,
+        FailureKind::Suspended,
     ];
 
     /// A short, stable name, for machines: `fuel_exhausted`, `timeout`, `memory_limit`,
@@ -228,6 +241,7 @@ impl FailureKind {
             FailureKind::TooManyInstances => "too_many_instances",
             FailureKind::Setup => "setup",
             FailureKind::InvalidDump => "invalid_dump",
+            FailureKind::Suspended => "suspended",
         }
     }
 }
@@ -247,6 +261,7 @@ impl Stopped {
             Stopped::MemoryLimit { .. } => FailureKind::MemoryLimit,
             Stopped::MemoryBudget { .. } => FailureKind::MemoryBudget,
             Stopped::Cancelled => FailureKind::Cancelled,
+            Stopped::Suspended { .. } => FailureKind::Suspended,
             Stopped::Trap(_) => FailureKind::Trap,
         }
     }
@@ -264,6 +279,7 @@ impl EvalError {
             EvalError::TooManyInstances { .. } => FailureKind::TooManyInstances,
             EvalError::Setup(_) => FailureKind::Setup,
             EvalError::InvalidDump(_) => FailureKind::InvalidDump,
+            EvalError::Suspended(_) => FailureKind::Suspended,
         }
     }
 

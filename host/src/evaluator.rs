@@ -21,7 +21,8 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "python",
-        imports: { default: async },
+        // A tool call may stop the guest (a suspension).
+        imports: { default: async, "pyeval:sandbox/host-tools": async | trappable },
         exports: { default: async },
         with: {
             "wasi:cli/exit": wasmtime_wasi::p2::bindings::cli::exit,
@@ -218,6 +219,75 @@ impl Evaluator {
         }
         session.restore(&image).await?;
         Ok(session)
+    }
+
+    /// Goes on with a suspended evaluation (see [`crate::Suspension`]): the session it ran
+    /// in restored as it was before it, under `limits` and with `grants` (which grant the
+    /// tools its code calls), its code run again with the calls it made answered from the
+    /// journal and the suspended call answered with `answer`. The session and the
+    /// evaluation's outcome; or, if another call suspends it, [`EvalError::Suspended`]
+    /// again (with the calls so far in its journal).
+    pub fn resume(
+        &self,
+        suspension: &crate::Suspension,
+        answer: crate::ToolResult,
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<(Session, Outcome), EvalError> {
+        crate::runtime::block_on(self.resume_async(suspension, answer, limits, grants))?
+    }
+
+    /// [`Evaluator::resume`] for async callers.
+    pub async fn resume_async(
+        &self,
+        suspension: &crate::Suspension,
+        answer: crate::ToolResult,
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<(Session, Outcome), EvalError> {
+        if suspension.component != self.inner.key {
+            return Err(DumpError::OtherComponent {
+                dumped: suspension.component.clone(),
+                ours: self.inner.key.clone(),
+            }
+            .into());
+        }
+        let (mut session, before) = match &suspension.state {
+            Some(dump) => (
+                self.restore_async(dump, limits, grants).await?,
+                crate::session::Before::Dumped(dump.clone()),
+            ),
+            None => (
+                self.session_with(limits, grants)?,
+                crate::session::Before::Fresh,
+            ),
+        };
+        let cap = limits.tools.bytes;
+        let outcome = match answer {
+            Ok(value) => {
+                let text = value.to_string();
+                if text.len() > cap {
+                    Err(format!(
+                        "the answer of {} bytes of JSON is more than the cap of {cap}",
+                        text.len()
+                    ))
+                } else {
+                    Ok(text)
+                }
+            }
+            Err(error) => Err(error.message().to_owned()),
+        };
+        let mut replay = suspension.journal.clone();
+        replay.push(crate::JournalEntry {
+            call: suspension.call,
+            tool: suspension.tool.clone(),
+            arguments: suspension.arguments.clone(),
+            outcome,
+        });
+        let outcome = session
+            .evaluate(&suspension.code, Some(before), replay)
+            .await?;
+        Ok((session, outcome))
     }
 
     /// Whether this evaluator counts fuel.

@@ -40,6 +40,7 @@ mod raw_output;
 mod runtime;
 mod sandbox;
 mod session;
+mod suspension;
 mod tools;
 
 pub use cache::{default_cache_dir, CacheLocation};
@@ -62,6 +63,7 @@ pub use mount::{Mount, MountError};
 pub use outcome::{Outcome, PyException};
 pub use sandbox::{Grants, Stdin};
 pub use session::Session;
+pub use suspension::{JournalEntry, Suspension};
 pub use tools::{
     stubs as tool_stubs, Tool, ToolDefinitionError, ToolError, ToolFuture, ToolLimits, ToolResult,
     DEFAULT_TOOL_BYTES, DEFAULT_TOOL_CALLS, DEFAULT_TOOL_CALLS_RUNNING, DEFAULT_TOOL_CALL_TIME,

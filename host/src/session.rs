@@ -18,6 +18,8 @@ use crate::live_output::{LiveOutput, Stream};
 use crate::outcome::{Outcome, PyException};
 use crate::raw_output::RawOutput;
 use crate::sandbox::{Grants, Guarded, SandboxState};
+use crate::suspension::{JournalEntry, Suspension};
+use crate::tools::Suspend;
 
 /// One interpreter instance; successive evaluations share its state.
 ///
@@ -49,7 +51,21 @@ pub struct Session {
     /// What the session was granted (without its files, which its instance holds), for
     /// a fork and for a dump's directories.
     grants: Grants,
+    /// Where the next evaluation resumes from if a tool suspends it (none: it cannot be
+    /// suspended), and the calls it answers from a journal.
+    before: Option<Before>,
+    replay: Vec<JournalEntry>,
     ended: Option<Stopped>,
+}
+
+/// The state an evaluation started in, as a suspension keeps it.
+pub(crate) enum Before {
+    /// A fresh instance.
+    Fresh,
+    /// The session's state, noted before the evaluation.
+    Noted(Box<Image>),
+    /// A dump of it (that of the suspension being resumed).
+    Dumped(Vec<u8>),
 }
 
 impl std::fmt::Debug for Session {
@@ -102,6 +118,8 @@ impl Session {
                 files: Vec::new(),
                 ..grants.clone()
             },
+            before: None,
+            replay: Vec::new(),
             ended: None,
         };
         session.set_live_output(grants.live_output.clone());
@@ -150,7 +168,29 @@ impl Session {
     /// [`Session::eval`] for async callers, on a tokio runtime with timers enabled.
     pub async fn eval_async(&mut self, code: &str) -> Result<Outcome, EvalError> {
         check_code(code, self.limits.code_bytes)?;
+        // What a suspension would resume from: a fresh instance, or the state noted now
+        // if a granted tool may suspend.
+        let before = if self.instance.is_none() {
+            Some(Before::Fresh)
+        } else if self.store.data().tools.any_may_suspend() {
+            Some(Before::Noted(Box::new(self.image().await?)))
+        } else {
+            None
+        };
+        self.evaluate(code, before, Vec::new()).await
+    }
+
+    /// Evaluates `code`, which a tool may suspend if `before` says where from; the calls
+    /// of `replay` are answered from it.
+    pub(crate) async fn evaluate(
+        &mut self,
+        code: &str,
+        before: Option<Before>,
+        replay: Vec<JournalEntry>,
+    ) -> Result<Outcome, EvalError> {
         let started = Instant::now();
+        self.before = before;
+        self.replay = replay;
         match self.run(Step::Eval(code)).await? {
             (Done::Evaluated(outcome, changes, charts), fuel_used) => {
                 Ok(self.finish(*outcome, changes, charts, fuel_used, started.elapsed()))
@@ -250,10 +290,9 @@ impl Session {
         }
         crate::sandbox::arm(&mut self.store, &self.limits)?;
         if let Step::Eval(_) = step {
-            self.store
-                .data_mut()
-                .tools
-                .start_evaluation(self.limits.tools);
+            let tools = &mut self.store.data_mut().tools;
+            tools.start_evaluation(self.limits.tools, self.before.is_some());
+            tools.replay(std::mem::take(&mut self.replay));
             let state = self.store.data_mut();
             let deadline = state.guard().deadline();
             state.network.start_evaluation(deadline);
@@ -292,6 +331,30 @@ impl Session {
                 return Err(EvalError::TooManyInstances {
                     limit: self.evaluator.max_instances,
                 });
+            }
+            Some(Err(error)) if error.is::<Suspend>() => {
+                let suspend = error.downcast::<Suspend>().expect("a suspension");
+                let Step::Eval(code) = step else {
+                    unreachable!("only an evaluation calls tools")
+                };
+                let state = match self.before.take() {
+                    Some(Before::Noted(image)) => Some(image.encode(&self.evaluator.key)),
+                    Some(Before::Dumped(dump)) => Some(dump),
+                    Some(Before::Fresh) | None => None,
+                };
+                self.ended = Some(Stopped::Suspended {
+                    tool: suspend.tool.clone(),
+                });
+                return Err(EvalError::Suspended(Box::new(Suspension {
+                    code: code.to_owned(),
+                    call: suspend.call,
+                    tool: suspend.tool,
+                    arguments: suspend.arguments,
+                    reason: suspend.reason,
+                    journal: suspend.journal,
+                    state,
+                    component: self.evaluator.key.clone(),
+                })));
             }
             Some(Err(error)) => Stopped::classify(
                 &error,
@@ -392,6 +455,7 @@ struct RawException {
 }
 
 /// What a session asks of its instance.
+#[derive(Clone, Copy)]
 enum Step<'a> {
     /// Evaluate this code, then list the files it changed and its charts.
     Eval(&'a str),

@@ -183,6 +183,29 @@ class Evaluator:
         on_output: Optional[_OnOutput] = None,
     ) -> Session:
         """A session in the state a dump holds; raises ``InvalidDump``."""
+    def resume(
+        self,
+        data: bytes,
+        result: Any = None,
+        *,
+        error: Optional[str] = None,
+        fuel: Optional[int] = None,
+        memory: Optional[int] = None,
+        timeout: Optional[float] = None,
+        max_output: Optional[int] = None,
+        max_files: Optional[int] = None,
+        max_file_bytes: Optional[int] = None,
+        mounts: Optional[Sequence[str]] = None,
+        env: Optional[Mapping[str, str]] = None,
+        argv: Optional[Sequence[str]] = None,
+        stdin: Optional[Union[str, bytes]] = None,
+        files: Optional[Mapping[str, Union[str, bytes]]] = None,
+        tools: Optional[_Tools] = None,
+        network: Optional[Union[Network, Sequence[str]]] = None,
+        on_output: Optional[_OnOutput] = None,
+    ) -> tuple[Session, Outcome]:
+        """Goes on with a suspended evaluation, the suspended call answered with ``result``
+        (or raising ``ToolError(error)``)."""
     @property
     def metered(self) -> bool: ...
     @property
@@ -198,6 +221,15 @@ class Crashed(EvalError): ...
 class InvalidCode(EvalError): ...
 class InvalidFiles(EvalError): ...
 class InvalidDump(EvalError): ...
+class Suspended(EvalError):
+    """A tool call suspended the evaluation."""
+    suspension: bytes
+    tool: str
+    arguments: dict[str, Any]
+    reason: str
+
+class Suspend(Exception):
+    """Raised by a tool's function to suspend the evaluation at its call."""
 class NoSuchFile(EvalError): ...
 class TooManyInstances(EvalError): ...
 class SessionEnded(EvalError): ...

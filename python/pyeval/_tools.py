@@ -21,13 +21,16 @@ class Tool:
     signature and type hints.
     """
 
-    def __init__(self, function, *, name=None, description=None, schema=None):
+    def __init__(self, function, *, name=None, description=None, schema=None, may_suspend=False):
         if not callable(function):
             raise TypeError(f"a tool must be callable, not {type(function).__name__}")
         self.function = function
         self.name = name or getattr(function, "__name__", "")
         self.description = description if description is not None else (inspect.getdoc(function) or "")
         self.schema = schema if schema is not None else schema_of(function)
+        # Whether it may raise `pyeval.Suspend` in a session that has run before (such a
+        # session notes its state before each evaluation, to resume from).
+        self.may_suspend = may_suspend
 
     def __repr__(self):
         return f"Tool({self.name!r})"
@@ -100,8 +103,9 @@ def _json_schema(hint):
 
 
 def describe(tools):
-    """`(name, description, schema as JSON, function, is a coroutine function)` of each tool
-    of `tools`: a mapping of names to functions or `Tool`s, or a sequence of them."""
+    """`(name, description, schema as JSON, function, is a coroutine function, may suspend)`
+    of each tool of `tools`: a mapping of names to functions or `Tool`s, or a sequence of
+    them."""
     if isinstance(tools, dict):
         items = [(name, tool) for name, tool in tools.items()]
     else:
@@ -111,9 +115,10 @@ def describe(tools):
         if not isinstance(tool, Tool):
             tool = Tool(tool, name=name)
         elif name is not None and name != tool.name:
-            tool = Tool(tool.function, name=name, description=tool.description, schema=tool.schema)
+            tool = Tool(tool.function, name=name, description=tool.description, schema=tool.schema,
+                        may_suspend=tool.may_suspend)
         described.append((tool.name, tool.description, json.dumps(tool.schema), tool.function,
-                          _is_coroutine_function(tool.function)))
+                          _is_coroutine_function(tool.function), tool.may_suspend))
     return described
 
 

@@ -78,10 +78,30 @@ create_exception!(
     "A session dump was refused: from another component, damaged, or too large."
 );
 
+create_exception!(
+    pyeval,
+    Suspended,
+    EvalError,
+    "A tool call suspended the evaluation (its function raised `pyeval.Suspend`). \
+     `suspension` holds it as bytes, for `Evaluator.resume`; `tool`, `arguments` (a dict) \
+     and `reason` say which call, and why."
+);
+create_exception!(
+    pyeval,
+    Suspend,
+    PyException,
+    "Raised by a tool's function to suspend the evaluation at this call (to wait for a \
+     person's approval, say): the evaluation raises `Suspended`, to resume later with \
+     `Evaluator.resume` and the call's answer."
+);
+
 /// The Python exception for `error`.
 pub fn to_py(error: pyeval::EvalError) -> PyErr {
     use pyeval::FailureKind as K;
     let message = error.to_string();
+    if let pyeval::EvalError::Suspended(suspension) = &error {
+        return suspended(message, suspension);
+    }
     match error.kind() {
         K::FuelExhausted => FuelExhausted::new_err(message),
         K::Timeout => Timeout::new_err(message),
@@ -94,6 +114,7 @@ pub fn to_py(error: pyeval::EvalError) -> PyErr {
         K::TooManyInstances => TooManyInstances::new_err(message),
         K::Setup => SetupError::new_err(message),
         K::InvalidDump => InvalidDump::new_err(message),
+        K::Suspended => Suspended::new_err(message),
     }
 }
 
@@ -107,9 +128,31 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("InvalidCode", py.get_type::<InvalidCode>())?;
     module.add("InvalidFiles", py.get_type::<InvalidFiles>())?;
     module.add("InvalidDump", py.get_type::<InvalidDump>())?;
+    module.add("Suspended", py.get_type::<Suspended>())?;
+    module.add("Suspend", py.get_type::<Suspend>())?;
     module.add("NoSuchFile", py.get_type::<NoSuchFile>())?;
     module.add("TooManyInstances", py.get_type::<TooManyInstances>())?;
     module.add("SessionEnded", py.get_type::<SessionEnded>())?;
     module.add("SetupError", py.get_type::<SetupError>())?;
     Ok(())
+}
+
+/// `Suspended` carrying `suspension`.
+fn suspended(message: String, suspension: &pyeval::Suspension) -> PyErr {
+    let error = Suspended::new_err(message);
+    Python::attach(|py| {
+        let value = error.value(py);
+        let arguments = py
+            .import("json")
+            .and_then(|json| json.call_method1("loads", (&suspension.arguments,)));
+        let set = value
+            .setattr(
+                "suspension",
+                pyo3::types::PyBytes::new(py, &suspension.to_bytes()),
+            )
+            .and_then(|()| value.setattr("tool", &suspension.tool))
+            .and_then(|()| value.setattr("arguments", arguments?))
+            .and_then(|()| value.setattr("reason", &suspension.reason));
+        set.err().unwrap_or(error)
+    })
 }

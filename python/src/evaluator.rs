@@ -126,7 +126,7 @@ impl Evaluator {
     #[pyo3(signature = (*, fuel=None, memory=None, timeout=None, max_output=None,
                         max_files=None, max_file_bytes=None, mounts=None, env=None,
                         argv=None, stdin=None, files=None, tools=None, network=None,
-                        on_output=None, _dump=None))]
+                        on_output=None, _dump=None, _resume=None))]
     #[allow(clippy::too_many_arguments)]
     fn session(
         &self,
@@ -146,6 +146,7 @@ impl Evaluator {
         network: Option<Bound<'_, PyAny>>,
         on_output: Option<Py<PyAny>>,
         _dump: Option<Vec<u8>>,
+        _resume: Option<(Vec<u8>, Option<String>, Option<String>)>,
     ) -> PyResult<Session> {
         let limits = limits(
             fuel,
@@ -166,12 +167,76 @@ impl Evaluator {
         for tool in crate::tools::tools(py, tools.as_ref(), running)? {
             grants = grants.with_tool(tool);
         }
+        if let Some((data, result, error)) = _resume {
+            let suspension = pyeval::Suspension::from_bytes(&data)
+                .map_err(|e| to_py(pyeval::EvalError::InvalidDump(e)))?;
+            let answer = match (result, error) {
+                (_, Some(message)) => Err(pyeval::ToolError::new(message)),
+                (Some(json), None) => Ok(serde_json::from_str(&json).map_err(|e| {
+                    pyo3::exceptions::PyValueError::new_err(format!("the result: {e}"))
+                })?),
+                (None, None) => Ok(serde_json::Value::Null),
+            };
+            let (session, outcome) = py
+                .detach(|| self.inner.resume(&suspension, answer, &limits, &grants))
+                .map_err(to_py)?;
+            let session = Session::new(session, listener);
+            *session.resumed.lock().expect("not poisoned") = Some(outcome);
+            return Ok(session);
+        }
         let session = match _dump {
             Some(dump) => py.detach(|| self.inner.restore(&dump, &limits, &grants)),
             None => py.detach(|| self.inner.session_with(&limits, &grants)),
         }
         .map_err(to_py)?;
         Ok(Session::new(session, listener))
+    }
+
+    /// Goes on with an evaluation that raised `Suspended`: `data` is its `suspension`,
+    /// `result` the suspended call's answer (JSON-able), or `error` the message of the
+    /// `ToolError` it raises instead. The session is restored as it was before the
+    /// evaluation, under the same keyword arguments as `session` (whose `tools` answer
+    /// the calls after it), and the code runs again: the calls it made before are
+    /// answered as they were, without calling their functions. Returns the session and
+    /// the evaluation's `Outcome`; raises `Suspended` again if another call suspends it.
+    #[pyo3(signature = (data, result=None, *, error=None, **options))]
+    fn resume(
+        slf: &Bound<'_, Self>,
+        data: Vec<u8>,
+        result: Option<Bound<'_, PyAny>>,
+        error: Option<String>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<(Py<Session>, Outcome)> {
+        let py = slf.py();
+        let options = match options {
+            Some(options) => options.copy()?,
+            None => PyDict::new(py),
+        };
+        for hidden in ["_dump", "_resume"] {
+            if options.contains(hidden)? {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "resume() got an unexpected keyword argument '{hidden}'"
+                )));
+            }
+        }
+        let result: Option<String> = match result {
+            Some(result) => Some(
+                py.import("json")?
+                    .call_method1("dumps", (result,))?
+                    .extract()?,
+            ),
+            None => None,
+        };
+        options.set_item("_resume", (PyBytes::new(py, &data), result, error))?;
+        let session: Py<Session> = slf.call_method("session", (), Some(&options))?.extract()?;
+        let outcome = session
+            .get()
+            .resumed
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .expect("a resumed session holds its outcome");
+        Ok((session, Outcome::new(py, outcome)?))
     }
 
     /// A `Session` in the state `data` holds (what `Session.dump()` returned, in this
@@ -218,6 +283,9 @@ pub struct Session {
     inner: Arc<tokio::sync::Mutex<Option<pyeval::Session>>>,
     /// The session's `on_output`, for evaluations that name none of their own.
     listener: Option<pyeval::LiveOutput>,
+    /// The outcome of the evaluation a resumed session went on with, until `resume`
+    /// returns it.
+    resumed: std::sync::Mutex<Option<pyeval::Outcome>>,
 }
 
 impl Session {
@@ -225,6 +293,7 @@ impl Session {
         Session {
             inner: Arc::new(tokio::sync::Mutex::new(Some(session))),
             listener,
+            resumed: std::sync::Mutex::new(None),
         }
     }
 }

@@ -21,47 +21,64 @@ pub fn tools(
         return Ok(Vec::new());
     };
     let helper = py.import("pyeval._tools")?;
-    let described: Vec<(String, String, String, Py<PyAny>, bool)> =
+    let described: Vec<(String, String, String, Py<PyAny>, bool, bool)> =
         helper.call_method1("describe", (spec,))?.extract()?;
     let call = Arc::new(helper.getattr("call")?.unbind());
     let caller_loop = Arc::new(caller_loop);
     described
         .into_iter()
-        .map(|(name, description, schema, function, coroutine)| {
-            let schema: Value = serde_json::from_str(&schema)
-                .map_err(|e| PyValueError::new_err(format!("schema of tool {name:?}: {e}")))?;
-            let (call, caller_loop, function) =
-                (call.clone(), caller_loop.clone(), Arc::new(function));
-            pyeval::Tool::new(name, description, schema, move |arguments: Value| {
+        .map(
+            |(name, description, schema, function, coroutine, may_suspend)| {
+                let schema: Value = serde_json::from_str(&schema)
+                    .map_err(|e| PyValueError::new_err(format!("schema of tool {name:?}: {e}")))?;
                 let (call, caller_loop, function) =
-                    (call.clone(), caller_loop.clone(), function.clone());
-                async move {
-                    let run = move || {
-                        Python::attach(|py| {
-                            call.bind(py)
-                                .call1((function.bind(py), arguments.to_string(), &*caller_loop))
-                                .and_then(|result| result.extract::<String>())
-                                .map_err(|error| describe(py, &error))
-                        })
-                    };
-                    let text = if coroutine {
-                        tokio::task::spawn_blocking(run).await.map_err(|e| {
-                            pyeval::ToolError::new(format!("the tool failed: {e}"))
-                        })??
+                    (call.clone(), caller_loop.clone(), Arc::new(function));
+                pyeval::Tool::new(name, description, schema, move |arguments: Value| {
+                    let (call, caller_loop, function) =
+                        (call.clone(), caller_loop.clone(), function.clone());
+                    async move {
+                        let run = move || {
+                            Python::attach(|py| {
+                                call.bind(py)
+                                    .call1((
+                                        function.bind(py),
+                                        arguments.to_string(),
+                                        &*caller_loop,
+                                    ))
+                                    .and_then(|result| result.extract::<String>())
+                                    .map_err(|error| describe(py, &error))
+                            })
+                        };
+                        let text = if coroutine {
+                            tokio::task::spawn_blocking(run).await.map_err(|e| {
+                                pyeval::ToolError::new(format!("the tool failed: {e}"))
+                            })??
+                        } else {
+                            run()?
+                        };
+                        serde_json::from_str(&text)
+                            .map_err(|e| pyeval::ToolError::new(format!("the tool's result: {e}")))
+                    }
+                })
+                .map(|tool| {
+                    if may_suspend {
+                        tool.may_suspend()
                     } else {
-                        run()?
-                    };
-                    serde_json::from_str(&text)
-                        .map_err(|e| pyeval::ToolError::new(format!("the tool's result: {e}")))
-                }
-            })
-            .map_err(|e| PyValueError::new_err(e.to_string()))
-        })
+                        tool
+                    }
+                })
+                .map_err(|e| PyValueError::new_err(e.to_string()))
+            },
+        )
         .collect()
 }
 
-/// A Python exception as the sandbox sees it: `TypeName: message`.
+/// A Python exception as the sandbox sees it: `TypeName: message`; `pyeval.Suspend` asks
+/// to suspend the evaluation, its message the reason.
 fn describe(py: Python<'_>, error: &PyErr) -> pyeval::ToolError {
+    if error.is_instance_of::<crate::errors::Suspend>(py) {
+        return pyeval::ToolError::suspend(error.value(py).to_string());
+    }
     let name = error
         .get_type(py)
         .name()

@@ -614,3 +614,38 @@ def test_a_damaged_or_foreign_dump_raises_invalid_dump():
         EV.restore(data, _dump=b"")
     with pytest.raises(pyeval.InvalidDump, match="directories"):
         EV.restore(data, mounts=["/tmp:/data"])
+
+
+def test_a_tool_suspends_an_evaluation_that_resumes_with_its_answer():
+    looked_up = []
+
+    def lookup(key: str) -> dict:
+        looked_up.append(key)
+        return {"found": key}
+
+    def approve(amount: int) -> bool:
+        raise pyeval.Suspend(f"a person must approve {amount}")
+
+    tools = [lookup, pyeval.Tool(approve, may_suspend=True)]
+    code = "found = await lookup(key='k')\nok = await approve(amount=7)\nprint(found['found'], ok)\nok"
+    with pytest.raises(pyeval.Suspended) as raised:
+        EV.eval(code, tools=tools)
+    suspended = raised.value
+    assert (suspended.tool, suspended.arguments, suspended.reason) == (
+        "approve", {"amount": 7}, "a person must approve 7")
+    assert looked_up == ["k"]
+    session, outcome = EV.resume(suspended.suspension, True, tools=tools)
+    assert (outcome.stdout, outcome.value, looked_up) == ("k True\n", "True", ["k"])
+    assert session.eval("found").value == "{'found': 'k'}"
+    _, declined = EV.resume(suspended.suspension, error="declined", tools=tools)
+    assert declined.error.message == "declined"
+    with pytest.raises(pyeval.InvalidDump):
+        EV.resume(b"not a suspension", True, tools=tools)
+
+    # In a session that has run, from its state before the evaluation.
+    with EV.session(tools=tools) as running:
+        running.eval("total = 1")
+        with pytest.raises(pyeval.Suspended) as raised:
+            running.eval("total += 1\nif await approve(amount=total): total *= 10\ntotal")
+    _, outcome = EV.resume(raised.value.suspension, True, tools=tools)
+    assert outcome.value == "20"

@@ -196,7 +196,8 @@ impl From<EvalError> for Failure {
             K::NoSuchFile => StatusCode::NOT_FOUND,
             K::SessionEnded => StatusCode::GONE,
             K::TooManyInstances | K::MemoryBudget => StatusCode::SERVICE_UNAVAILABLE,
-            K::Trap | K::Cancelled | K::Setup => StatusCode::INTERNAL_SERVER_ERROR,
+            // (No tool the server grants suspends an evaluation.)
+            K::Trap | K::Cancelled | K::Setup | K::Suspended => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let failure = Failure::new(status, kind.as_str(), error.to_string());
         if status == StatusCode::SERVICE_UNAVAILABLE {

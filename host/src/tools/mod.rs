@@ -23,6 +23,7 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use crate::evaluator::bindings::exports::pyeval::sandbox::evaluator::Tool as GrantedTool;
 use crate::evaluator::bindings::pyeval::sandbox::host_tools::{self, Finished, Refusal, Started};
+use crate::suspension::JournalEntry;
 
 /// What a tool's handler returns: its result, or the error code sees as `ToolError`.
 pub type ToolResult = Result<Value, ToolError>;
@@ -30,15 +31,43 @@ pub type ToolResult = Result<Value, ToolError>;
 /// A handler's future.
 pub type ToolFuture = Pin<Box<dyn Future<Output = ToolResult> + Send>>;
 
-/// A tool's failure, as evaluated code sees it: `tools.ToolError` with this message.
+/// A tool's failure, as evaluated code sees it (`tools.ToolError` with its message); or a
+/// handler's request to suspend the evaluation (see [`crate::Suspension`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ToolError(pub String);
+#[error("{message}")]
+pub struct ToolError {
+    message: String,
+    suspends: bool,
+}
 
 impl ToolError {
     /// A failure with `message`.
     pub fn new(message: impl Into<String>) -> Self {
-        ToolError(message.into())
+        ToolError {
+            message: message.into(),
+            suspends: false,
+        }
+    }
+
+    /// Suspends the evaluation at this call, for `reason` (say, to wait for a person's
+    /// approval): it stops with [`crate::EvalError::Suspended`], to be resumed later with
+    /// the call's answer. In a session that has run before, only a tool granted with
+    /// [`Tool::may_suspend`] may; another's answer is a `ToolError` saying so.
+    pub fn suspend(reason: impl Into<String>) -> Self {
+        ToolError {
+            message: reason.into(),
+            suspends: true,
+        }
+    }
+
+    /// The message code sees, or the reason of a suspension.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether the handler asked to suspend the evaluation.
+    pub fn suspends(&self) -> bool {
+        self.suspends
     }
 }
 
@@ -95,6 +124,9 @@ pub struct Tool {
     parameters_text: Arc<str>,
     validator: Arc<jsonschema::Validator>,
     handler: Arc<Handler>,
+    /// Whether its handler may suspend evaluations of a session that has run before, so
+    /// the session keeps its state before each evaluation.
+    may_suspend: bool,
 }
 
 impl Tool {
@@ -140,7 +172,21 @@ impl Tool {
             parameters,
             validator: Arc::new(validator),
             handler: Arc::new(move |arguments| Box::pin(handler(arguments))),
+            may_suspend: false,
         })
+    }
+
+    /// This tool, its handler allowed to suspend evaluations ([`ToolError::suspend`]) in
+    /// sessions too: a session granted it notes its state before each evaluation (about
+    /// as long as a dump takes, less the compression), to restore when it resumes.
+    pub fn may_suspend(mut self) -> Self {
+        self.may_suspend = true;
+        self
+    }
+
+    /// Whether [`Tool::may_suspend`] was set.
+    pub fn suspends(&self) -> bool {
+        self.may_suspend
     }
 
     /// The name code calls it by.
@@ -200,6 +246,7 @@ impl PartialEq for Tool {
             && self.description == other.description
             && self.parameters == other.parameters
             && Arc::ptr_eq(&self.handler, &other.handler)
+            && self.may_suspend == other.may_suspend
     }
 }
 
@@ -285,8 +332,34 @@ impl Default for ToolLimits {
 /// What code is told of a handler that panicked.
 const PANICKED: &str = "the tool failed: its handler panicked";
 
-/// A call's handle and its result as JSON text, or its error message.
-type Ended = (u64, Result<String, String>);
+/// A call's answer as the host keeps it: its result as JSON text or its error message, or
+/// a request to suspend the evaluation (with its reason).
+enum Answer {
+    Done(Result<String, String>),
+    Suspend(String),
+}
+
+/// A call's handle and its answer.
+type Ended = (u64, Answer);
+
+/// What stops an evaluation whose tool call suspended it: the guest is stopped with it,
+/// and the session makes a [`crate::Suspension`] of it.
+#[derive(Debug)]
+pub(crate) struct Suspend {
+    pub call: u32,
+    pub tool: String,
+    pub arguments: String,
+    pub reason: String,
+    pub journal: Vec<JournalEntry>,
+}
+
+impl fmt::Display for Suspend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "suspended at a call of {}: {}", self.tool, self.reason)
+    }
+}
+
+impl std::error::Error for Suspend {}
 
 /// One instance's tool calls: the tools granted to it, and the calls of the running
 /// evaluation.
@@ -304,6 +377,17 @@ pub(crate) struct ToolCalls {
     tasks: HashMap<tokio::task::Id, u64>,
     /// Finished calls not yet returned by `wait`.
     finished: Vec<Finished>,
+    /// The running calls by handle: which call of the evaluation each is, its tool and
+    /// its arguments.
+    calls: HashMap<u64, (u32, String, String)>,
+    /// The running evaluation's calls answered so far, in the order they were answered.
+    journal: Vec<JournalEntry>,
+    /// Answers given without calling the handlers (a resumed evaluation's), by call.
+    replay: HashMap<u32, JournalEntry>,
+    /// Whether a handler may suspend the running evaluation.
+    can_suspend: bool,
+    /// The call that suspended it, once one has.
+    suspended: Option<Suspend>,
 }
 
 impl ToolCalls {
@@ -312,8 +396,9 @@ impl ToolCalls {
         self.granted = tools.iter().map(|t| (t.name.clone(), t.clone())).collect();
     }
 
-    /// Starts an evaluation under `limits`: the calls of the last one are given up.
-    pub(crate) fn start_evaluation(&mut self, limits: ToolLimits) {
+    /// Starts an evaluation under `limits`, which a handler may suspend if `can_suspend`:
+    /// the calls of the last one are given up.
+    pub(crate) fn start_evaluation(&mut self, limits: ToolLimits, can_suspend: bool) {
         self.limits = limits;
         self.started = 0;
         self.running.abort_all();
@@ -321,11 +406,66 @@ impl ToolCalls {
         self.handles.clear();
         self.tasks.clear();
         self.finished.clear();
+        self.calls.clear();
+        self.journal.clear();
+        self.replay.clear();
+        self.can_suspend = can_suspend;
+        self.suspended = None;
+    }
+
+    /// Answers the running evaluation's calls from `journal` (and the suspended call
+    /// `suspended` with its answer) instead of calling their handlers.
+    pub(crate) fn replay(&mut self, journal: Vec<JournalEntry>) {
+        self.replay = journal
+            .into_iter()
+            .map(|entry| (entry.call, entry))
+            .collect();
+    }
+
+    /// Whether any granted tool may suspend an evaluation of a session that has run.
+    pub(crate) fn any_may_suspend(&self) -> bool {
+        self.granted.values().any(|tool| tool.may_suspend)
+    }
+
+    /// The outcome code sees of the answer of call `call` (of `tool` with `arguments`),
+    /// noted in the journal; or, for a suspension, none, noted to stop the evaluation.
+    fn answered(
+        &mut self,
+        call: u32,
+        tool: String,
+        arguments: String,
+        answer: Answer,
+    ) -> Option<Result<String, String>> {
+        let outcome = match answer {
+            Answer::Done(outcome) => outcome,
+            Answer::Suspend(reason) if self.can_suspend => {
+                let journal = std::mem::take(&mut self.journal);
+                self.suspended.get_or_insert(Suspend {
+                    call,
+                    tool,
+                    arguments,
+                    reason,
+                    journal,
+                });
+                return None;
+            }
+            Answer::Suspend(_) => Err(format!(
+                "the tool {tool:?} asked to suspend the evaluation, which this session \
+                 cannot do: a tool that may suspend is granted as one (Tool::may_suspend)"
+            )),
+        };
+        self.journal.push(JournalEntry {
+            call,
+            tool,
+            arguments,
+            outcome: outcome.clone(),
+        });
+        Some(outcome)
     }
 
     /// Keeps what a joined call task gave, unless the call was cancelled meanwhile.
     fn record(&mut self, joined: Result<(tokio::task::Id, Ended), tokio::task::JoinError>) {
-        let (task, (handle, result)) = match joined {
+        let (task, (handle, answer)) = match joined {
             Ok(done) => done,
             Err(error) => {
                 let Some(handle) = self.tasks.get(&error.id()).copied() else {
@@ -336,83 +476,136 @@ impl ToolCalls {
                 } else {
                     "the tool was cancelled"
                 };
-                (error.id(), (handle, Err(message.to_string())))
+                (error.id(), (handle, Answer::Done(Err(message.to_string()))))
             }
         };
         self.tasks.remove(&task);
         if self.handles.remove(&handle).is_some() {
-            self.finished.push(Finished {
-                call: handle,
-                outcome: result,
-            });
+            let (call, tool, arguments) = self.calls.remove(&handle).unwrap_or_default();
+            if let Some(outcome) = self.answered(call, tool, arguments, answer) {
+                self.finished.push(Finished {
+                    call: handle,
+                    outcome,
+                });
+            }
+        }
+    }
+
+    /// The error that stops the guest once a call has suspended the evaluation.
+    fn stop_if_suspended(&mut self) -> wasmtime::Result<()> {
+        match self.suspended.take() {
+            Some(suspend) => {
+                self.running.abort_all();
+                Err(wasmtime::Error::new(suspend))
+            }
+            None => Ok(()),
         }
     }
 }
 
 impl host_tools::Host for ToolCalls {
-    async fn start(&mut self, name: String, arguments: String) -> Result<Started, Refusal> {
+    async fn start(
+        &mut self,
+        name: String,
+        arguments: String,
+    ) -> wasmtime::Result<Result<Started, Refusal>> {
         let Some(tool) = self.granted.get(&name).cloned() else {
-            return Err(Refusal::Refused(format!("no tool {name:?} is granted")));
+            return Ok(Err(Refusal::Refused(format!(
+                "no tool {name:?} is granted"
+            ))));
         };
         if self.started >= self.limits.calls {
-            return Err(Refusal::Refused(format!(
+            return Ok(Err(Refusal::Refused(format!(
                 "this evaluation has used all {} of its tool calls",
                 self.limits.calls
-            )));
+            ))));
         }
         let running = self.handles.len() + self.finished.len();
         if running >= self.limits.running as usize {
-            return Err(Refusal::Refused(format!(
+            return Ok(Err(Refusal::Refused(format!(
                 "{running} tool calls are running or unclaimed; await some first"
-            )));
+            ))));
         }
         let cap = self.limits.bytes;
         if arguments.len() > cap {
-            return Err(Refusal::InvalidArguments(format!(
+            return Ok(Err(Refusal::InvalidArguments(format!(
                 "arguments of {} bytes of JSON are more than the cap of {cap}",
                 arguments.len()
-            )));
+            ))));
         }
-        let arguments: Value = serde_json::from_str(&arguments)
-            .map_err(|e| Refusal::InvalidArguments(format!("arguments are not JSON: {e}")))?;
-        tool.check(&arguments).map_err(Refusal::InvalidArguments)?;
+        let parsed: Value = match serde_json::from_str(&arguments) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                return Ok(Err(Refusal::InvalidArguments(format!(
+                    "arguments are not JSON: {e}"
+                ))))
+            }
+        };
+        if let Err(why) = tool.check(&parsed) {
+            return Ok(Err(Refusal::InvalidArguments(why)));
+        }
+        let call = self.started;
         self.started += 1;
+        if let Some(entry) = self.replay.remove(&call) {
+            if entry.tool != name || entry.arguments != arguments {
+                return Ok(Err(Refusal::Refused(format!(
+                    "the resumed evaluation's call {} is {name}({arguments}), where it \
+                     first was {}({}): it cannot be answered from the journal",
+                    call + 1,
+                    entry.tool,
+                    entry.arguments
+                ))));
+            }
+            let outcome = self.answered(call, name, arguments, Answer::Done(entry.outcome));
+            return Ok(Ok(Started::Finished(outcome.expect("not a suspension"))));
+        }
         let call_time = self.limits.call_time;
-        let call = (tool.handler)(arguments);
-        let mut call = Box::pin(async move {
-            match tokio::time::timeout(call_time, call).await {
-                Err(_) => Err(format!("the tool did not answer within {call_time:?}")),
-                Ok(Err(error)) => Err(error.0),
+        let handler = (tool.handler)(parsed);
+        let mut pending = Box::pin(async move {
+            match tokio::time::timeout(call_time, handler).await {
+                Err(_) => {
+                    Answer::Done(Err(format!("the tool did not answer within {call_time:?}")))
+                }
+                Ok(Err(error)) if error.suspends => Answer::Suspend(error.message),
+                Ok(Err(error)) => Answer::Done(Err(error.message)),
                 Ok(Ok(value)) => {
                     let text = value.to_string();
-                    if text.len() > cap {
+                    Answer::Done(if text.len() > cap {
                         Err(format!(
                             "the tool's result of {} bytes of JSON is more than the cap of {cap}",
                             text.len()
                         ))
                     } else {
                         Ok(text)
-                    }
+                    })
                 }
             }
         });
         // A handler with nothing to wait for answers here, without a task or an event-loop
         // turn in the guest.
         let mut now = Context::from_waker(Waker::noop());
-        match std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(&mut now))) {
-            Ok(Poll::Ready(outcome)) => return Ok(Started::Finished(outcome)),
-            Ok(Poll::Pending) => {}
-            Err(_) => return Ok(Started::Finished(Err(PANICKED.into()))),
+        let answer =
+            match std::panic::catch_unwind(AssertUnwindSafe(|| pending.as_mut().poll(&mut now))) {
+                Ok(Poll::Ready(answer)) => Some(answer),
+                Ok(Poll::Pending) => None,
+                Err(_) => Some(Answer::Done(Err(PANICKED.into()))),
+            };
+        if let Some(answer) = answer {
+            return match self.answered(call, name, arguments, answer) {
+                Some(outcome) => Ok(Ok(Started::Finished(outcome))),
+                None => self.stop_if_suspended().map(|()| unreachable!("suspended")),
+            };
         }
         self.next_handle += 1;
         let handle = self.next_handle;
-        let task = self.running.spawn(async move { (handle, call.await) });
+        let task = self.running.spawn(async move { (handle, pending.await) });
         self.tasks.insert(task.id(), handle);
         self.handles.insert(handle, task);
-        Ok(Started::Running(handle))
+        self.calls.insert(handle, (call, name, arguments));
+        Ok(Ok(Started::Running(handle)))
     }
 
-    async fn wait(&mut self, timeout_ns: Option<u64>) -> Vec<Finished> {
+    async fn wait(&mut self, timeout_ns: Option<u64>) -> wasmtime::Result<Vec<Finished>> {
         if self.finished.is_empty() && !self.running.is_empty() {
             let next = self.running.join_next_with_id();
             let joined = match timeout_ns {
@@ -429,14 +622,17 @@ impl host_tools::Host for ToolCalls {
         while let Some(joined) = self.running.try_join_next_with_id() {
             self.record(joined);
         }
-        std::mem::take(&mut self.finished)
+        self.stop_if_suspended()?;
+        Ok(std::mem::take(&mut self.finished))
     }
 
-    async fn cancel(&mut self, call: u64) {
+    async fn cancel(&mut self, call: u64) -> wasmtime::Result<()> {
         if let Some(task) = self.handles.remove(&call) {
             task.abort();
         }
+        self.calls.remove(&call);
         self.finished.retain(|f| f.call != call);
+        Ok(())
     }
 }
 
