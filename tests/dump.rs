@@ -512,3 +512,35 @@ fn a_resumed_evaluation_that_calls_otherwise_is_told_so() {
     assert!(pyeval::Suspension::from_bytes(&bytes[..bytes.len() / 2]).is_err());
     assert!(pyeval::Suspension::from_bytes(b"pyeval suspension?").is_err());
 }
+
+#[test]
+fn a_session_at_its_memory_limit_restores_under_it_again_and_again() {
+    let limits = Limits::default().with_memory_bytes(96 << 20);
+    let mut session = evaluator().session(&limits).unwrap();
+    value(
+        &mut session,
+        "chunks = []\ntry:\n    while True: chunks.append(bytearray(1 << 20))\nexcept MemoryError:\n    pass",
+    );
+    let held = value(&mut session, "len(chunks)");
+    let mut dump = session.dump().unwrap();
+    for generation in 0..3 {
+        let mut back = evaluator()
+            .restore(&dump, &limits, &Grants::default())
+            .unwrap_or_else(|e| panic!("generation {generation}: {e}"));
+        assert_eq!(value(&mut back, "len(chunks)"), held);
+        dump = back.dump().unwrap();
+    }
+}
+
+#[test]
+fn restoring_costs_the_code_no_fuel() {
+    let mut session = evaluator().session(&Limits::default()).unwrap();
+    value(&mut session, "data = list(range(200_000))");
+    let dump = session.dump().unwrap();
+    // A budget far smaller than copying the pages would take, were it counted.
+    let limits = Limits::default().with_fuel(pyeval::Fuel::Limited(1_000_000));
+    let mut back = evaluator()
+        .restore(&dump, &limits, &Grants::default())
+        .unwrap();
+    assert_eq!(value(&mut back, "len(data)"), "200000");
+}

@@ -516,3 +516,57 @@ async fn run_python_reaches_the_hosts_the_operator_allows() {
     assert!(failed && text.contains("no network is granted"), "{text}");
     none.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_session_directory_keeps_named_sessions_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let args = ["--fuel", "100_000_000", "--session-dir", path];
+    let first = client(&args).await;
+    run(
+        &first,
+        json!({"code": "import json\nnotes = ['a']", "session": "work"}),
+    )
+    .await;
+    run(&first, json!({"code": "seen = 1", "session": "a/b"})).await;
+    first.cancel().await.unwrap();
+    assert!(dir.path().join("work.session").is_file());
+    assert!(
+        dir.path().join("a%2Fb.session").is_file(),
+        "a name is never a path"
+    );
+
+    let second = client(&args).await;
+    let (failed, text) = run(
+        &second,
+        json!({"code": "notes.append('b')\njson.dumps(notes)", "session": "work"}),
+    )
+    .await;
+    assert!(!failed, "{text}");
+    assert_eq!(text, "[value]\n'[\"a\", \"b\"]'\n");
+    // A stop leaves the file as it was before the call, and the session goes on from it.
+    let (failed, stopped) = run(
+        &second,
+        json!({"code": "notes.clear()\nwhile True: pass", "session": "work"}),
+    )
+    .await;
+    assert!(failed);
+    assert!(
+        stopped.contains("goes on from its state before this call"),
+        "{stopped}"
+    );
+    let (_, after) = run(&second, json!({"code": "notes", "session": "work"})).await;
+    assert_eq!(after, "[value]\n['a', 'b']\n");
+    // A file that is not a session is refused, and left alone.
+    std::fs::write(dir.path().join("junk.session"), "not a dump").unwrap();
+    let (failed, refused) = run(&second, json!({"code": "1", "session": "junk"})).await;
+    assert!(
+        failed && refused.contains("not a session dump"),
+        "{refused}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("junk.session")).unwrap(),
+        "not a dump"
+    );
+    second.cancel().await.unwrap();
+}

@@ -7,7 +7,9 @@ use pyeval::{EvalError, Evaluator, Stdin};
 
 use crate::args::Cli;
 use crate::invocation::Invocation;
-use crate::{render, repl, session_file};
+use pyeval_server::session_file;
+
+use crate::{render, repl};
 
 pub fn run(cli: &Cli) -> Result<u8> {
     let invocation =

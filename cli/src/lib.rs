@@ -13,7 +13,6 @@ mod output_dir;
 mod render;
 mod repl;
 mod service;
-mod session_file;
 mod terminal;
 
 use std::ffi::OsString;

@@ -6,7 +6,9 @@ use anyhow::Result;
 use pyeval::{Evaluator, Grants, Limits};
 
 use crate::args::Cli;
-use crate::{render, session_file};
+use pyeval_server::session_file;
+
+use crate::render;
 
 /// Reads statements from stdin and evaluates each in one session until end of input.
 /// A block (a line ending in `:`) continues until an empty line. Output shows as it is

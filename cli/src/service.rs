@@ -93,6 +93,12 @@ pub struct McpCli {
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_sessions: usize,
 
+    /// Keep each named session in a file of DIR (NAME.session, a dump), written after
+    /// each call a limit did not stop: a later `pyeval mcp` goes on from it. The files
+    /// hold the interpreter's memory: keep DIR as private as the data the code handles.
+    #[arg(long, value_name = "DIR")]
+    session_dir: Option<PathBuf>,
+
     /// Seconds after which an unused session is closed.
     #[arg(long, value_name = "SECONDS", default_value_t = Policy::default().session_idle.as_secs_f64())]
     session_idle: f64,
@@ -186,13 +192,18 @@ pub fn mcp(cli: McpCli) -> Result<u8> {
     let mut grants = pyeval::Grants::new();
     grants.tools = servers.iter().flat_map(|s| s.tools()).cloned().collect();
     grants.network = cli.network.network()?;
-    let tool = mcp::PythonTool::new(
+    let mut tool = mcp::PythonTool::new(
         evaluator,
         cli.limits.limits()?,
         grants,
         cli.max_sessions,
         seconds(cli.session_idle, "--session-idle")?,
     );
+    if let Some(dir) = cli.session_dir {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot make the session directory {}", dir.display()))?;
+        tool = tool.with_session_dir(dir);
+    }
     runtime.block_on(mcp::serve_stdio(tool))?;
     Ok(0)
 }

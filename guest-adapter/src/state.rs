@@ -5,10 +5,12 @@
 //! into a new list (and free it after) instead of handing the host a view of it, and
 //! would allocate while the memory is being replaced.
 //!
-//! A restore lands each `write-memory`'s data past the restored size, where no page of
-//! the dump goes, and copies it into place from there. Page 0 is never written: CPython's
-//! build puts the stack first, so it is the stack's far end, unused between calls (and
-//! address 0 is the null pointer to Rust).
+//! A restore lands each `write-memory`'s data in the far end of the stack, which nothing
+//! uses between calls (CPython's build puts the stack first, so that end is just past
+//! page 0), and copies it into place from there; what the dump has for the landing area
+//! itself is dead stack, and is left out. Page 0 is never written (address 0 is the null
+//! pointer to Rust), and the landing area is zeroed at the end, as in a fresh instance.
+//! The memory grows only to the dumped size, so a restored session has the room it had.
 
 use core::arch::wasm32;
 use core::ptr::{self, addr_of};
@@ -16,8 +18,14 @@ use core::ptr::{self, addr_of};
 /// Bytes in a wasm page.
 const WASM_PAGE: usize = 64 << 10;
 
-/// Most bytes one `write-memory` carries: the room set aside past the restored size.
+/// Most bytes one `write-memory` carries: the landing area's size.
 const MAX_WRITE: usize = 1 << 20;
+
+/// Where the landing area starts: past page 0.
+const LANDING_START: usize = 4096;
+
+/// Stack the restore's own calls may use above the landing area.
+const STACK_MARGIN: usize = 64 << 10;
 
 /// Where `write-memory`'s data lands while a restore runs (0 otherwise), and the size
 /// being restored. Both live in memory a restore overwrites, so each write puts them back.
@@ -30,6 +38,9 @@ static mut MEMORY_VIEW: [usize; 2] = [0; 2];
 extern "C" {
     /// wit-bindgen's allocator for values the host passes in.
     fn cabi_realloc(old: *mut u8, old_len: usize, align: usize, new_len: usize) -> *mut u8;
+    /// wasm-ld: the stack's lowest address and the one past its top.
+    static __stack_low: u8;
+    static __stack_high: u8;
 }
 
 /// What the host passes to exports is allocated here: in the landing room during a
@@ -59,17 +70,21 @@ unsafe extern "C" fn memory() -> *const [usize; 2] {
 #[export_name = "pyeval:sandbox/state@0.1.0#restore-begin"]
 unsafe extern "C" fn restore_begin(size: u64) -> bool {
     let have = wasm32::memory_size(0) * WASM_PAGE;
-    let fits = size.is_multiple_of(WASM_PAGE as u64)
-        && size >= have as u64
-        && size + (MAX_WRITE as u64) < 1 << 32;
-    if crate::awake() || LANDING != 0 || !fits {
+    let (low, high) = (
+        addr_of!(__stack_low) as usize,
+        addr_of!(__stack_high) as usize,
+    );
+    // The landing area must lie in the stack, clear of what the restore's calls use.
+    let stack_holds_it = low <= LANDING_START && LANDING_START + MAX_WRITE + STACK_MARGIN <= high;
+    let fits = size.is_multiple_of(WASM_PAGE as u64) && size >= have as u64 && size < 1 << 32;
+    if crate::awake() || LANDING != 0 || !fits || !stack_holds_it {
         return false;
     }
     let size = size as usize;
-    if wasm32::memory_grow(0, (size + MAX_WRITE - have) / WASM_PAGE) == usize::MAX {
+    if size > have && wasm32::memory_grow(0, (size - have) / WASM_PAGE) == usize::MAX {
         return false;
     }
-    LANDING = size;
+    LANDING = LANDING_START;
     RESTORE_SIZE = size;
     true
 }
@@ -81,13 +96,22 @@ unsafe extern "C" fn write_memory(offset: usize, data: *const u8, len: usize) {
     if landing == 0 || data as usize != landing || !fits {
         wasm32::unreachable();
     }
-    ptr::copy_nonoverlapping(data, offset as *mut u8, len);
+    // The parts of [offset, offset + len) below and above the landing area.
+    let (end, landing_end) = (offset + len, landing + MAX_WRITE);
+    for (from, to) in [(offset, end.min(landing)), (offset.max(landing_end), end)] {
+        if from < to {
+            ptr::copy_nonoverlapping(data.add(from - offset), from as *mut u8, to - from);
+        }
+    }
     LANDING = landing;
     RESTORE_SIZE = size;
 }
 
 #[export_name = "pyeval:sandbox/state@0.1.0#restore-end"]
 unsafe extern "C" fn restore_end() {
+    if LANDING != 0 {
+        ptr::write_bytes(LANDING as *mut u8, 0, MAX_WRITE);
+    }
     LANDING = 0;
     RESTORE_SIZE = 0;
 }

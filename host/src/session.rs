@@ -7,7 +7,7 @@ use wasmtime::component::{ComponentExportIndex, ComponentType, Instance, Lift};
 use wasmtime::{PoolConcurrencyLimitError, Store};
 
 use crate::dump::{Image, Run};
-use crate::error::{EvalError, StopContext, Stopped};
+use crate::error::{EvalError, SetupError, StopContext, Stopped};
 use crate::evaluator::bindings::exports::pyeval::sandbox::evaluator::Tool as GrantedTool;
 use crate::evaluator::Inner;
 use crate::files::{FileLimits, InputFile, OutputFile};
@@ -289,6 +289,11 @@ impl Session {
             return Err(EvalError::SessionEnded(reason.clone()));
         }
         crate::sandbox::arm(&mut self.store, &self.limits)?;
+        if matches!(step, Step::Dump | Step::Restore(_)) && self.evaluator.metered {
+            // The host's work, not the code's: bounded by the wall-clock limit only, so a
+            // restore under a small fuel budget is not stopped by copying pages.
+            self.store.set_fuel(u64::MAX).map_err(SetupError::host)?;
+        }
         if let Step::Eval(_) = step {
             let tools = &mut self.store.data_mut().tools;
             tools.start_evaluation(self.limits.tools, self.before.is_some());

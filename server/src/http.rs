@@ -209,8 +209,12 @@ struct Body {
 /// A [`Body`] that is JSON (sent as `application/json`), or empty.
 struct JsonBody(Body);
 
+/// A [`Body`] that may be a session's dump (`POST /v1/sessions`): a declared length may be
+/// as long as a dump can be.
+struct SessionBody(Body);
+
 impl Body {
-    async fn read(request: Request, service: &Arc<Service>) -> Result<Self, Failure> {
+    async fn read(request: Request, service: &Arc<Service>, dump: bool) -> Result<Self, Failure> {
         let policy = &service.policy;
         let declared = request
             .headers()
@@ -225,7 +229,7 @@ impl Body {
             )
         };
         let limit = match declared {
-            Some(length) if length > policy.body_limit_declared() => return Err(refuse()),
+            Some(length) if length > declared_limit(policy, dump) => return Err(refuse()),
             Some(length) => length,
             None => policy.body_limit(),
         };
@@ -276,7 +280,24 @@ impl FromRequest<Arc<Service>> for Body {
     type Rejection = Failure;
 
     async fn from_request(request: Request, service: &Arc<Service>) -> Result<Self, Failure> {
-        Body::read(request, service).await
+        Body::read(request, service, false).await
+    }
+}
+
+impl FromRequest<Arc<Service>> for SessionBody {
+    type Rejection = Failure;
+
+    async fn from_request(request: Request, service: &Arc<Service>) -> Result<Self, Failure> {
+        Body::read(request, service, true).await.map(SessionBody)
+    }
+}
+
+/// The largest declared body accepted: with files, or (`dump`) with a session's dump.
+fn declared_limit(policy: &Policy, dump: bool) -> usize {
+    if dump {
+        policy.body_limit_with_dump()
+    } else {
+        policy.body_limit_with_files()
     }
 }
 
@@ -297,7 +318,7 @@ impl FromRequest<Arc<Service>> for JsonBody {
 
     async fn from_request(request: Request, service: &Arc<Service>) -> Result<Self, Failure> {
         let json = body_is(request.headers(), "application/json");
-        let body = Body::read(request, service).await?;
+        let body = Body::read(request, service, false).await?;
         if !body.bytes.is_empty() && !json {
             return Err(Failure::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -642,7 +663,7 @@ fn store_failure(error: redis::RedisError) -> Failure {
 async fn open_session(
     State(service): State<Arc<Service>>,
     headers: HeaderMap,
-    body: Body,
+    SessionBody(body): SessionBody,
 ) -> Result<Response, Failure> {
     // A dump on its own restores with what a request without a body gets.
     let (request, dump, kept) = if body_is(&headers, DUMP_MEDIA_TYPE) {

@@ -12,6 +12,7 @@ pub mod mcp_tools;
 mod metrics;
 mod policy;
 mod response;
+pub mod session_file;
 pub mod session_store;
 mod sessions;
 mod wire;

@@ -5,6 +5,7 @@
 //! progress notifications.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +51,8 @@ pub struct PythonTool {
     /// What code is granted: the tools of other MCP servers, if any.
     grants: Grants,
     sessions: Arc<Sessions>,
+    /// Where named sessions are kept between calls and across restarts, if anywhere.
+    session_dir: Option<PathBuf>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -84,8 +87,17 @@ impl PythonTool {
             limits,
             grants,
             sessions: Arc::new(Sessions::new(max_sessions, idle)),
+            session_dir: None,
             tool_router,
         }
+    }
+
+    /// This server, keeping each named session in a file of `dir` after each call that
+    /// was not stopped (a dump; see `session_file`), and going on from it in a later
+    /// process: a desktop assistant's sessions survive its restarts.
+    pub fn with_session_dir(mut self, dir: PathBuf) -> Self {
+        self.session_dir = Some(dir);
+        self
     }
 
     #[tool(
@@ -137,10 +149,11 @@ impl PythonTool {
         };
         match result {
             Ok(outcome) => report(&outcome),
-            Err(error) => CallToolResult::error(vec![ContentBlock::text(stopped(
-                &error,
-                request.session.is_some(),
-            ))]),
+            Err(error) => {
+                let kept = self.session_dir.is_some();
+                let session = request.session.is_some().then_some(kept);
+                CallToolResult::error(vec![ContentBlock::text(stopped(&error, session))])
+            }
         }
     }
 }
@@ -219,6 +232,20 @@ impl PythonTool {
         files: Vec<InputFile>,
         live: Option<LiveOutput>,
     ) -> Result<Result<Outcome, EvalError>, String> {
+        let file = self
+            .session_dir
+            .as_ref()
+            .map(|dir| dir.join(file_name(name)));
+        if let Some(file) = file
+            .as_deref()
+            .filter(|_| self.sessions.version(name).is_none())
+        {
+            let kept = crate::session_file::open(&self.evaluator, file, &self.limits, &self.grants)
+                .map_err(|e| format!("[refused]\n{e:#}\n"))?;
+            self.sessions
+                .put(name, kept, 0)
+                .map_err(|refused| refusal(name, refused))?;
+        }
         let start = || self.evaluator.session_with(&self.limits, &self.grants);
         match self.sessions.open_named(name, start) {
             Ok(()) => {}
@@ -231,11 +258,31 @@ impl PythonTool {
                     session.add_files(files)?;
                 }
                 session.set_live_output(live);
-                session.eval_async(code).await
+                let outcome = session.eval_async(code).await?;
+                if let Some(file) = &file {
+                    if let Err(e) = crate::session_file::save(session, file) {
+                        eprintln!("pyeval mcp: {e:#}");
+                    }
+                }
+                Ok(outcome)
             })
             .await
             .map_err(|refused| refusal(name, refused))
     }
+}
+
+/// The file of the session `name` in a session directory: the name with every byte but
+/// ASCII letters, digits, `-` and `_` written as `%XX`, then `.session`.
+fn file_name(name: &str) -> String {
+    let mut file = String::with_capacity(name.len() + 8);
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+            file.push(byte as char);
+        } else {
+            file.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    file + ".session"
 }
 
 /// Why the session `name` could not run code, for the model.
@@ -249,7 +296,7 @@ fn refusal(name: &str, refused: Refused) -> String {
             "[refused]\nsession {name:?} is running another call; call again when it has \
              finished\n"
         ),
-        Refused::Ended(stop) => stopped(&EvalError::SessionEnded(stop), true),
+        Refused::Ended(stop) => stopped(&EvalError::SessionEnded(stop), Some(false)),
         Refused::Closed | Refused::Unknown => {
             format!("[refused]\nsession {name:?} was closed; call again to start it afresh\n")
         }
@@ -349,10 +396,18 @@ fn file_content(file: &OutputFile) -> Option<ContentBlock> {
     })
 }
 
-fn stopped(error: &EvalError, in_session: bool) -> String {
+/// A stop, for the model; `session` says whether it happened in a session, and whether
+/// that session is kept in a file (its state from before the call goes on).
+fn stopped(error: &EvalError, session: Option<bool>) -> String {
     let mut text = format!("[stopped]\n{error}\n");
-    if in_session && error.stopped().is_some() {
-        text.push_str("The session's state is lost; the next call with its name starts afresh.\n");
+    match session {
+        Some(_) if error.stopped().is_none() => {}
+        Some(false) => text
+            .push_str("The session's state is lost; the next call with its name starts afresh.\n"),
+        Some(true) => text.push_str(
+            "The next call with the session's name goes on from its state before this call.\n",
+        ),
+        None => {}
     }
     text
 }

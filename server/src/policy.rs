@@ -124,21 +124,28 @@ impl Policy {
 
     /// Largest request body accepted with its length declared: [`Policy::body_limit`] and
     /// the files a request may give, their bytes in base64 and 512 bytes a file for their
-    /// paths; or a session's dump in base64 (a dump holds at most a session's memory, and
-    /// compressed memory is rarely larger).
-    pub fn body_limit_declared(&self) -> usize {
+    /// paths.
+    pub fn body_limit_with_files(&self) -> usize {
         let files = self.limits.files;
-        let base64 =
-            |bytes: u64| usize::try_from(bytes.div_ceil(3).saturating_mul(4)).unwrap_or(usize::MAX);
-        let with_files = self
-            .body_limit()
-            .saturating_add(base64(files.max_bytes))
-            .saturating_add((files.max_files as usize).saturating_mul(512));
-        let with_dump = self
-            .body_limit()
-            .saturating_add(base64(self.limits.memory_bytes as u64));
-        with_files.max(with_dump)
+        self.body_limit()
+            .saturating_add(base64_len(files.max_bytes))
+            .saturating_add((files.max_files as usize).saturating_mul(512))
     }
+
+    /// Largest body of a request that opens a session, its length declared: as
+    /// [`Policy::body_limit_with_files`], or a session's dump in base64 (a dump holds at
+    /// most a session's memory, and compressed memory is rarely larger).
+    pub fn body_limit_with_dump(&self) -> usize {
+        let dump = self
+            .body_limit()
+            .saturating_add(base64_len(self.limits.memory_bytes as u64));
+        self.body_limit_with_files().max(dump)
+    }
+}
+
+/// Bytes of `bytes` bytes in base64.
+fn base64_len(bytes: u64) -> usize {
+    usize::try_from(bytes.div_ceil(3).saturating_mul(4)).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! `--session FILE`: one session kept in a file across runs, as a dump of it.
+//! A session kept in a file across runs, as a dump of it: the command line's `--session
+//! FILE`, and `pyeval mcp --session-dir`'s files.
 //!
 //! A run restores the session from the file (or starts one if there is no file yet),
 //! evaluates, and writes the session back unless a limit stopped it: the file then keeps
