@@ -1404,3 +1404,60 @@ fn replicas_share_sessions_through_the_store_and_outlive_each_other() {
     );
     assert_eq!(eval(&b, &other, "1").kind(), "unknown_session");
 }
+
+#[test]
+fn a_client_suspends_an_evaluation_at_a_call_and_resumes_it_later() {
+    let server = Server::start(&[]);
+    let ask = serde_json::json!([{"name": "approve", "description": "Asks a person.",
+        "parameters": {"type": "object", "properties": {"amount": {"type": "integer"}}}}]);
+    let body = serde_json::json!({
+        "code": "print('asking')\nok = await approve(amount=3)\nprint('approved:', ok)\nok",
+        "client_tools": ask,
+    });
+    let mut events = EventStream::open(&server, "/v1/eval", &body.to_string());
+    assert_eq!(events.expect("stdout")["text"], "asking\n");
+    let call = events.expect("call");
+    let id = call["id"].as_str().unwrap();
+    let answered = server.request(
+        "POST",
+        &format!("/v1/calls/{id}"),
+        r#"{"suspend": "a person decides"}"#,
+    );
+    assert_eq!(answered.status, 204, "{}", answered.body);
+    let suspended = events.expect("suspended");
+    assert_eq!(
+        (
+            &suspended["tool"],
+            &suspended["arguments"],
+            &suspended["reason"]
+        ),
+        (
+            &serde_json::json!("approve"),
+            &serde_json::json!({"amount": 3}),
+            &serde_json::json!("a person decides")
+        )
+    );
+    assert!(events.next().is_none());
+    // Later (another server would do): the answer, and the same tools.
+    let resume = serde_json::json!({
+        "suspension": suspended["suspension"], "result": true, "client_tools": ask,
+    });
+    let resumed = server.request("POST", "/v1/resume", &resume.to_string());
+    assert_eq!(resumed.status, 200, "{}", resumed.body);
+    assert_eq!(resumed.json()["stdout"], "asking\napproved: True\n");
+    let session = resumed.header("location").unwrap().to_owned();
+    let after = server.request("POST", &format!("{session}/eval"), r#"{"code": "ok"}"#);
+    assert_eq!(after.json()["value"], "True");
+    // Streamed, the session's id comes as an event before the outcome.
+    let mut events = EventStream::open(&server, "/v1/resume", &resume.to_string());
+    assert_eq!(events.expect("stdout")["text"], "asking\n");
+    assert_eq!(events.expect("stdout")["text"], "approved: True\n");
+    assert!(events.expect("session")["id"].is_string());
+    assert_eq!(events.expect("outcome")["value"], "True");
+    let bad = server.request(
+        "POST",
+        "/v1/resume",
+        r#"{"suspension": "bm90IGEgc3VzcGVuc2lvbg=="}"#,
+    );
+    assert_eq!((bad.status, bad.kind()), (400, "invalid_dump".to_owned()));
+}

@@ -2,8 +2,9 @@
 //! description, JSON Schema of the arguments); each call the code makes arrives as a `call`
 //! event `{"id", "tool", "arguments"}`, and the client answers it with `POST
 //! /v1/calls/{id}` and `{"result": ...}` or `{"error": "message"}` while the evaluation
-//! waits. Calls are bounded like any tool's (count, time, bytes); one never answered costs
-//! the evaluation its call time or deadline, nothing more.
+//! waits, or `{"suspend": "reason"}` to suspend the evaluation (a `suspended` event, to
+//! resume with `POST /v1/resume`). Calls are bounded like any tool's (count, time, bytes);
+//! one never answered costs the evaluation its call time or deadline, nothing more.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,7 @@ fn any_object() -> Value {
 pub enum Answer {
     Result(Value),
     Error(String),
+    Suspend(String),
 }
 
 /// The calls of client tools waiting for their answers, by id.
@@ -129,11 +131,14 @@ pub fn tools(
                 match answer.await {
                     Ok(Answer::Result(value)) => Ok(value),
                     Ok(Answer::Error(message)) => Err(ToolError::new(message)),
+                    Ok(Answer::Suspend(reason)) => Err(ToolError::suspend(reason)),
                     Err(_) => Err(ToolError::new("the call was given up")),
                 }
             }
         })
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| bad(e.to_string()))?
+        // The client may answer a call with a suspension.
+        .may_suspend();
         tools.push(tool);
     }
     Ok(tools)

@@ -1,7 +1,9 @@
 //! A streamed evaluation (`Accept: text/event-stream`): server-sent events carry the
 //! output as code writes it (`stdout`, `stderr`), each call of a client's tool (`call`,
-//! see `client_tools`), and at the end the outcome (`outcome`) or the failure (`error`,
-//! with the status a plain request would have had).
+//! see `client_tools`), and at the end the outcome (`outcome`), the suspension a client's
+//! answer asked for (`suspended`: `{"suspension", "tool", "arguments", "reason"}`, the
+//! suspension's bytes in base64), or the failure (`error`, with the status a plain request
+//! would have had).
 //!
 //! Events waiting for the client hold their share of the response memory, as plain
 //! responses do, until the connection takes them; when it is used up, the evaluation is stopped
@@ -126,6 +128,13 @@ where
                     None => (failure(busy()), None),
                 }
             }
+            Ok(Err(EvalError::Suspended(suspension))) => {
+                let data = suspended(&suspension).to_string();
+                match charge(&memory, data.len()) {
+                    Some(permit) => (Event::default().event("suspended").data(data), Some(permit)),
+                    None => (failure(busy()), None),
+                }
+            }
             Ok(Err(error)) => (failure(error.into()), None),
             Err(failure_) => (failure(failure_), None),
         };
@@ -149,6 +158,17 @@ fn busy() -> Failure {
         "responses waiting for their clients hold all the memory this server gives them; \
          the evaluation was stopped",
     )
+}
+
+/// A suspension as the last event's JSON.
+fn suspended(suspension: &pyeval::Suspension) -> Value {
+    use base64::Engine as _;
+    json!({
+        "suspension": base64::engine::general_purpose::STANDARD.encode(suspension.to_bytes()),
+        "tool": suspension.tool,
+        "arguments": serde_json::from_str::<Value>(&suspension.arguments).unwrap_or(Value::Null),
+        "reason": suspension.reason,
+    })
 }
 
 /// A failure as the last event: `{"error": {"kind", "message"}, "status"}`.

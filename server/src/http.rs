@@ -5,6 +5,7 @@
 //! | `POST /v1/eval` | `{code, limits?, env?, argv?, stdin?, files?, tools?, client_tools?, network?}` -> the outcome |
 //! | `POST /v1/sessions` | `{limits?, env?, argv?, stdin?, files?, tools?, client_tools?, network?, dump?}` (or no body, or a dump as `application/octet-stream`) -> `201 {"id"}` |
 //! | `GET /v1/sessions/{id}/dump` | the session's state as bytes (`application/octet-stream`), which `POST /v1/sessions` restores |
+//! | `POST /v1/resume` | `{suspension, result? or error?, limits?, env?, argv?, stdin?, tools?, client_tools?, network?}` -> the outcome of the suspended evaluation, its session in `Location` |
 //! | `POST /v1/sessions/{id}/eval` | `{code}` -> the outcome |
 //! | `DELETE /v1/sessions/{id}` | `204` |
 //! | `PUT /v1/sessions/{id}/files/{path}` | the body becomes that file before the next evaluation -> `204` |
@@ -108,6 +109,7 @@ fn router(service: Arc<Service>) -> Router {
         .route("/v1/sessions/{id}/eval", post(eval_in_session))
         .route("/v1/sessions/{id}", delete(close_session))
         .route("/v1/sessions/{id}/dump", get(dump_session))
+        .route("/v1/resume", post(resume))
         .route(
             "/v1/sessions/{id}/files/{*path}",
             get(read_session_file).put(put_session_file),
@@ -536,6 +538,37 @@ impl Service {
         Ok(result)
     }
 
+    /// Adds `session` to the registry (and the store, if there is one, with `kept`, the
+    /// request that opened it) under a new id.
+    async fn register(&self, session: pyeval::Session, kept: &str) -> Result<String, Failure> {
+        let id = self
+            .sessions
+            .open(session)
+            .map_err(|refused| refusal(self, "", refused))?;
+        if let Some(store) = &self.store {
+            let stored = async {
+                let dump = self
+                    .sessions
+                    .with(&id, async |session: &mut pyeval::Session| {
+                        session.dump_async().await
+                    })
+                    .await
+                    .map_err(|refused| refusal(self, &id, refused))??;
+                store
+                    .create(&id, kept, &dump)
+                    .await
+                    .map_err(store_failure)?;
+                self.sessions.set_version(&id, 1);
+                Ok::<_, Failure>(())
+            };
+            if let Err(failure) = stored.await {
+                self.sessions.close(&id);
+                return Err(failure);
+            }
+        }
+        Ok(id)
+    }
+
     /// The limits and grants of a session `request` asks for.
     fn session_parts(
         &self,
@@ -697,31 +730,7 @@ async fn open_session(
         }
         None => service.evaluator.session_with(&limits, &grants)?,
     };
-    let id = service
-        .sessions
-        .open(session)
-        .map_err(|refused| refusal(&service, "", refused))?;
-    if let Some(store) = &service.store {
-        let kept = async {
-            let dump = service
-                .sessions
-                .with(&id, async |session: &mut pyeval::Session| {
-                    session.dump_async().await
-                })
-                .await
-                .map_err(|refused| refusal(&service, &id, refused))??;
-            store
-                .create(&id, &kept, &dump)
-                .await
-                .map_err(store_failure)?;
-            service.sessions.set_version(&id, 1);
-            Ok::<_, Failure>(())
-        };
-        if let Err(failure) = kept.await {
-            service.sessions.close(&id);
-            return Err(failure);
-        }
-    }
+    let id = service.register(session, &kept).await?;
     let location = format!("/v1/sessions/{id}");
     Ok((
         StatusCode::CREATED,
@@ -775,6 +784,77 @@ async fn eval_in_session(
     let memory = service.responses.clone();
     Ok(events::stream(
         async move { service.evaluate_in(&id, &request.code, live).await },
+        max_bytes,
+        memory,
+    ))
+}
+
+/// Goes on with a suspended evaluation: its session restored, the suspended call
+/// answered; the outcome (or events, streamed), and the session under a new id
+/// (`Location`, or a `session` event before the outcome).
+async fn resume(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    SessionBody(body): SessionBody,
+) -> Result<Response, Failure> {
+    if !body_is(&headers, "application/json") {
+        return Err(Failure::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be JSON, sent with Content-Type: application/json",
+        ));
+    }
+    let kept = crate::wire::kept_request(&body.bytes);
+    let request: crate::wire::ResumeRequest = JsonBody(body).parse(None)?;
+    let (suspension, answer, request) = request.parts()?;
+    let streamed = events::wanted(&headers);
+    let (limits, mut grants) = service.session_parts(request)?;
+    if streamed {
+        grants.live_output = Some(events::live_output());
+    }
+    let run = {
+        let service = service.clone();
+        async move {
+            let _running = service.metrics.running();
+            let started = Instant::now();
+            let mut resumed = None;
+            let result = service
+                .evaluator
+                .resume_async(&suspension, answer, &limits, &grants)
+                .await
+                .map(|(session, outcome)| {
+                    resumed = Some(session);
+                    outcome
+                });
+            service.metrics.record(&result, started.elapsed());
+            Ok::<_, Failure>(match (result, resumed) {
+                (Ok(outcome), Some(session)) => {
+                    Ok((service.register(session, &kept).await?, outcome))
+                }
+                (Ok(_), None) => unreachable!("a resumed evaluation has its session"),
+                (Err(error), _) => Err(error),
+            })
+        }
+    };
+    if !streamed {
+        let (id, outcome) = run.await??;
+        let mut response = service.answer(Ok(outcome))?;
+        let location =
+            HeaderValue::from_str(&format!("/v1/sessions/{id}")).expect("an id is a header value");
+        response.headers_mut().insert(header::LOCATION, location);
+        return Ok(response);
+    }
+    let max_bytes = service.policy.max_response_bytes();
+    let memory = service.responses.clone();
+    Ok(events::stream(
+        async move {
+            Ok(run.await?.map(|(id, outcome)| {
+                if let Some(events) = events::current() {
+                    events.send("session", json!({ "id": id }).to_string());
+                }
+                outcome
+            }))
+        },
         max_bytes,
         memory,
     ))

@@ -90,6 +90,58 @@ pub fn kept_request(body: &[u8]) -> String {
     request.to_string()
 }
 
+/// `POST /v1/resume`: a suspension (base64, as the `suspended` event gave it), the
+/// suspended call's answer (`result`, or `error` for a `ToolError`), and what a session
+/// request may give (the code's tools among them).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeRequest {
+    pub suspension: String,
+    #[serde(default)]
+    pub result: Option<serde_json::Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub limits: RequestLimits,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub stdin: Option<String>,
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+    #[serde(default)]
+    pub client_tools: Vec<Declared>,
+    #[serde(default)]
+    pub network: NetworkChoice,
+}
+
+impl ResumeRequest {
+    /// The suspension, the answer, and the session request the rest makes.
+    pub fn parts(
+        self,
+    ) -> Result<(pyeval::Suspension, pyeval::ToolResult, SessionRequest), Failure> {
+        let suspension = pyeval::Suspension::from_bytes(&dump(&self.suspension)?)
+            .map_err(|e| Failure::from(EvalError::InvalidDump(e)))?;
+        let answer = match (self.result, self.error) {
+            (_, Some(message)) => Err(pyeval::ToolError::new(message)),
+            (result, None) => Ok(result.unwrap_or(serde_json::Value::Null)),
+        };
+        let request = SessionRequest {
+            limits: self.limits,
+            env: self.env,
+            argv: self.argv,
+            stdin: self.stdin,
+            tools: self.tools,
+            client_tools: self.client_tools,
+            network: self.network,
+            ..SessionRequest::default()
+        };
+        Ok((suspension, answer, request))
+    }
+}
+
 /// A dump sent in base64.
 pub fn dump(base64: &str) -> Result<Vec<u8>, Failure> {
     use base64::Engine as _;
