@@ -83,25 +83,48 @@ impl Connection {
     }
 }
 
+/// A server on an ephemeral loopback port of the current runtime, with the sessions kept
+/// in `store` or in memory only: its address, what stops it, and its task.
+async fn start(
+    evaluator: &Evaluator,
+    store: Option<pyeval_server::SessionStore>,
+) -> Result<(SocketAddr, Stop)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(pyeval_server::http::serve(
+        listener,
+        evaluator.clone(),
+        Policy::default(),
+        None,
+        store,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Ok((addr, Stop { stop, server }))
+}
+
+/// Stops a server [`start`] started.
+struct Stop {
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Stop {
+    async fn now(self) -> Result<()> {
+        let _ = self.stop.send(());
+        Ok(self.server.await??)
+    }
+}
+
 /// Runs the server on an ephemeral loopback port, then `loads` against it.
 pub fn measure(evaluator: &Evaluator) -> Result<(Vec<Load>, Load)> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(pyeval_server::http::serve(
-            listener,
-            evaluator.clone(),
-            Policy::default(),
-            None,
-            None,
-            async {
-                let _ = stopped.await;
-            },
-        ));
+        let (addr, stop) = start(evaluator, None).await?;
         // Warm up.
         let mut warm = Connection::open(addr).await?;
         for _ in 0..50 {
@@ -113,8 +136,7 @@ pub fn measure(evaluator: &Evaluator) -> Result<(Vec<Load>, Load)> {
             fresh.push(load(addr, clients, fresh_client).await?);
         }
         let mixed = load(addr, 8, mixed_client).await?;
-        let _ = stop.send(());
-        server.await??;
+        stop.now().await?;
         Ok((fresh, mixed))
     })
 }
@@ -132,19 +154,7 @@ pub fn session_step(evaluator: &Evaluator, store: Option<&str>, runs: usize) -> 
             }
             None => None,
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(pyeval_server::http::serve(
-            listener,
-            evaluator.clone(),
-            Policy::default(),
-            None,
-            store,
-            async {
-                let _ = stopped.await;
-            },
-        ));
+        let (addr, stop) = start(evaluator, store).await?;
         let mut connection = Connection::open(addr).await?;
         let (status, body) = connection.send("POST", "/v1/sessions", "").await?;
         anyhow::ensure!(status == 201, "opening a session: {status} {body}");
@@ -163,8 +173,7 @@ pub fn session_step(evaluator: &Evaluator, store: Option<&str>, runs: usize) -> 
             anyhow::ensure!(status == 200, "a session step: {status} {body}");
         }
         steps.sort();
-        let _ = stop.send(());
-        server.await??;
+        stop.now().await?;
         Ok(steps[steps.len() / 2])
     })
 }

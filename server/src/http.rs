@@ -805,8 +805,7 @@ async fn resume(
         ));
     }
     let kept = crate::wire::kept_request(&body.bytes);
-    let request: crate::wire::ResumeRequest = JsonBody(body).parse(None)?;
-    let (suspension, answer, request) = request.parts()?;
+    let (suspension, answer, request) = crate::wire::resume_request(&body.bytes)?;
     let streamed = events::wanted(&headers);
     let (limits, mut grants) = service.session_parts(request)?;
     if streamed {

@@ -79,67 +79,47 @@ pub struct SessionRequest {
 }
 
 /// The JSON of a session request as a session store keeps it: without its files and
-/// dump, which the session's state holds.
+/// dump (or a resume's suspension and answer), which the session's state holds.
 pub fn kept_request(body: &[u8]) -> String {
     let mut request: serde_json::Value =
         serde_json::from_slice(body).unwrap_or_else(|_| serde_json::json!({}));
     if let Some(fields) = request.as_object_mut() {
-        fields.remove("files");
-        fields.remove("dump");
+        for field in ["files", "dump", "suspension", "result", "error"] {
+            fields.remove(field);
+        }
     }
     request.to_string()
 }
 
-/// `POST /v1/resume`: a suspension (base64, as the `suspended` event gave it), the
-/// suspended call's answer (`result`, or `error` for a `ToolError`), and what a session
-/// request may give (the code's tools among them).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResumeRequest {
-    pub suspension: String,
-    #[serde(default)]
-    pub result: Option<serde_json::Value>,
-    #[serde(default)]
-    pub error: Option<String>,
-    #[serde(default)]
-    pub limits: RequestLimits,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    #[serde(default)]
-    pub argv: Vec<String>,
-    #[serde(default)]
-    pub stdin: Option<String>,
-    #[serde(default)]
-    pub tools: Option<Vec<String>>,
-    #[serde(default)]
-    pub client_tools: Vec<Declared>,
-    #[serde(default)]
-    pub network: NetworkChoice,
-}
-
-impl ResumeRequest {
-    /// The suspension, the answer, and the session request the rest makes.
-    pub fn parts(
-        self,
-    ) -> Result<(pyeval::Suspension, pyeval::ToolResult, SessionRequest), Failure> {
-        let suspension = pyeval::Suspension::from_bytes(&dump(&self.suspension)?)
-            .map_err(|e| Failure::from(EvalError::InvalidDump(e)))?;
-        let answer = match (self.result, self.error) {
-            (_, Some(message)) => Err(pyeval::ToolError::new(message)),
-            (result, None) => Ok(result.unwrap_or(serde_json::Value::Null)),
-        };
-        let request = SessionRequest {
-            limits: self.limits,
-            env: self.env,
-            argv: self.argv,
-            stdin: self.stdin,
-            tools: self.tools,
-            client_tools: self.client_tools,
-            network: self.network,
-            ..SessionRequest::default()
-        };
-        Ok((suspension, answer, request))
+/// `POST /v1/resume`'s body: `suspension` (base64, as the `suspended` event gave it), the
+/// suspended call's answer (`result`, or `error` for a `ToolError`), and the fields of a
+/// session request (the code's tools among them; no `dump`): the suspension, the answer,
+/// and that session request.
+pub fn resume_request(
+    body: &[u8],
+) -> Result<(pyeval::Suspension, pyeval::ToolResult, SessionRequest), Failure> {
+    let bad = |message: String| Failure::new(StatusCode::BAD_REQUEST, "bad_request", message);
+    let mut fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).map_err(|e| bad(format!("bad JSON body: {e}")))?;
+    let suspension = match fields.remove("suspension") {
+        Some(serde_json::Value::String(base64)) => base64,
+        _ => return Err(bad("suspension: the suspension in base64 is missing".into())),
+    };
+    let answer = match (fields.remove("result"), fields.remove("error")) {
+        (_, Some(serde_json::Value::String(message))) => Err(pyeval::ToolError::new(message)),
+        (_, Some(_)) => return Err(bad("error: a message is a string".into())),
+        (result, None) => Ok(result.unwrap_or(serde_json::Value::Null)),
+    };
+    if fields.contains_key("dump") {
+        return Err(bad(
+            "dump: a resumed session's state is its suspension's".into()
+        ));
     }
+    let request: SessionRequest = serde_json::from_value(serde_json::Value::Object(fields))
+        .map_err(|e| bad(format!("bad JSON body: {e}")))?;
+    let suspension = pyeval::Suspension::from_bytes(&dump(&suspension)?)
+        .map_err(|e| Failure::from(EvalError::InvalidDump(e)))?;
+    Ok((suspension, answer, request))
 }
 
 /// A dump sent in base64.
