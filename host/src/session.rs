@@ -191,7 +191,10 @@ impl Session {
         let started = Instant::now();
         self.before = before;
         self.replay = replay;
-        match self.run(Step::Eval(code)).await? {
+        let result = self.run(Step::Eval(code)).await;
+        // The state noted is a suspension's only.
+        self.before = None;
+        match result? {
             (Done::Evaluated(outcome, changes, charts), fuel_used) => {
                 Ok(self.finish(*outcome, changes, charts, fuel_used, started.elapsed()))
             }
