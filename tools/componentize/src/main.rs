@@ -61,6 +61,7 @@ fn main() -> Result<()> {
         .build()?
         .block_on(preinitialize(&module, stdlib))
         .context("pre-initializing the guest")?;
+    check_restorable(&snapshot)?;
     println!(
         "[pyeval] snapshot taken ({:.1}s, {:.1} MB)",
         started.elapsed().as_secs_f64(),
@@ -232,6 +233,30 @@ fn check_imports(module: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Fails unless the module's only mutable global is its stack pointer: a session's dump
+/// is its memory alone (wit/pyeval.wit, `state`), which holds only if every other global
+/// is the same in every instance between calls.
+fn check_restorable(module: &[u8]) -> Result<()> {
+    let mut mutable = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(module) {
+        if let wasmparser::Payload::GlobalSection(reader) = payload? {
+            for global in reader {
+                let ty = global?.ty;
+                if ty.mutable {
+                    mutable.push(ty.content_type);
+                }
+            }
+        }
+    }
+    if mutable != [wasmparser::ValType::I32] {
+        bail!(
+            "the guest module defines the mutable globals {mutable:?}, not only the stack \
+             pointer: a session's dump would not hold its state"
+        );
+    }
+    Ok(())
+}
+
 /// Runs `pyeval_init` under wizer and returns the snapshotted module.
 async fn preinitialize(module: &[u8], stdlib: &Path) -> Result<Vec<u8>> {
     let engine = Engine::new(&Config::new())?;
@@ -304,7 +329,22 @@ impl HostMonotonicClock for FrozenClock {
 
 #[cfg(test)]
 mod tests {
-    use super::check_imports;
+    use super::{check_imports, check_restorable};
+
+    #[test]
+    fn only_the_stack_pointer_may_change_between_calls() {
+        let one = wat::parse_str("(module (global (mut i32) (i32.const 8)))").unwrap();
+        check_restorable(&one).unwrap();
+        let two = wat::parse_str(
+            "(module (global (mut i32) (i32.const 8)) (global (mut i32) (i32.const 0)))",
+        )
+        .unwrap();
+        assert!(check_restorable(&two).is_err());
+        let constant =
+            wat::parse_str("(module (global (mut i32) (i32.const 8)) (global i32 (i32.const 1)))")
+                .unwrap();
+        check_restorable(&constant).unwrap();
+    }
 
     #[test]
     fn only_preview1_functions_may_be_imported() {
