@@ -544,3 +544,39 @@ fn restoring_costs_the_code_no_fuel() {
         .unwrap();
     assert_eq!(value(&mut back, "len(data)"), "200000");
 }
+
+#[test]
+fn a_suspension_is_held_to_the_limits_of_code_and_tool_results() {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let grants = Grants::new().with_tool(lookup(&CALLS)).with_tool(approve());
+    let suspension = suspended(evaluator().eval_with(PAYMENT, &Limits::default(), &grants));
+    let resume = |suspension: &pyeval::Suspension, limits: &Limits| {
+        evaluator()
+            .resume(suspension, Ok(serde_json::json!(true)), limits, &grants)
+            .map(|(_, outcome)| outcome)
+    };
+    let mut long = suspension.clone();
+    long.code = format!("{PAYMENT}\n#{}", "x".repeat(pyeval::DEFAULT_CODE_BYTES));
+    assert!(matches!(
+        resume(&long, &Limits::default()),
+        Err(EvalError::InvalidCode(_))
+    ));
+    let mut nul = suspension.clone();
+    nul.code.push('\0');
+    assert!(matches!(
+        resume(&nul, &Limits::default()),
+        Err(EvalError::InvalidCode(_))
+    ));
+    let mut big = suspension.clone();
+    big.journal[0].outcome = Ok(format!("\"{}\"", "y".repeat(2 << 20)));
+    assert!(matches!(
+        resume(&big, &Limits::default()),
+        Err(EvalError::InvalidDump(_))
+    ));
+    let few = Limits::default().with_tool_limits(pyeval::ToolLimits::default().with_calls(1));
+    assert!(matches!(
+        resume(&suspension, &few),
+        Err(EvalError::InvalidDump(_))
+    ));
+    assert!(resume(&suspension, &Limits::default()).is_ok());
+}

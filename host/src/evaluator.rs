@@ -252,6 +252,34 @@ impl Evaluator {
             }
             .into());
         }
+        // A suspension is the client's to keep, so what it carries is held to the limits
+        // code and tool results are held to.
+        crate::session::check_code(&suspension.code, limits.code_bytes)?;
+        let tools = limits.tools;
+        if suspension.journal.len() >= tools.calls as usize {
+            return Err(DumpError::Damaged(format!(
+                "its journal holds {} calls, and the limits allow {}",
+                suspension.journal.len() + 1,
+                tools.calls
+            ))
+            .into());
+        }
+        let answered = |entry: &crate::JournalEntry| match &entry.outcome {
+            Ok(text) | Err(text) => text.len(),
+        };
+        if let Some(entry) = suspension
+            .journal
+            .iter()
+            .find(|e| answered(e) > tools.bytes)
+        {
+            return Err(DumpError::Damaged(format!(
+                "its journal's answer to call {} is {} bytes, over the cap of {}",
+                entry.call + 1,
+                answered(entry),
+                tools.bytes
+            ))
+            .into());
+        }
         let (mut session, before) = match &suspension.state {
             Some(dump) => (
                 self.restore_async(dump, limits, grants).await?,

@@ -418,7 +418,7 @@ impl Session {
 
 /// Refuses code the guest must never see: oversized, or holding a NUL byte (which CPython's
 /// compiler rejects anyway, after the host has carried it across).
-fn check_code(code: &str, limit: usize) -> Result<(), EvalError> {
+pub(crate) fn check_code(code: &str, limit: usize) -> Result<(), EvalError> {
     if code.len() > limit {
         return Err(EvalError::InvalidCode(format!(
             "the code is {} bytes, over the limit of {limit} bytes",
