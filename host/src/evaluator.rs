@@ -104,7 +104,7 @@ impl Inner {
         let mut store = crate::sandbox::new_store(&self.engine, state, limits)?;
         let made = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
-            let memory = crate::dump::memory_view(&mut store, instance, &self.state.memory).await?;
+            let memory = crate::dump::view(&mut store, instance, &self.state.memory).await?;
             wasmtime::Result::<_>::Ok((instance, memory))
         };
         let (instance, memory) = match made.await {
@@ -208,8 +208,7 @@ impl Evaluator {
         grants: &Grants,
     ) -> Result<Session, EvalError> {
         let image = Image::decode(dump, &self.inner.key, limits.memory_bytes as u64)?;
-        let mut session = self.session_with(limits, grants)?;
-        let given = session.mount_paths();
+        let given = grants.mount_paths();
         if image.mounts != given {
             return Err(DumpError::OtherMounts {
                 dumped: image.mounts,
@@ -217,6 +216,7 @@ impl Evaluator {
             }
             .into());
         }
+        let mut session = self.session_with(limits, grants)?;
         session.restore(&image).await?;
         Ok(session)
     }
@@ -245,41 +245,7 @@ impl Evaluator {
         limits: &Limits,
         grants: &Grants,
     ) -> Result<(Session, Outcome), EvalError> {
-        if suspension.component != self.inner.key {
-            return Err(DumpError::OtherComponent {
-                dumped: suspension.component.clone(),
-                ours: self.inner.key.clone(),
-            }
-            .into());
-        }
-        // A suspension is the client's to keep, so what it carries is held to the limits
-        // code and tool results are held to.
-        crate::session::check_code(&suspension.code, limits.code_bytes)?;
-        let tools = limits.tools;
-        if suspension.journal.len() >= tools.calls as usize {
-            return Err(DumpError::Damaged(format!(
-                "its journal holds {} calls, and the limits allow {}",
-                suspension.journal.len() + 1,
-                tools.calls
-            ))
-            .into());
-        }
-        let answered = |entry: &crate::JournalEntry| match &entry.outcome {
-            Ok(text) | Err(text) => text.len(),
-        };
-        if let Some(entry) = suspension
-            .journal
-            .iter()
-            .find(|e| answered(e) > tools.bytes)
-        {
-            return Err(DumpError::Damaged(format!(
-                "its journal's answer to call {} is {} bytes, over the cap of {}",
-                entry.call + 1,
-                answered(entry),
-                tools.bytes
-            ))
-            .into());
-        }
+        suspension.check(&self.inner.key, limits)?;
         let (mut session, before) = match &suspension.state {
             Some(dump) => (
                 self.restore_async(dump, limits, grants).await?,
@@ -290,28 +256,7 @@ impl Evaluator {
                 crate::session::Before::Fresh,
             ),
         };
-        let cap = limits.tools.bytes;
-        let outcome = match answer {
-            Ok(value) => {
-                let text = value.to_string();
-                if text.len() > cap {
-                    Err(format!(
-                        "the answer of {} bytes of JSON is more than the cap of {cap}",
-                        text.len()
-                    ))
-                } else {
-                    Ok(text)
-                }
-            }
-            Err(error) => Err(error.message().to_owned()),
-        };
-        let mut replay = suspension.journal.clone();
-        replay.push(crate::JournalEntry {
-            call: suspension.call,
-            tool: suspension.tool.clone(),
-            arguments: suspension.arguments.clone(),
-            outcome,
-        });
+        let replay = suspension.replay(answer, limits.tools.bytes);
         let outcome = session
             .evaluate(&suspension.code, Some(before), replay)
             .await?;

@@ -115,6 +115,12 @@ impl Grants {
         self
     }
 
+    /// The guest paths of the host directories granted, in order (the order of their
+    /// descriptors in the guest).
+    pub(crate) fn mount_paths(&self) -> Vec<String> {
+        self.mounts.iter().map(|m| m.guest.clone()).collect()
+    }
+
     /// A WASI context builder that grants only these: no environment, files or network
     /// beyond them, and bounds on what the guest can make the host allocate.
     pub(crate) fn wasi(&self) -> Result<WasiCtxBuilder, SetupError> {

@@ -256,17 +256,12 @@ impl Session {
         match self.run(Step::Dump).await? {
             (Done::Dumped(size, runs), _) => Ok(Image {
                 size,
-                mounts: self.mount_paths(),
+                mounts: self.grants.mount_paths(),
                 runs,
             }),
             (Done::FilesRefused(why), _) => Err(EvalError::InvalidFiles(why)),
             (_, _) => unreachable!("a dump gives pages"),
         }
-    }
-
-    /// The guest paths of the directories granted, in order.
-    pub(crate) fn mount_paths(&self) -> Vec<String> {
-        self.grants.mounts.iter().map(|m| m.guest.clone()).collect()
     }
 
     /// Writes `image` into this session's instance, which must not have started.
@@ -579,7 +574,7 @@ impl Guest<'_> {
             None => {
                 let new = evaluator.pre.instantiate_async(&mut *store).await?;
                 if let Step::Restore(image) = step {
-                    if !restore(evaluator, store, new, image).await? {
+                    if !crate::dump::write(evaluator, store, new, image).await? {
                         return Ok(Done::RestoreRefused);
                     }
                 }
@@ -662,58 +657,12 @@ impl Guest<'_> {
                 Ok(Done::Read(read))
             }
             Step::Dump => {
-                let memory =
-                    crate::dump::memory_view(store, instance, &evaluator.state.memory).await?;
-                let memory = memory.as_le_slice(&*store);
-                if memory.len() % WASM_PAGE != 0 {
-                    return Err(wasmtime::format_err!(
-                        "a memory of {} bytes cannot be dumped",
-                        memory.len()
-                    ));
-                }
-                let reference = evaluator.reference.lock().expect("not poisoned");
-                let reference = reference.as_ref().expect("made before the dump");
-                let runs = crate::dump::changed_pages(memory, reference);
-                Ok(Done::Dumped(memory.len() as u64, runs))
+                let (size, runs) = crate::dump::read(evaluator, store, instance).await?;
+                Ok(Done::Dumped(size, runs))
             }
             Step::Restore(_) => Ok(Done::Restored),
         }
     }
-}
-
-/// Bytes in a wasm page.
-const WASM_PAGE: usize = 64 << 10;
-
-/// Most bytes the guest's `write-memory` takes at once (its landing room).
-const MAX_WRITE: usize = 1 << 20;
-
-/// Writes `image` into the fresh `instance`; false if it could not grow to its size.
-async fn restore(
-    evaluator: &Inner,
-    store: &mut Store<SandboxState>,
-    instance: Instance,
-    image: &Image,
-) -> wasmtime::Result<bool> {
-    let exports = &evaluator.state;
-    let (grown,) = instance
-        .get_typed_func::<(u64,), (bool,)>(&mut *store, &exports.restore_begin)?
-        .call_async(&mut *store, (image.size,))
-        .await?;
-    if !grown {
-        return Ok(false);
-    }
-    let write = instance.get_typed_func::<(u32, &[u8]), ()>(&mut *store, &exports.write_memory)?;
-    for run in &image.runs {
-        for (i, chunk) in run.data.chunks(MAX_WRITE).enumerate() {
-            let offset = u32::try_from(run.offset + (i * MAX_WRITE) as u64)?;
-            write.call_async(&mut *store, (offset, chunk)).await?;
-        }
-    }
-    instance
-        .get_typed_func::<(), ()>(&mut *store, &exports.restore_end)?
-        .call_async(&mut *store, ())
-        .await?;
-    Ok(true)
 }
 
 /// The files the last evaluation changed, or its charts (`export` is `changed-files` or

@@ -14,6 +14,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dump::DumpError;
+use crate::error::EvalError;
+use crate::limits::Limits;
+use crate::tools::ToolResult;
 
 /// The bytes a suspension starts with; the last is the format's version.
 const MAGIC: &[u8; 20] = b"pyeval suspension\n\x00\x01";
@@ -118,6 +121,61 @@ impl Suspension {
             state: header.has_state.then(|| state.to_vec()),
             component: header.component,
         })
+    }
+}
+
+impl Suspension {
+    /// Refuses a suspension of another component (SHA-256 `component`), or one carrying
+    /// more than `limits` allow: it is the client's to keep and alter, so its code is held
+    /// to the code limit and its journal to the tool-call count and result cap.
+    pub(crate) fn check(&self, component: &str, limits: &Limits) -> Result<(), EvalError> {
+        if self.component != component {
+            return Err(DumpError::OtherComponent {
+                dumped: self.component.clone(),
+                ours: component.to_owned(),
+            }
+            .into());
+        }
+        crate::session::check_code(&self.code, limits.code_bytes)?;
+        let tools = limits.tools;
+        if self.journal.len() >= tools.calls as usize {
+            return Err(DumpError::Damaged(format!(
+                "its journal holds {} calls, and the limits allow {}",
+                self.journal.len() + 1,
+                tools.calls
+            ))
+            .into());
+        }
+        let answered = |entry: &JournalEntry| match &entry.outcome {
+            Ok(text) | Err(text) => text.len(),
+        };
+        if let Some(entry) = self.journal.iter().find(|e| answered(e) > tools.bytes) {
+            return Err(DumpError::Damaged(format!(
+                "its journal's answer to call {} is {} bytes, over the cap of {}",
+                entry.call + 1,
+                answered(entry),
+                tools.bytes
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The calls a resumed evaluation answers without their handlers: the journal's, then
+    /// the suspended call's with `answer` (a result held to `cap` bytes, as any is).
+    pub(crate) fn replay(&self, answer: ToolResult, cap: usize) -> Vec<JournalEntry> {
+        let outcome = match answer {
+            Ok(value) => crate::tools::result_text(&value, cap),
+            Err(error) => Err(error.message().to_owned()),
+        };
+        let mut replay = self.journal.clone();
+        replay.push(JournalEntry {
+            call: self.call,
+            tool: self.tool.clone(),
+            arguments: self.arguments.clone(),
+            outcome,
+        });
+        replay
     }
 }
 

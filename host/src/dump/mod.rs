@@ -12,17 +12,22 @@
 //! user's data. A dump altered to pass these checks gives an interpreter in an unknown
 //! state, inside the same sandbox and limits as any other.
 
+mod instance;
 mod pages;
 
 use std::io::Read;
 
-pub(crate) use pages::{changed_pages, memory_view, Reference};
+pub(crate) use instance::{read, view, write};
+pub(crate) use pages::Reference;
 
 /// The bytes every dump starts with; the last is the format's version.
 const MAGIC: &[u8; 16] = b"pyeval session\n\x01";
 
 /// Bytes in a page as dumps count them.
 pub(crate) const PAGE: usize = 4096;
+
+/// Bytes in a wasm page: a memory's size is a whole number of them.
+const WASM_PAGE: u64 = 64 << 10;
 
 /// How hard zstd works: its fastest levels already find most of what memory pages repeat.
 const ZSTD_LEVEL: i32 = 1;
@@ -129,7 +134,7 @@ impl Image {
                 limit: max_memory,
             });
         }
-        if !size.is_multiple_of(64 << 10) {
+        if !size.is_multiple_of(WASM_PAGE) {
             return Err(DumpError::Damaged(format!(
                 "a memory of {size} bytes is not whole wasm pages"
             )));

@@ -10,7 +10,7 @@
 
 use std::os::unix::fs::FileExt;
 
-use wasmtime::component::{ComponentExportIndex, Instance, WasmList};
+use wasmtime::component::{Instance, WasmList};
 use wasmtime::Store;
 
 use super::{Run, PAGE};
@@ -41,21 +41,6 @@ impl Reference {
     fn memory(&self) -> &[u8] {
         self.memory.as_le_slice(&self.store)
     }
-}
-
-/// A view of `instance`'s whole linear memory, through its `memory` export (`export`).
-pub(crate) async fn memory_view(
-    store: &mut Store<SandboxState>,
-    instance: Instance,
-    export: &ComponentExportIndex,
-) -> wasmtime::Result<WasmList<u8>> {
-    let memory = instance.get_typed_func::<(), (WasmList<u8>,)>(&mut *store, export)?;
-    // Nothing is copied, but wasmtime counts the list's bytes against what a call may copy.
-    let before = store.hostcall_fuel();
-    store.set_hostcall_fuel(usize::MAX);
-    let result = memory.call_async(&mut *store, ()).await;
-    store.set_hostcall_fuel(before);
-    Ok(result?.0)
 }
 
 /// The runs of pages of `memory` that differ from `reference`'s (or from zeros past its

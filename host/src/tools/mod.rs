@@ -329,6 +329,19 @@ impl Default for ToolLimits {
     }
 }
 
+/// A result as code receives it: its JSON text, or why not when that is more than `cap`
+/// bytes.
+pub(crate) fn result_text(value: &Value, cap: usize) -> Result<String, String> {
+    let text = value.to_string();
+    if text.len() > cap {
+        return Err(format!(
+            "the tool's result of {} bytes of JSON is more than the cap of {cap}",
+            text.len()
+        ));
+    }
+    Ok(text)
+}
+
 /// What code is told of a handler that panicked.
 const PANICKED: &str = "the tool failed: its handler panicked";
 
@@ -413,8 +426,8 @@ impl ToolCalls {
         self.suspended = None;
     }
 
-    /// Answers the running evaluation's calls from `journal` (and the suspended call
-    /// `suspended` with its answer) instead of calling their handlers.
+    /// Answers the running evaluation's calls in `journal` from it instead of calling
+    /// their handlers (a resumed evaluation's: see [`crate::Suspension`]).
     pub(crate) fn replay(&mut self, journal: Vec<JournalEntry>) {
         self.replay = journal
             .into_iter()
@@ -568,17 +581,7 @@ impl host_tools::Host for ToolCalls {
                 }
                 Ok(Err(error)) if error.suspends => Answer::Suspend(error.message),
                 Ok(Err(error)) => Answer::Done(Err(error.message)),
-                Ok(Ok(value)) => {
-                    let text = value.to_string();
-                    Answer::Done(if text.len() > cap {
-                        Err(format!(
-                            "the tool's result of {} bytes of JSON is more than the cap of {cap}",
-                            text.len()
-                        ))
-                    } else {
-                        Ok(text)
-                    })
-                }
+                Ok(Ok(value)) => Answer::Done(result_text(&value, cap)),
             }
         });
         // A handler with nothing to wait for answers here, without a task or an event-loop
