@@ -515,7 +515,7 @@ impl Service {
         let _running = self.metrics.running();
         let started = Instant::now();
         let result = self.evaluator.eval_async(code, limits, grants).await;
-        self.metrics.record(&result, started.elapsed());
+        self.metrics.record(result.as_ref(), started.elapsed());
         result
     }
 
@@ -534,7 +534,7 @@ impl Service {
                 session.eval_async(code).await
             })
             .await?;
-        self.metrics.record(&result, started.elapsed());
+        self.metrics.record(result.as_ref(), started.elapsed());
         Ok(result)
     }
 
@@ -547,13 +547,7 @@ impl Service {
             .map_err(|refused| refusal(self, "", refused))?;
         if let Some(store) = &self.store {
             let stored = async {
-                let dump = self
-                    .sessions
-                    .with(&id, async |session: &mut pyeval::Session| {
-                        session.dump_async().await
-                    })
-                    .await
-                    .map_err(|refused| refusal(self, &id, refused))??;
+                let dump = self.dump_of(&id).await?;
                 store
                     .create(&id, kept, &dump)
                     .await
@@ -567,6 +561,18 @@ impl Service {
             }
         }
         Ok(id)
+    }
+
+    /// The dump of the session `id` in this replica's registry.
+    async fn dump_of(&self, id: &str) -> Result<Vec<u8>, Failure> {
+        let dump = self
+            .sessions
+            .with(id, async |session: &mut pyeval::Session| {
+                session.dump_async().await
+            })
+            .await
+            .map_err(|refused| refusal(self, id, refused))??;
+        Ok(dump)
     }
 
     /// The limits and grants of a session `request` asks for.
@@ -629,13 +635,7 @@ impl Service {
                         .map_err(store_failure)?;
                 }
                 Ok(_) if changes => {
-                    let dump = self
-                        .sessions
-                        .with(id, async |session: &mut pyeval::Session| {
-                            session.dump_async().await
-                        })
-                        .await
-                        .map_err(refused)??;
+                    let dump = self.dump_of(id).await?;
                     if store
                         .save(&lease, version + 1, &dump)
                         .await
@@ -816,22 +816,15 @@ async fn resume(
         async move {
             let _running = service.metrics.running();
             let started = Instant::now();
-            let mut resumed = None;
-            let result = service
+            let resumed = service
                 .evaluator
                 .resume_async(&suspension, answer, &limits, &grants)
-                .await
-                .map(|(session, outcome)| {
-                    resumed = Some(session);
-                    outcome
-                });
-            service.metrics.record(&result, started.elapsed());
-            Ok::<_, Failure>(match (result, resumed) {
-                (Ok(outcome), Some(session)) => {
-                    Ok((service.register(session, &kept).await?, outcome))
-                }
-                (Ok(_), None) => unreachable!("a resumed evaluation has its session"),
-                (Err(error), _) => Err(error),
+                .await;
+            let outcome = resumed.as_ref().map(|(_, outcome)| outcome);
+            service.metrics.record(outcome, started.elapsed());
+            Ok::<_, Failure>(match resumed {
+                Ok((session, outcome)) => Ok((service.register(session, &kept).await?, outcome)),
+                Err(error) => Err(error),
             })
         }
     };

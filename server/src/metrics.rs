@@ -26,7 +26,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counts an evaluation that took `elapsed` and ended as `result`.
-    pub fn record(&self, result: &Result<Outcome, EvalError>, elapsed: Duration) {
+    pub fn record(&self, result: Result<&Outcome, &EvalError>, elapsed: Duration) {
         let ending = match result {
             Ok(outcome) if outcome.exit_code.is_some() => "exit",
             Ok(outcome) if outcome.error.is_some() => "exception",
