@@ -1356,6 +1356,23 @@ fn replicas_share_sessions_through_the_store_and_outlive_each_other() {
     );
     assert_eq!(eval(&a, &id, "x += 1\nx").json()["value"], "3");
     assert_eq!(eval(&b, &id, "x").json()["value"], "3");
+    // A file given through one replica is the session's on the others.
+    let put = a.send(
+        "PUT",
+        &format!("/v1/sessions/{id}/files/notes.txt"),
+        &["Content-Type: text/plain"],
+        "kept",
+    );
+    assert_eq!(put.status, 204, "{}", put.body);
+    assert_eq!(
+        eval(&b, &id, "open('notes.txt').read()").json()["value"],
+        "'kept'"
+    );
+    assert_eq!(
+        a.request("GET", &format!("/v1/sessions/{id}/files/notes.txt"), "")
+            .body,
+        "kept"
+    );
     // One replica at a time runs a session.
     let running = eval_in_background(
         &a,
@@ -1460,4 +1477,31 @@ fn a_client_suspends_an_evaluation_at_a_call_and_resumes_it_later() {
         r#"{"suspension": "bm90IGEgc3VzcGVuc2lvbg=="}"#,
     );
     assert_eq!((bad.status, bad.kind()), (400, "invalid_dump".to_owned()));
+}
+
+#[test]
+fn a_dump_may_be_larger_than_other_bodies() {
+    // Bodies with files are refused past about 2 MiB here; a session's dump may be as
+    // large as its memory.
+    let server = Server::start(&["--max-files", "0", "--max-file-bytes", "0"]);
+    let opened = server.request("POST", "/v1/sessions", "");
+    let id = opened.json()["id"].as_str().unwrap().to_owned();
+    let code = serde_json::json!({"code": "import os\nnoise = os.urandom(3 << 20)\nlen(noise)"});
+    server.request(
+        "POST",
+        &format!("/v1/sessions/{id}/eval"),
+        &code.to_string(),
+    );
+    let (status, dump) =
+        server.send_bytes("GET", &format!("/v1/sessions/{id}/dump"), "text/plain", b"");
+    assert_eq!(status, 200);
+    assert!(dump.len() > 3 << 20, "{} bytes", dump.len());
+    let (status, body) =
+        server.send_bytes("POST", "/v1/sessions", "application/octet-stream", &dump);
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let refused = declared_body_only(&server, dump.len());
+    assert_eq!(
+        (refused.status, refused.kind()),
+        (413, "body_too_large".to_owned())
+    );
 }
