@@ -151,6 +151,15 @@ impl Session {
         Ok(())
     }
 
+    /// What this session was granted (mounts, environment, tools, network, ...), with the
+    /// files not yet given to its instance.
+    pub fn grants(&self) -> Grants {
+        Grants {
+            files: self.pending_files.clone(),
+            ..self.grants.clone()
+        }
+    }
+
     /// The limits each evaluation of this session runs under.
     pub fn limits(&self) -> &Limits {
         &self.limits

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -126,7 +127,7 @@ impl Evaluator {
     #[pyo3(signature = (*, fuel=None, memory=None, timeout=None, max_output=None,
                         max_files=None, max_file_bytes=None, mounts=None, env=None,
                         argv=None, stdin=None, files=None, tools=None, network=None,
-                        on_output=None, _dump=None, _resume=None))]
+                        on_output=None))]
     #[allow(clippy::too_many_arguments)]
     fn session(
         &self,
@@ -145,8 +146,6 @@ impl Evaluator {
         tools: Option<Bound<'_, PyAny>>,
         network: Option<Bound<'_, PyAny>>,
         on_output: Option<Py<PyAny>>,
-        _dump: Option<Vec<u8>>,
-        _resume: Option<(Vec<u8>, Option<String>, Option<String>)>,
     ) -> PyResult<Session> {
         let limits = limits(
             fuel,
@@ -167,28 +166,9 @@ impl Evaluator {
         for tool in crate::tools::tools(py, tools.as_ref(), running)? {
             grants = grants.with_tool(tool);
         }
-        if let Some((data, result, error)) = _resume {
-            let suspension = pyeval::Suspension::from_bytes(&data)
-                .map_err(|e| to_py(pyeval::EvalError::InvalidDump(e)))?;
-            let answer = match (result, error) {
-                (_, Some(message)) => Err(pyeval::ToolError::new(message)),
-                (Some(json), None) => Ok(serde_json::from_str(&json).map_err(|e| {
-                    pyo3::exceptions::PyValueError::new_err(format!("the result: {e}"))
-                })?),
-                (None, None) => Ok(serde_json::Value::Null),
-            };
-            let (session, outcome) = py
-                .detach(|| self.inner.resume(&suspension, answer, &limits, &grants))
-                .map_err(to_py)?;
-            let session = Session::new(session, listener);
-            *session.resumed.lock().expect("not poisoned") = Some(outcome);
-            return Ok(session);
-        }
-        let session = match _dump {
-            Some(dump) => py.detach(|| self.inner.restore(&dump, &limits, &grants)),
-            None => py.detach(|| self.inner.session_with(&limits, &grants)),
-        }
-        .map_err(to_py)?;
+        let session = py
+            .detach(|| self.inner.session_with(&limits, &grants))
+            .map_err(to_py)?;
         Ok(Session::new(session, listener))
     }
 
@@ -208,34 +188,29 @@ impl Evaluator {
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<(Py<Session>, Outcome)> {
         let py = slf.py();
-        let options = match options {
-            Some(options) => options.copy()?,
-            None => PyDict::new(py),
-        };
-        for hidden in ["_dump", "_resume"] {
-            if options.contains(hidden)? {
-                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                    "resume() got an unexpected keyword argument '{hidden}'"
-                )));
-            }
-        }
-        let result: Option<String> = match result {
-            Some(result) => Some(
-                py.import("json")?
+        let suspension = pyeval::Suspension::from_bytes(&data)
+            .map_err(|e| to_py(pyeval::EvalError::InvalidDump(e)))?;
+        let answer = match (error, result) {
+            (Some(message), _) => Err(pyeval::ToolError::new(message)),
+            (None, Some(result)) => {
+                let json: String = py
+                    .import("json")?
                     .call_method1("dumps", (result,))?
-                    .extract()?,
-            ),
-            None => None,
+                    .extract()?;
+                Ok(serde_json::from_str(&json)
+                    .map_err(|e| PyValueError::new_err(format!("the result: {e}")))?)
+            }
+            (None, None) => Ok(serde_json::Value::Null),
         };
-        options.set_item("_resume", (PyBytes::new(py, &data), result, error))?;
-        let session: Py<Session> = slf.call_method("session", (), Some(&options))?.extract()?;
-        let outcome = session
-            .get()
-            .resumed
-            .lock()
-            .expect("not poisoned")
-            .take()
-            .expect("a resumed session holds its outcome");
+        let evaluator = slf.get().inner.clone();
+        let mut outcome = None;
+        let session = Session::made_from(slf, options, |given| {
+            let (session, resumed) =
+                evaluator.resume(&suspension, answer, given.limits(), &given.grants())?;
+            outcome = Some(resumed);
+            Ok(session)
+        })?;
+        let outcome = outcome.expect("a resumed session comes with its outcome");
         Ok((session, Outcome::new(py, outcome)?))
     }
 
@@ -249,17 +224,10 @@ impl Evaluator {
         data: Vec<u8>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<Session>> {
-        let options = match options {
-            Some(options) => options.copy()?,
-            None => PyDict::new(slf.py()),
-        };
-        if options.contains("_dump")? {
-            return Err(pyo3::exceptions::PyTypeError::new_err(
-                "restore() got an unexpected keyword argument '_dump'",
-            ));
-        }
-        options.set_item("_dump", PyBytes::new(slf.py(), &data))?;
-        Ok(slf.call_method("session", (), Some(&options))?.extract()?)
+        let evaluator = slf.get().inner.clone();
+        Session::made_from(slf, options, |given| {
+            evaluator.restore(&data, given.limits(), &given.grants())
+        })
     }
 
     /// Whether this evaluator counts fuel.
@@ -283,17 +251,31 @@ pub struct Session {
     inner: Arc<tokio::sync::Mutex<Option<pyeval::Session>>>,
     /// The session's `on_output`, for evaluations that name none of their own.
     listener: Option<pyeval::LiveOutput>,
-    /// The outcome of the evaluation a resumed session went on with, until `resume`
-    /// returns it.
-    resumed: std::sync::Mutex<Option<pyeval::Outcome>>,
 }
 
 impl Session {
+    /// `evaluator.session(**options)`, its interpreter replaced by the one `make` makes
+    /// under the session's limits and grants (a restored or resumed one).
+    fn made_from(
+        evaluator: &Bound<'_, Evaluator>,
+        options: Option<&Bound<'_, PyDict>>,
+        make: impl FnOnce(&pyeval::Session) -> Result<pyeval::Session, pyeval::EvalError> + Send,
+    ) -> PyResult<Py<Session>> {
+        let session: Py<Session> = evaluator.call_method("session", (), options)?.extract()?;
+        let inner = session.get().inner.clone();
+        evaluator.py().detach(|| {
+            let mut slot = inner.blocking_lock();
+            let given = open(&mut slot)?;
+            *slot = Some(make(given).map_err(to_py)?);
+            Ok::<_, PyErr>(())
+        })?;
+        Ok(session)
+    }
+
     fn new(session: pyeval::Session, listener: Option<pyeval::LiveOutput>) -> Self {
         Session {
             inner: Arc::new(tokio::sync::Mutex::new(Some(session))),
             listener,
-            resumed: std::sync::Mutex::new(None),
         }
     }
 }
