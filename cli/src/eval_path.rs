@@ -84,10 +84,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Some(path) => {
             let mut session = session_file::open(&evaluator, path, &limits, &grants)?;
             let result = session.eval(&program);
-            match &result {
-                Ok(_) => session_file::save(&mut session, path)?,
-                Err(error) => session_file::not_saved(path, error),
-            }
+            session_file::keep(&mut session, path, &result)?;
             result
         }
     };

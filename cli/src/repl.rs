@@ -39,10 +39,7 @@ pub fn run(evaluator: &Evaluator, limits: &Limits, grants: &Grants, cli: &Cli) -
             _ => {}
         }
         if let Some(path) = &cli.session {
-            match &result {
-                Ok(_) => session_file::save(&mut session, path)?,
-                Err(error) => session_file::not_saved(path, error),
-            }
+            session_file::keep(&mut session, path, &result)?;
         }
         match &result {
             Ok(outcome) if outcome.exit_code.is_some() => return Ok(status),

@@ -51,12 +51,24 @@ pub fn save(session: &mut Session, path: &Path) -> Result<()> {
         .with_context(|| format!("cannot write the session to {}", path.display()))
 }
 
-/// Says on stderr why the session in `path` was not written back after `error`.
-pub fn not_saved(path: &Path, error: &pyeval::EvalError) {
-    if error.stopped().is_some() {
-        eprintln!(
-            "pyeval: the session in {} is left as it was before this run (the run was stopped)",
-            path.display()
-        );
+/// After a run that gave `result`: writes `session` back to `path`, or, when a limit
+/// stopped the run, leaves the file as it was and says so on stderr.
+pub fn keep(
+    session: &mut Session,
+    path: &Path,
+    result: &Result<pyeval::Outcome, pyeval::EvalError>,
+) -> Result<()> {
+    match result {
+        Ok(_) => save(session, path),
+        Err(error) => {
+            if error.stopped().is_some() {
+                eprintln!(
+                    "pyeval: the session in {} is left as it was before this run (the run was \
+                     stopped)",
+                    path.display()
+                );
+            }
+            Ok(())
+        }
     }
 }
