@@ -622,15 +622,19 @@ fn a_session_file_keeps_state_across_runs() {
         stopped.stderr
     );
     assert_eq!(std::fs::read(file).unwrap(), before);
-    // The REPL keeps its session in the file too.
-    let command = format!("{} --session {file}", env!("CARGO_BIN_EXE_pyeval"));
+    // The REPL keeps its session in the file too, and after a stopped input goes on from
+    // the file rather than a new session (which it would then write over the file).
+    let command = format!(
+        "{} --session {file} --fuel 10_000_000",
+        env!("CARGO_BIN_EXE_pyeval")
+    );
     binary::Run::program("script", &["-qec", &command, "/dev/null"])
-        .stdin("rows.append(4)\n")
+        .stdin("rows.append(4)\nwhile True: pass\nrows.append(5)\n")
         .go()
         .assert_status(0);
     assert_eq!(
         pyeval(&["--session", file, "-c", "rows"]).stdout,
-        "[1, 2, 3, 4]\n"
+        "[1, 2, 3, 4, 5]\n"
     );
     // A file that is not a session is refused, and left alone.
     let other = dir.path().join("notes.txt");

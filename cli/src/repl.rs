@@ -18,10 +18,12 @@ use crate::render;
 pub fn run(evaluator: &Evaluator, limits: &Limits, grants: &Grants, cli: &Cli) -> Result<u8> {
     eprintln!("pyeval: Python 3.13 in a sandbox; each input runs under the limits. Ctrl-D exits.");
     let output_dir = cli.output_dir.as_deref();
-    let mut session = match &cli.session {
-        Some(path) => session_file::open(evaluator, path, limits, grants)?,
-        None => evaluator.session_with(limits, grants)?,
+    // The session in --session's file (as it was before a stopped input), or a new one.
+    let start = || match &cli.session {
+        Some(path) => session_file::open(evaluator, path, limits, grants),
+        None => Ok(evaluator.session_with(limits, grants)?),
     };
+    let mut session = start()?;
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {
@@ -45,8 +47,11 @@ pub fn run(evaluator: &Evaluator, limits: &Limits, grants: &Grants, cli: &Cli) -
             Ok(outcome) if outcome.exit_code.is_some() => return Ok(status),
             Ok(_) => {}
             Err(_) => {
-                eprintln!("pyeval: starting a new session");
-                session = evaluator.session_with(limits, grants)?;
+                match cli.session {
+                    Some(_) => eprintln!("pyeval: going on from the session file"),
+                    None => eprintln!("pyeval: starting a new session"),
+                }
+                session = start()?;
             }
         }
     }
