@@ -137,6 +137,12 @@ bench: build-component build-sci (python "release")
 # (wrk from Debian's packages, installed when missing; the results also go to
 # bench/results.json under "server_under_attack".)
 # The HTTP server under attack: wrk's fresh evaluations alone, then while idle, slow and session-pinning clients hold it.
+# pyperformance's pure-Python benchmarks in pyeval's evaluator (fuel metered and not), on
+# native CPython 3.13, in eryx and in Monty: a table of times relative to native, written
+# into bench/results.json under "suite" (bench/suite.py).
+bench-suite: (python "release")
+    PYEVAL_PEERS_VENV="{{target_dir}}/peers-venv" PYEVAL_SUITE_CACHE="{{target_dir}}/suite" RUST_LIB_BACKTRACE=0 "{{venv}}/bin/python" bench/suite.py bench/results.json
+
 bench-attack: build-component
     command -v wrk > /dev/null || { if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq wrk; else sudo apt-get install -y -qq wrk; fi; }
     cargo build --release --quiet -p pyeval-cli

@@ -1,8 +1,10 @@
-"""Fresh evaluations from Python, measured as bench/src/main.rs measures them from Rust,
-added to the results file under "python" with the ratio to the Rust p50 of the same run;
-and the round trip of a no-op Python tool, next to eryx's callback measured the same way
-in the same run (bench/peer_tools.py; eryx in a virtual environment of its own at
-$PYEVAL_PEERS_VENV, made with a CPython 3.12 or later when one is found).
+"""Fresh evaluations and a session step from Python, measured as bench/src/main.rs
+measures them from Rust, added to the results file under "python" with the ratios to the
+Rust p50s of the same run; the same small snippets in eryx and Monty (bench/peers.py,
+each in a process of its own); and the round trip of a no-op Python tool, next to eryx's
+callback measured the same way in the same run (bench/peer_tools.py). The peers run in a
+virtual environment of their own at $PYEVAL_PEERS_VENV, made with a CPython 3.12 or later
+when one is found.
 
     python bench/python_bench.py bench/results.json
 """
@@ -13,42 +15,33 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 import pyeval
 
+import peers
+
 FRESH_RUNS = 2000
-THROUGHPUT_WINDOW = 3.0
+SESSION_RUNS = 5000
 
 
 def percentile(sorted_values, fraction):
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
 
 
-def throughput(evaluator, threads):
-    started = time.perf_counter()
-    counts = [0] * threads
-
-    def work(slot):
-        while time.perf_counter() - started < THROUGHPUT_WINDOW:
-            evaluator.eval("print(1)")
-            counts[slot] += 1
-
-    workers = [threading.Thread(target=work, args=(slot,)) for slot in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return sum(counts) / (time.perf_counter() - started)
-
-
 def tool_round_trip(python, implementation):
     done = subprocess.run([python, os.path.join(HERE, "peer_tools.py"), implementation],
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout)["round_trip_us"]
+
+
+def peer_snippets(python, name):
+    """bench/peers.py's figures for the peer `name`, measured in a process of its own."""
+    done = subprocess.run([python, os.path.join(HERE, "peers.py"), name],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
 
 
 def peer_python():
@@ -64,9 +57,9 @@ def peer_python():
     return None
 
 
-def eryx_python():
-    """The peers' virtual environment's python, made when missing; None without a python
-    3.12 or later."""
+def peers_python():
+    """The peers' virtual environment's python (made when missing, its requirements
+    installed); None without a python 3.12 or later."""
     venv = os.environ.get("PYEVAL_PEERS_VENV", os.path.join(HERE, "..", "target", "peers-venv"))
     python = os.path.join(venv, "bin", "python")
     if not os.path.exists(python):
@@ -74,9 +67,9 @@ def eryx_python():
         if base is None:
             return None
         subprocess.run([base, "-m", "venv", venv], check=True)
-        subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        "--require-hashes", "-r", os.path.join(HERE, "requirements-peers.txt")],
-                       check=True)
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "--require-hashes", "-r", os.path.join(HERE, "requirements-peers.txt")],
+                   check=True)
     return python
 
 
@@ -84,6 +77,10 @@ def main():
     path = sys.argv[1]
     results = json.load(open(path))
     evaluator = pyeval.Evaluator()
+
+    def fresh(code):
+        return evaluator.eval(code).stdout
+
     for _ in range(50):
         evaluator.eval("print(1)")
     times = []
@@ -95,6 +92,10 @@ def main():
     times.sort()
     p50_ms = percentile(times, 0.50) * 1e3
     rust_p50_ms = results["fresh_print_1"]["p50_ms"]
+    session = evaluator.session()
+    session.eval("x = 0")
+    session_p50_ms = peers.median_ms(lambda: session.eval("x += 1"), SESSION_RUNS)
+    rust_session_p50_ms = results["session_x_plus_1"]["p50_ms"]
     results["python"] = {
         "fresh_print_1": {
             "runs": FRESH_RUNS,
@@ -103,15 +104,18 @@ def main():
             "p99_ms": percentile(times, 0.99) * 1e3,
         },
         "throughput_per_s": {
-            "threads_1": throughput(evaluator, 1),
-            "threads_2": throughput(evaluator, 2),
+            "threads_1": peers.throughput(fresh, 1),
+            "threads_2": peers.throughput(fresh, 2),
         },
         "ratio_python_over_rust_p50": p50_ms / rust_p50_ms,
+        "session_x_plus_1_p50_ms": session_p50_ms,
+        "session_ratio_python_over_rust_p50": session_p50_ms / rust_session_p50_ms,
         "noop_tool_round_trip_us": tool_round_trip(sys.executable, "pyeval"),
     }
-    peer = eryx_python()
+    peer = peers_python()
     if peer is not None:
         results["python"]["eryx_noop_callback_round_trip_us"] = tool_round_trip(peer, "eryx")
+        results["peers"] = {name: peer_snippets(peer, name) for name in ("eryx", "eryx-pool", "monty")}
     with open(path, "w") as out:
         json.dump(results, out, indent=2, sort_keys=True)
         out.write("\n")
@@ -122,6 +126,14 @@ def main():
           f"{rust_p50_ms:.3f} ms) |")
     print(f"| fresh evaluations/s, 1 thread | {py['throughput_per_s']['threads_1']:.0f} |")
     print(f"| fresh evaluations/s, 2 threads | {py['throughput_per_s']['threads_2']:.0f} |")
+    print(f"| session x += 1 p50 | {session_p50_ms:.3f} ms "
+          f"({py['session_ratio_python_over_rust_p50']:.2f}x Rust's {rust_session_p50_ms:.3f} ms) |")
+    for name, figures in results.get("peers", {}).items():
+        print(f"| {name}: fresh print(1) p50, session x += 1 p50, evaluations/s on 1 and 2 "
+              f"threads | {figures['fresh_print_1_p50_ms']:.3f} ms, "
+              f"{figures['session_x_plus_1_p50_ms']:.3f} ms, "
+              f"{figures['throughput_per_s']['threads_1']:.0f}, "
+              f"{figures['throughput_per_s']['threads_2']:.0f} |")
     eryx = py.get("eryx_noop_callback_round_trip_us")
     print(f"| no-op Python tool, round trip (median) | {py['noop_tool_round_trip_us']:.0f} µs"
           + (f" (eryx's callback: {eryx:.0f} µs) |" if eryx else " (eryx not measured: no python 3.12+) |"))
