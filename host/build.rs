@@ -51,14 +51,15 @@ fn main() {
     println!("cargo:rustc-env=PYEVAL_COMPONENT_SHA256={digest}");
 
     // The compiled form and, beside it, the SHA-256 of the component it was compiled from
-    // (both written by pyeval-componentize). A stale or missing one embeds nothing, and
-    // the library compiles at run time instead.
+    // on its first line (both written by pyeval-componentize). A stale or missing one
+    // embeds nothing, and the library compiles at run time instead.
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let compiled = component.with_extension("cwasm");
     let compiled_from = component.with_extension("cwasm.source");
     println!("cargo:rerun-if-changed={}", compiled.display());
     println!("cargo:rerun-if-changed={}", compiled_from.display());
-    let fresh = std::fs::read_to_string(&compiled_from).is_ok_and(|s| s.trim() == digest);
+    let fresh = std::fs::read_to_string(&compiled_from)
+        .is_ok_and(|s| s.lines().next() == Some(digest.as_str()));
     let embedded = if fresh && compiled.is_file() {
         compiled
     } else {

@@ -309,6 +309,13 @@ fn an_unmetered_evaluator_takes_only_unlimited_budgets() {
     let outcome = unmetered.eval("sum(range(10**6))", &limits).unwrap();
     assert_eq!(outcome.value.as_deref(), Some("499999500000"));
     assert_eq!(outcome.fuel_used, 0);
+    // Without fuel, the epoch is what stops a busy loop at its deadline.
+    let short = limits.with_wall_time(Duration::from_millis(200));
+    let endless = unmetered.eval("while True: pass", &short);
+    assert!(
+        matches!(endless, Err(EvalError::Stopped(Stopped::Timeout { .. }))),
+        "{endless:?}"
+    );
 }
 
 #[test]

@@ -210,9 +210,12 @@ impl CommandRunner {
                     guard: Guard::new(limits.memory_bytes, None, 0),
                 };
                 let mut store = crate::sandbox::new_store(&self.engine, state, limits)?;
-                let result =
-                    crate::clock::with_deadline(deadline, run_module(&mut store, module, linker))
-                        .await;
+                let result = crate::clock::with_deadline(
+                    &self.engine,
+                    deadline,
+                    run_module(&mut store, module, linker),
+                )
+                .await;
                 (result, store.get_fuel().ok(), store.data().guard.refused())
             }
             Program::Component(component, linker) => {
@@ -220,6 +223,7 @@ impl CommandRunner {
                     SandboxState::new(builder.build(), Guard::new(limits.memory_bytes, None, 0));
                 let mut store = crate::sandbox::new_store(&self.engine, state, limits)?;
                 let result = crate::clock::with_deadline(
+                    &self.engine,
                     deadline,
                     run_component(&mut store, component, linker),
                 )

@@ -71,7 +71,9 @@ mod built_in {
         // The compiled form, used only when it was compiled from these very bytes.
         let compiled_from = std::fs::read_to_string(path.with_extension("cwasm.source"));
         let compiled = match compiled_from {
-            Ok(from) if from.trim() == sha256 => std::fs::read(path.with_extension("cwasm")).ok(),
+            Ok(from) if from.lines().next() == Some(sha256.as_str()) => {
+                std::fs::read(path.with_extension("cwasm")).ok()
+            }
             _ => None,
         };
         Ok(Files {

@@ -1,5 +1,5 @@
 //! What a store holds to keep one run within its limits: the memory cap, the evaluator's
-//! shared memory budget, and the wall-clock deadline the epoch callback checks.
+//! shared memory budget, and the wall-clock deadline of the run.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -272,9 +272,10 @@ pub(crate) trait Guarded: Send + 'static {
 }
 
 /// A store for `data` under `limits` (refused when no run can be held to them): memory
-/// capped, fuel and deadline set. The deadline is
-/// checked at every epoch tick, where the guest also yields to the async runtime, so a long
-/// evaluation does not hold a runtime thread for its whole wall time.
+/// capped, fuel and deadline set. The guest yields to the async runtime every
+/// [`crate::clock::YIELD_FUEL`] of fuel (metered) or at every epoch tick (unmetered, which
+/// is where the deadline is checked then), so a long evaluation neither outlives its
+/// deadline nor holds a runtime thread for its whole wall time.
 pub(crate) fn new_store<T: Guarded>(
     engine: &Engine,
     data: T,
@@ -283,13 +284,19 @@ pub(crate) fn new_store<T: Guarded>(
     limits.check(engine.get_consume_fuel())?;
     let mut store = Store::new(engine, data);
     store.limiter(|data| data.guard() as &mut dyn ResourceLimiter);
-    store.epoch_deadline_callback(|mut cx| {
-        if cx.data_mut().guard().past_deadline() {
-            Err(wasmtime::Trap::Interrupt.into())
-        } else {
-            Ok(UpdateDeadline::Yield(1))
-        }
-    });
+    if engine.get_consume_fuel() {
+        store
+            .fuel_async_yield_interval(Some(crate::clock::YIELD_FUEL))
+            .map_err(SetupError::host)?;
+    } else {
+        store.epoch_deadline_callback(|mut cx| {
+            if cx.data_mut().guard().past_deadline() {
+                Err(wasmtime::Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+    }
     arm(&mut store, limits)?;
     Ok(store)
 }
@@ -305,7 +312,9 @@ pub(crate) fn arm<T: Guarded>(store: &mut Store<T>, limits: &Limits) -> Result<(
         store.set_fuel(budget).map_err(SetupError::host)?;
     }
     store.data_mut().guard().start_run(limits.wall_time);
-    store.set_epoch_deadline(1);
+    if !store.engine().get_consume_fuel() {
+        store.set_epoch_deadline(1);
+    }
     Ok(())
 }
 

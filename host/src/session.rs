@@ -325,6 +325,7 @@ impl Session {
             pending: &mut self.pending_files,
         };
         let result = crate::clock::with_deadline(
+            &self.evaluator.engine,
             self.limits.wall_time,
             crate::lift::with_cap(output_bytes as usize, guest.take(step)),
         )

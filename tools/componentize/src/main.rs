@@ -8,7 +8,8 @@
 //!    stdlib is imported) with the stdlib mounted read-only, and snapshot the result.
 //! 3. Wrap the snapshot with the preview1 reactor adapter into a component.
 //! 4. Compile the component with the library's engine settings into `OUT.cwasm` (and
-//!    `OUT.cwasm.source`, the SHA-256 of the component it is compiled from), which the
+//!    `OUT.cwasm.source`, the SHA-256 of the component it is compiled from on its first
+//!    line, then that of this program, whose engine settings compiled it), which the
 //!    library embeds so a first run on a machine does not compile.
 //!
 //! The output is rewritten only when an input changed: a hash of the inputs is kept beside
@@ -162,19 +163,25 @@ fn leb128(mut n: usize) -> Vec<u8> {
 }
 
 /// Writes the compiled form of `component` (the bytes of `out`) beside it, unless it is
-/// there already.
+/// there already. Beside it goes the component's SHA-256 (which the library's build
+/// checks) and the hash of this program, whose engine settings compiled it: settings
+/// changed make it stale too.
 fn precompile(out: &Path, component: &[u8]) -> Result<()> {
     let digest = hex::encode(Sha256::digest(component));
+    let stamp = format!(
+        "{digest}\n{}\n",
+        hex::encode(Sha256::digest(std::fs::read(std::env::current_exe()?)?))
+    );
     let compiled = out.with_extension("cwasm");
     let source = out.with_extension("cwasm.source");
-    if compiled.is_file() && std::fs::read_to_string(&source).ok().as_deref() == Some(&digest) {
+    if compiled.is_file() && std::fs::read_to_string(&source).ok().as_deref() == Some(&stamp) {
         return Ok(());
     }
     let started = Instant::now();
     let bytes =
         pyeval_engine::precompile_evaluator(component).context("compiling the component")?;
     std::fs::write(&compiled, &bytes).with_context(|| format!("writing {}", compiled.display()))?;
-    std::fs::write(&source, &digest)?;
+    std::fs::write(&source, &stamp)?;
     println!(
         "[pyeval] compiled form written: {} ({:.1} MB, {:.1}s)",
         compiled.display(),
