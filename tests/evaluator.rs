@@ -670,3 +670,29 @@ fn sqlite_locks_a_database_on_a_mount_against_other_instances() {
         Some("(0,)")
     );
 }
+
+/// A fresh instance may have been made before the evaluation asked for it: it is held to
+/// that evaluation's limits all the same, memory cap included.
+#[test]
+fn an_instance_made_ahead_is_held_to_the_limits_of_the_evaluation_that_takes_it() {
+    let evaluator = Evaluator::new().unwrap();
+    let limits = Limits::default();
+    for _ in 0..3 {
+        evaluator.eval("print(1)", &limits).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let tiny = evaluator.eval("print(1)", &limits.clone().with_memory_bytes(4 << 20));
+        assert!(
+            matches!(tiny, Err(EvalError::Stopped(Stopped::MemoryLimit { .. }))),
+            "{tiny:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        let fuel = evaluator.eval(
+            "while True: pass",
+            &limits.clone().with_fuel(pyeval::Fuel::Limited(1_000_000)),
+        );
+        assert!(
+            matches!(fuel, Err(EvalError::Stopped(Stopped::FuelExhausted { .. }))),
+            "{fuel:?}"
+        );
+    }
+}

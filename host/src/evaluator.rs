@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
-use wasmtime::Engine;
+use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre, Linker};
+use wasmtime::{Engine, Store};
 
 use crate::cache::{CacheLocation, CompileCache};
 use crate::component::ComponentSource;
@@ -16,6 +16,7 @@ use crate::limits::Limits;
 use crate::outcome::Outcome;
 use crate::sandbox::{Grants, SandboxState};
 use crate::session::Session;
+use crate::standby::Standby;
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -81,6 +82,8 @@ pub(crate) struct Inner {
     pub(crate) key: String,
     /// A fresh instance that dumps compare sessions with, made by the first dump.
     pub(crate) reference: Mutex<Option<Reference>>,
+    /// The next fresh instance, made ahead, and fresh evaluations' instances to end.
+    pub(crate) standby: Standby,
     source: ComponentSource,
 }
 
@@ -93,6 +96,18 @@ pub(crate) struct StateExports {
 }
 
 impl Inner {
+    /// A new instance in `store`; if there is no slot or memory for it, the standby's are
+    /// given back and it is tried once more.
+    pub(crate) async fn instantiate(
+        &self,
+        store: &mut Store<SandboxState>,
+    ) -> wasmtime::Result<Instance> {
+        match self.pre.instantiate_async(&mut *store).await {
+            Err(_) if self.standby.give_back().await => self.pre.instantiate_async(store).await,
+            made => made,
+        }
+    }
+
     /// Makes the fresh instance dumps compare with, if it is not made yet. It takes one of
     /// the evaluator's instances for as long as the evaluator lives.
     pub(crate) async fn reference(&self, limits: &Limits) -> Result<(), EvalError> {
@@ -103,7 +118,7 @@ impl Inner {
         let state = SandboxState::new(wasmtime_wasi::WasiCtxBuilder::new().build(), guard);
         let mut store = crate::sandbox::new_store(&self.engine, state, limits)?;
         let made = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
+            let instance = self.instantiate(&mut store).await?;
             let memory = crate::dump::view(&mut store, instance, &self.state.memory).await?;
             wasmtime::Result::<_>::Ok((instance, memory))
         };
@@ -172,8 +187,12 @@ impl Evaluator {
         limits: &Limits,
         grants: &Grants,
     ) -> Result<Outcome, EvalError> {
+        let running = self.inner.standby.running();
         let mut session = self.session_with(limits, grants)?;
-        session.eval_async(code).await
+        let outcome = session.eval_async(code).await;
+        self.inner.standby.retire(session);
+        drop(running);
+        outcome
     }
 
     /// A session: one interpreter whose state persists across its evaluations.
@@ -462,27 +481,31 @@ impl EvaluatorBuilder {
         };
         let key = loaded.key.clone();
         drop(loaded);
-        Ok(Evaluator {
-            inner: Arc::new(Inner {
-                engine,
-                pre,
-                eval,
-                set_output_limit,
-                grant_tools,
-                set_live_output,
-                put_files,
-                changed_files,
-                charts,
-                read_file,
-                state,
-                metered: self.metered,
-                max_instances: self.max_instances,
-                budget,
-                key,
-                reference: Mutex::new(None),
-                source: self.source,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            engine,
+            pre,
+            eval,
+            set_output_limit,
+            grant_tools,
+            set_live_output,
+            put_files,
+            changed_files,
+            charts,
+            read_file,
+            state,
+            metered: self.metered,
+            max_instances: self.max_instances,
+            budget,
+            key,
+            reference: Mutex::new(None),
+            standby: Standby::default(),
+            source: self.source,
+        });
+        inner
+            .standby
+            .start(Arc::downgrade(&inner))
+            .map_err(SetupError::host)?;
+        Ok(Evaluator { inner })
     }
 }
 

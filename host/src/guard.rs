@@ -64,6 +64,8 @@ pub(crate) struct Guard {
     host_bytes: usize,
     /// Bytes this instance holds of the budget.
     held: usize,
+    /// Bytes of linear memory granted, the last growth's size.
+    memory: usize,
     /// Why the last growth of this run was refused, if it was (a later growth that succeeds
     /// clears it: memory was there after all).
     refused: Option<Refusal>,
@@ -83,9 +85,28 @@ impl Guard {
             budget,
             host_bytes,
             held: 0,
+            memory: 0,
             refused: None,
             deadline: Instant::now(),
         }
+    }
+
+    /// Takes over the instance `made` was charged for, as if this guard had made it: its
+    /// memory must be within this guard's cap, and this guard's host buffers are drawn
+    /// from the budget (`made` has none). False, with nothing changed, if either fails.
+    pub(crate) fn take_over(&mut self, made: &mut Guard) -> bool {
+        debug_assert_eq!(made.host_bytes, 0, "made without host buffers");
+        if made.memory > self.max_bytes {
+            return false;
+        }
+        if let Some(budget) = &self.budget {
+            if !budget.take(self.host_bytes) {
+                return false;
+            }
+            self.held += self.host_bytes + std::mem::take(&mut made.held);
+        }
+        self.memory = made.memory;
+        true
     }
 
     /// Why the last growth of this run was refused, if it was.
@@ -144,6 +165,7 @@ impl ResourceLimiter for Guard {
             }
             self.held += more;
         }
+        self.memory = desired;
         self.refused = None;
         Ok(true)
     }
@@ -186,5 +208,27 @@ mod tests {
         assert_eq!(second.refused(), Some(Refusal::Cap(64 << 20)));
         drop(second);
         assert!(budget.take(90 << 20), "everything was given back");
+    }
+
+    #[test]
+    fn an_instance_made_under_another_guard_is_taken_over_within_cap_and_budget() {
+        let budget = MemoryBudget::new(50 << 20);
+        let mut made = Guard::new(usize::MAX, Some(budget.clone()), 0);
+        assert!(made.memory_growing(0, 40 << 20, None).unwrap());
+        let mut small = Guard::new(32 << 20, Some(budget.clone()), 1 << 20);
+        assert!(!small.take_over(&mut made), "40 MiB is past a 32 MiB cap");
+        let mut greedy = Guard::new(64 << 20, Some(budget.clone()), 16 << 20);
+        assert!(
+            !greedy.take_over(&mut made),
+            "16 MiB of buffers: past the budget"
+        );
+        let mut session = Guard::new(64 << 20, Some(budget.clone()), 2 << 20);
+        assert!(session.take_over(&mut made));
+        drop(made);
+        assert!(!budget.take(9 << 20), "42 MiB still held, by the session");
+        assert!(session.memory_growing(40 << 20, 48 << 20, None).unwrap());
+        assert!(!session.memory_growing(48 << 20, 65 << 20, None).unwrap());
+        drop(session);
+        assert!(budget.take(50 << 20), "everything was given back");
     }
 }

@@ -40,6 +40,7 @@ mod raw_output;
 mod runtime;
 mod sandbox;
 mod session;
+mod standby;
 mod suspension;
 mod tools;
 

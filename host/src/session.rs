@@ -582,7 +582,10 @@ impl Guest<'_> {
             }
             Some(instance) => instance,
             None => {
-                let new = evaluator.pre.instantiate_async(&mut *store).await?;
+                let new = match evaluator.standby.take(store) {
+                    Some(made) => made,
+                    None => evaluator.instantiate(store).await?,
+                };
                 if let Step::Restore(image) = step {
                     if !crate::dump::write(evaluator, store, new, image).await? {
                         return Ok(Done::RestoreRefused);
