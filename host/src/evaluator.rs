@@ -187,11 +187,9 @@ impl Evaluator {
         limits: &Limits,
         grants: &Grants,
     ) -> Result<Outcome, EvalError> {
-        let running = self.inner.standby.running();
         let mut session = self.session_with(limits, grants)?;
         let outcome = session.eval_async(code).await;
         self.inner.standby.retire(session);
-        drop(running);
         outcome
     }
 

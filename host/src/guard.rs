@@ -109,6 +109,11 @@ impl Guard {
         true
     }
 
+    /// Bytes of linear memory the instance has.
+    pub(crate) fn memory(&self) -> usize {
+        self.memory
+    }
+
     /// Why the last growth of this run was refused, if it was.
     pub(crate) fn refused(&self) -> Option<Refusal> {
         self.refused

@@ -295,6 +295,7 @@ impl Session {
         if let Some(reason) = &self.ended {
             return Err(EvalError::SessionEnded(reason.clone()));
         }
+        let _running = self.evaluator.standby.running();
         crate::sandbox::arm(&mut self.store, &self.limits)?;
         if matches!(step, Step::Dump | Step::Restore(_)) && self.evaluator.metered {
             // The host's work, not the code's: bounded by the wall-clock limit only, so a
