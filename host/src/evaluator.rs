@@ -187,7 +187,9 @@ impl Evaluator {
         limits: &Limits,
         grants: &Grants,
     ) -> Result<Outcome, EvalError> {
+        let _running = self.inner.standby.running();
         let mut session = self.session_with(limits, grants)?;
+        session.fresh = true;
         let outcome = session.eval_async(code).await;
         self.inner.standby.retire(session);
         outcome

@@ -56,6 +56,8 @@ pub struct Session {
     before: Option<Before>,
     replay: Vec<JournalEntry>,
     ended: Option<Stopped>,
+    /// Whether this is a fresh evaluation's session, counted as running by its caller.
+    pub(crate) fresh: bool,
 }
 
 /// The state an evaluation started in, as a suspension keeps it.
@@ -121,6 +123,7 @@ impl Session {
             before: None,
             replay: Vec::new(),
             ended: None,
+            fresh: false,
         };
         session.set_live_output(grants.live_output.clone());
         Ok(session)
@@ -295,7 +298,8 @@ impl Session {
         if let Some(reason) = &self.ended {
             return Err(EvalError::SessionEnded(reason.clone()));
         }
-        let _running = self.evaluator.standby.running();
+        // A fresh evaluation's caller counts it as running from start to end.
+        let _running = (!self.fresh).then(|| self.evaluator.standby.running());
         crate::sandbox::arm(&mut self.store, &self.limits)?;
         if matches!(step, Step::Dump | Step::Restore(_)) && self.evaluator.metered {
             // The host's work, not the code's: bounded by the wall-clock limit only, so a

@@ -1,8 +1,10 @@
 //! Work on fresh instances done off their callers' path: a thread per evaluator makes the
 //! next fresh instance before an evaluation asks for one, and ends the instances of
 //! finished fresh evaluations (giving a pool slot's written pages back), while a core is
-//! free: with as many evaluations running as there are cores, each does its own. Not for
-//! components with a large memory image (see [`MAX_IMAGE_BYTES`]).
+//! free beside the caller: with as many evaluations running as there are cores, each does
+//! its own (a fresh evaluation counts from its start to its end, a session's step while
+//! it runs), since the thread would only take time from them. Not for components with a
+//! large memory image (see [`MAX_IMAGE_BYTES`]).
 //!
 //! An instance made ahead has run no guest code: the session that takes it moves its own
 //! store data (WASI context, grants, limits) into the instance's store before the guest's
@@ -92,7 +94,7 @@ impl Standby {
         *self.jobs.lock().expect("not poisoned") = Some(sender);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         self.cores.store(cores, Ordering::Relaxed);
-        self.send(Job::Make);
+        self.send(Job::Make, 0);
         Ok(())
     }
 
@@ -102,10 +104,11 @@ impl Standby {
         Running(self)
     }
 
-    fn send(&self, job: Job) {
-        // With every core evaluating, the thread would only take time from evaluations.
+    /// Sends `job` to the thread if a core is free for it beside the caller and the
+    /// `others` steps running; otherwise drops it (a retired session ends here).
+    fn send(&self, job: Job, others: usize) {
         if self.off.load(Ordering::Acquire)
-            || self.running.load(Ordering::Acquire) >= self.cores.load(Ordering::Relaxed)
+            || others + 1 >= self.cores.load(Ordering::Relaxed)
             || self.pending.load(Ordering::Acquire) >= MAX_PENDING
         {
             return;
@@ -118,9 +121,11 @@ impl Standby {
         }
     }
 
-    /// Ends `session` on the standby thread (here if it is busy, or every core is).
+    /// Ends `session` on the standby thread (here if it is busy, or no core is free).
     pub(crate) fn retire(&self, session: Session) {
-        self.send(Job::Retire(Box::new(session)));
+        // Called by a fresh evaluation's caller, which counts itself as running.
+        let others = self.running.load(Ordering::Acquire).saturating_sub(1);
+        self.send(Job::Retire(Box::new(session)), others);
     }
 
     /// The instance made ahead, moved into `store` with `store`'s data (the session's) and
@@ -131,7 +136,9 @@ impl Standby {
     pub(crate) fn take(&self, store: &mut Store<SandboxState>) -> Option<Instance> {
         let fuel = store.get_fuel();
         let taken = self.ready.lock().expect("not poisoned").take();
-        self.send(Job::Make);
+        // Called in a step, counted as running (or in a fresh evaluation, which is).
+        let others = self.running.load(Ordering::Acquire).saturating_sub(1);
+        self.send(Job::Make, others);
         let mut ready = taken?;
         std::mem::swap(store.data_mut(), ready.store.data_mut());
         let (session, made) = (ready.store.data_mut(), store.data_mut());
