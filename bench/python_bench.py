@@ -44,17 +44,23 @@ def peer_snippets(python, name):
     return json.loads(done.stdout)
 
 
+def first_python(candidates, condition):
+    """The first of `candidates` (paths, or None) whose python finds `condition` (an
+    expression on `sys.version_info`) true, or None."""
+    for python in filter(None, candidates):
+        version = subprocess.run([python, "-c", f"import sys; print({condition})"],
+                                 capture_output=True, text=True)
+        if version.stdout.strip() == "True":
+            return python
+    return None
+
+
 def peer_python():
     """A python3 of version 3.12 or later (pyeryx's wheel needs one), or None."""
     candidates = [os.environ.get("PYEVAL_PEER_PYTHON")]
     candidates += [shutil.which(f"python3.{minor}") for minor in range(12, 16)]
     candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[2-9]*/bin/python3")))
-    for python in filter(None, candidates):
-        version = subprocess.run([python, "-c", "import sys; print(sys.version_info >= (3, 12))"],
-                                 capture_output=True, text=True)
-        if version.stdout.strip() == "True":
-            return python
-    return None
+    return first_python(candidates, "sys.version_info >= (3, 12)")
 
 
 def peers_python():

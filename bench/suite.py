@@ -126,12 +126,7 @@ def native_python():
     """A native CPython 3.13, or None."""
     candidates = [os.environ.get("PYEVAL_NATIVE_PYTHON313"), shutil.which("python3.13")]
     candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.13*/bin/python3")))
-    for python in filter(None, candidates):
-        done = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2] == (3, 13))"],
-                              capture_output=True, text=True)
-        if done.stdout.strip() == "True":
-            return python
-    return None
+    return python_bench.first_python(candidates, "sys.version_info[:2] == (3, 13)")
 
 
 PEER_RUNNER = r'''
