@@ -696,3 +696,23 @@ fn an_instance_made_ahead_is_held_to_the_limits_of_the_evaluation_that_takes_it(
         );
     }
 }
+
+/// Instances made ahead, or being ended, hold pool slots for a while: they give them back
+/// to an evaluation that needs one, so an evaluator of one instance runs fresh evaluations
+/// back to back, and one of two runs them beside an open session.
+#[test]
+fn instances_made_ahead_or_ending_never_keep_a_slot_from_an_evaluation() {
+    let limits = Limits::default();
+    let one = Evaluator::builder().max_instances(1).build().unwrap();
+    for i in 0..30 {
+        let outcome = one.eval(&format!("{i} * 2"), &limits).unwrap();
+        assert_eq!(outcome.value, Some((i * 2).to_string()));
+    }
+    let two = Evaluator::builder().max_instances(2).build().unwrap();
+    let mut session = two.session(&limits).unwrap();
+    session.eval("x = 1").unwrap();
+    for _ in 0..30 {
+        two.eval("1", &limits).unwrap();
+    }
+    assert_eq!(session.eval("x").unwrap().value.as_deref(), Some("1"));
+}

@@ -498,7 +498,7 @@ impl EvaluatorBuilder {
             budget,
             key,
             reference: Mutex::new(None),
-            standby: Standby::default(),
+            standby: Standby::new(),
             source: self.source,
         });
         inner

@@ -12,7 +12,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Mutex, Weak};
+use std::sync::{Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use wasmtime::component::Instance;
@@ -49,16 +49,16 @@ enum Job {
 }
 
 /// One evaluator's instance made ahead, and the thread that makes and ends instances.
-#[derive(Default)]
 pub(crate) struct Standby {
     ready: Mutex<Option<Ready>>,
-    jobs: Mutex<Option<Sender<Job>>>,
+    /// The thread's queue, once it is started.
+    jobs: OnceLock<Sender<Job>>,
     /// Jobs sent and not yet done: each may hold a pool slot and memory of the budget.
     pending: AtomicUsize,
     /// Steps of sessions running (evaluations, dumps, restores), and the cores this
     /// process may use.
     running: AtomicUsize,
-    cores: AtomicUsize,
+    cores: usize,
     /// Set when the component's memory is too large for work beside evaluations to pay.
     off: AtomicBool,
 }
@@ -73,6 +73,18 @@ impl Drop for Running<'_> {
 }
 
 impl Standby {
+    /// A standby whose thread is not started yet: it does nothing until then.
+    pub(crate) fn new() -> Self {
+        Standby {
+            ready: Mutex::new(None),
+            jobs: OnceLock::new(),
+            pending: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            off: AtomicBool::new(false),
+        }
+    }
+
     /// Starts the thread of `evaluator` (whose standby this is) and has it make an
     /// instance ready. The thread ends with the evaluator.
     pub(crate) fn start(&self, evaluator: Weak<Inner>) -> std::io::Result<()> {
@@ -91,10 +103,9 @@ impl Standby {
                     evaluator.standby.pending.fetch_sub(1, Ordering::AcqRel);
                 }
             })?;
-        *self.jobs.lock().expect("not poisoned") = Some(sender);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        self.cores.store(cores, Ordering::Relaxed);
-        self.send(Job::Make, 0);
+        if self.jobs.set(sender).is_ok() {
+            self.send(Job::Make, 0);
+        }
         Ok(())
     }
 
@@ -108,12 +119,12 @@ impl Standby {
     /// `others` steps running; otherwise drops it (a retired session ends here).
     fn send(&self, job: Job, others: usize) {
         if self.off.load(Ordering::Acquire)
-            || others + 1 >= self.cores.load(Ordering::Relaxed)
+            || others + 1 >= self.cores
             || self.pending.load(Ordering::Acquire) >= MAX_PENDING
         {
             return;
         }
-        if let Some(jobs) = self.jobs.lock().expect("not poisoned").as_ref() {
+        if let Some(jobs) = self.jobs.get() {
             self.pending.fetch_add(1, Ordering::AcqRel);
             if jobs.send(job).is_err() {
                 self.pending.fetch_sub(1, Ordering::AcqRel);
