@@ -43,7 +43,9 @@ fn main() -> Result<()> {
         bail!("usage: pyeval-componentize GUEST.wasm STDLIB_DIR OUT.wasm [--no-precompile]");
     };
     let module = std::fs::read(guest).with_context(|| format!("reading {}", guest.display()))?;
-    let inputs = inputs_hash(&module, stdlib)?;
+    // This program's own hash: its snapshot code and its engine settings are inputs too.
+    let tool = hex::encode(Sha256::digest(std::fs::read(std::env::current_exe()?)?));
+    let inputs = inputs_hash(&module, stdlib, &tool)?;
     let stamp = out.with_extension("wasm.inputs");
     let built = out.is_file() && portable_path(out).is_file();
     if built && std::fs::read_to_string(&stamp).ok().as_deref() == Some(inputs.as_str()) {
@@ -52,7 +54,7 @@ fn main() -> Result<()> {
             return Ok(());
         }
         let component = std::fs::read(out).with_context(|| format!("reading {}", out.display()))?;
-        return precompile(out, &component);
+        return precompile(out, &component, &tool);
     }
 
     check_imports(&module)?;
@@ -77,7 +79,7 @@ fn main() -> Result<()> {
     if !compile {
         return Ok(());
     }
-    precompile(out, &component)
+    precompile(out, &component, &tool)
 }
 
 /// Where the portable form of the component `out` goes: `NAME-portable.wasm` beside it.
@@ -164,14 +166,11 @@ fn leb128(mut n: usize) -> Vec<u8> {
 
 /// Writes the compiled form of `component` (the bytes of `out`) beside it, unless it is
 /// there already. Beside it goes the component's SHA-256 (which the library's build
-/// checks) and the hash of this program, whose engine settings compiled it: settings
-/// changed make it stale too.
-fn precompile(out: &Path, component: &[u8]) -> Result<()> {
+/// checks) and `tool`, the hash of this program, whose engine settings compiled it:
+/// settings changed make it stale too.
+fn precompile(out: &Path, component: &[u8], tool: &str) -> Result<()> {
     let digest = hex::encode(Sha256::digest(component));
-    let stamp = format!(
-        "{digest}\n{}\n",
-        hex::encode(Sha256::digest(std::fs::read(std::env::current_exe()?)?))
-    );
+    let stamp = format!("{digest}\n{tool}\n");
     let compiled = out.with_extension("cwasm");
     let source = out.with_extension("cwasm.source");
     if compiled.is_file() && std::fs::read_to_string(&source).ok().as_deref() == Some(&stamp) {
@@ -191,15 +190,16 @@ fn precompile(out: &Path, component: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Hash of the guest module, the stdlib it is initialized with, and this program.
-fn inputs_hash(module: &[u8], stdlib: &Path) -> Result<String> {
+/// Hash of the guest module, the stdlib it is initialized with, and `tool`, this
+/// program's hash.
+fn inputs_hash(module: &[u8], stdlib: &Path, tool: &str) -> Result<String> {
     let mut sha = Sha256::new();
     sha.update(module);
     let manifest = stdlib.join("../manifest.json");
     sha.update(
         std::fs::read(&manifest).with_context(|| format!("reading {}", manifest.display()))?,
     );
-    sha.update(std::fs::read(std::env::current_exe()?)?);
+    sha.update(tool);
     Ok(hex::encode(sha.finalize()))
 }
 
