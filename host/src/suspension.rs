@@ -122,9 +122,7 @@ impl Suspension {
             component: header.component,
         })
     }
-}
 
-impl Suspension {
     /// Refuses a suspension of another component (SHA-256 `component`), or one carrying
     /// more than `limits` allow: it is the client's to keep and alter, so its code is held
     /// to the code limit and its journal to the tool-call count and result cap.
