@@ -973,6 +973,12 @@ impl EventStream {
     }
 }
 
+/// `POST /v1/calls/{id}` for the `call` event `call`, with `answer` as its body.
+fn answer_call(client: &Client, call: &serde_json::Value, answer: &str) -> Response {
+    let id = call["id"].as_str().unwrap();
+    client.request("POST", &format!("/v1/calls/{id}"), answer)
+}
+
 #[test]
 fn a_streamed_evaluation_sends_output_as_it_comes_and_calls_the_clients_tools() {
     let server = Server::start(&[]);
@@ -995,20 +1001,14 @@ fn a_streamed_evaluation_sends_output_as_it_comes_and_calls_the_clients_tools() 
     let call = events.expect("call");
     assert_eq!(call["tool"], "ask");
     assert_eq!(call["arguments"], serde_json::json!({"question": "ready?"}));
-    let id = call["id"].as_str().unwrap();
-    let answered = server.request("POST", &format!("/v1/calls/{id}"), r#"{"result": "yes"}"#);
+    let answered = answer_call(&server, &call, r#"{"result": "yes"}"#);
     assert_eq!(answered.status, 204, "{}", answered.body);
     // An answer is taken once.
-    let again = server.request("POST", &format!("/v1/calls/{id}"), r#"{"result": "no"}"#);
+    let again = answer_call(&server, &call, r#"{"result": "no"}"#);
     assert_eq!((again.status, again.kind()), (404, "unknown_call".into()));
     assert_eq!(events.expect("stdout")["text"], "yes\n");
     let call = events.expect("call");
-    let id = call["id"].as_str().unwrap();
-    let failed = server.request(
-        "POST",
-        &format!("/v1/calls/{id}"),
-        r#"{"error": "no luck"}"#,
-    );
+    let failed = answer_call(&server, &call, r#"{"error": "no luck"}"#);
     assert_eq!(failed.status, 204);
     assert_eq!(events.expect("stdout")["text"], "error: no luck\n");
     let outcome = events.expect("outcome");
@@ -1056,20 +1056,20 @@ fn client_tools_are_checked_and_a_client_that_never_answers_costs_only_the_deadl
         "code": "await ask()", "client_tools": tool("ask"), "limits": {"timeout_ms": 500},
     });
     let mut events = EventStream::open(&server, "/v1/eval", &body.to_string());
-    let id = events.expect("call")["id"].as_str().unwrap().to_owned();
+    let call = events.expect("call");
     assert_eq!(events.expect("error")["error"]["kind"], "timeout");
     // Its call was given up with it.
-    let late = server.request("POST", &format!("/v1/calls/{id}"), r#"{"result": 1}"#);
+    let late = answer_call(&server, &call, r#"{"result": 1}"#);
     assert_eq!(late.status, 404);
 
     // A client that goes away mid-call cancels the evaluation and gives up its call.
     let body = serde_json::json!({"code": "await ask()", "client_tools": tool("ask")});
     let mut events = EventStream::open(&server, "/v1/eval", &body.to_string());
-    let id = events.expect("call")["id"].as_str().unwrap().to_owned();
+    let call = events.expect("call");
     drop(events);
     let started = Instant::now();
     loop {
-        let late = server.request("POST", &format!("/v1/calls/{id}"), r#"{"result": 1}"#);
+        let late = answer_call(&server, &call, r#"{"result": 1}"#);
         if late.status == 404 {
             break;
         }
@@ -1102,8 +1102,7 @@ fn a_sessions_evaluations_may_be_streamed_and_call_its_clients_tools() {
     );
     let call = events.expect("call");
     assert_eq!(call["arguments"]["x"], 21);
-    let id = call["id"].as_str().unwrap();
-    server.request("POST", &format!("/v1/calls/{id}"), r#"{"result": 42}"#);
+    answer_call(&server, &call, r#"{"result": 42}"#);
     assert_eq!(events.expect("stdout")["text"], "42\n");
     assert_eq!(events.expect("outcome")["stdout"], "42\n");
     // Not streamed: the session keeps its state, and its client's tools cannot be called.
@@ -1434,12 +1433,7 @@ fn a_client_suspends_an_evaluation_at_a_call_and_resumes_it_later() {
     let mut events = EventStream::open(&server, "/v1/eval", &body.to_string());
     assert_eq!(events.expect("stdout")["text"], "asking\n");
     let call = events.expect("call");
-    let id = call["id"].as_str().unwrap();
-    let answered = server.request(
-        "POST",
-        &format!("/v1/calls/{id}"),
-        r#"{"suspend": "a person decides"}"#,
-    );
+    let answered = answer_call(&server, &call, r#"{"suspend": "a person decides"}"#);
     assert_eq!(answered.status, 204, "{}", answered.body);
     let suspended = events.expect("suspended");
     assert_eq!(
