@@ -87,24 +87,23 @@ pyperf = _SuitePyperf()
 '''
 
 
-def requirement():
-    """The pinned wheel's file name and hash, from bench/requirements-suite.txt."""
+def pinned_version():
+    """pyperformance's version as bench/requirements-suite.txt pins it."""
     for line in open(os.path.join(HERE, "requirements-suite.txt")):
-        if line.strip() and not line.startswith("#"):
-            name, digest = line.split("--hash=sha256:")
-            return name.strip(), digest.strip()
-    raise SystemExit("bench/requirements-suite.txt names no wheel")
+        if line.startswith("pyperformance=="):
+            return line.split("==")[1].split()[0]
+    raise SystemExit("bench/requirements-suite.txt pins no pyperformance")
 
 
 def benchmark_sources(cache):
     """{name: program} for BENCHMARKS, from pyperformance's wheel (downloaded once)."""
-    spec, _ = requirement()
-    wheels = os.path.join(cache, "wheels")
-    if not glob.glob(os.path.join(wheels, "pyperformance-*.whl")):
+    wheel = os.path.join(cache, "wheels", f"pyperformance-{pinned_version()}-py3-none-any.whl")
+    if not os.path.exists(wheel):
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
                         "--disable-pip-version-check", "--require-hashes", "-r",
-                        os.path.join(HERE, "requirements-suite.txt"), "-d", wheels], check=True)
-    wheel = zipfile.ZipFile(glob.glob(os.path.join(wheels, "pyperformance-*.whl"))[0])
+                        os.path.join(HERE, "requirements-suite.txt"), "-d",
+                        os.path.dirname(wheel)], check=True)
+    wheel = zipfile.ZipFile(wheel)
     programs = {}
     for name in BENCHMARKS:
         source = wheel.read(f"pyperformance/data-files/benchmarks/bm_{name}/run_benchmark.py")
