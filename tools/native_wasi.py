@@ -10,7 +10,8 @@ The package's sdist (fetched with pip, checked against SHA256) is configured wit
 .debs). numpy has no BLAS (its bundled lapack-lite), no threads, no SIMD dispatch; pandas
 is compiled against that numpy's headers (`--with` numpy's output). Packages that build
 with setuptools (kiwisolver, Pillow) get a meson.build of packages/meson/; matplotlib's
-FreeType and Qhull come from Debian's source archive. Each extension module
+Qhull comes from Debian's source archive, its FreeType from a crate of the Rust package
+registry (fetched with cargo). Each extension module
 is "linked" into a static archive instead of a shared object, and listed with its dotted
 name, so the guest can register it as a built-in module.
 
@@ -62,7 +63,7 @@ class Spec:
     directory it gives those that compile against it and what it leaves out (relative to
     its site/), and which of meson's install tags it installs (None: all). A package that
     builds with setuptools gets its `meson_build` from packages/meson/; `subprojects` are
-    C libraries it compiles in, unpacked into its subprojects/ from Debian's sources;
+    C libraries it compiles in, unpacked into its subprojects/;
     `first` names headers of packages/include/ its C++ files include before anything."""
 
     def __init__(self, options, meson=None, flags=(), needs=(), headers=None, drop=(),
@@ -78,13 +79,17 @@ class Spec:
 
 
 class Subproject:
-    """A C library from a Debian orig tarball (source package, file, SHA-256), unpacked as
-    subprojects/DIRECTORY, with the files of the sdist's OVERLAY directory (its meson.build)
-    copied in, and WRAP (a wrap file's text) written as subprojects/NAME.wrap."""
+    """A C library from a Debian orig tarball (source package, file, SHA-256) or, with
+    `crate` (a version) set, from the crate PACKAGE of the Rust package registry, whose
+    `inner` directory holds it; unpacked as subprojects/DIRECTORY, with the files of the
+    sdist's OVERLAY directory (its meson.build) copied in, then its patch applied, and WRAP
+    (a wrap file's name and text) written as subprojects/NAME.wrap."""
 
-    def __init__(self, package, file, digest, directory, overlay=None, wrap=None):
+    def __init__(self, package, file, digest, directory, overlay=None, wrap=None, crate=None,
+                 inner=None):
         self.package, self.file, self.digest = package, file, digest
         self.directory, self.overlay, self.wrap = directory, overlay, wrap
+        self.crate, self.inner = crate, inner
 
     def patch(self):
         """packages/patches/DIRECTORY.diff: applied to the unpacked tree, if it exists."""
@@ -92,13 +97,15 @@ class Subproject:
 
 
 RELEASE = ["-Dbuildtype=release", "-Db_ndebug=true"]
-# FreeType for matplotlib's text: its own meson build, static, without the optional
-# libraries; it provides `freetype2`, which matplotlib looks for as a system library.
+# FreeType for matplotlib's text, built by matplotlib's meson.build for the FreeType 2.6.1 its
+# wheels carry and its test images are drawn with. No package registry here has 2.6.1; the
+# nearest release one has is 2.6.5, inside the servo-freetype-sys crate (upstream's tree).
 FREETYPE = Subproject(
-    "freetype", "freetype_2.13.3+dfsg.orig.tar.xz",
-    "686ec73cbf6783b245dd068a09ce807b729ac0f8a46dd70f7867923c32fdf4de", "freetype-2.13.3",
-    wrap=("freetype2", "[wrap-file]\ndirectory = freetype-2.13.3\n\n"
-                       "[provide]\nfreetype2 = freetype_dep\n"))
+    "servo-freetype-sys", "servo-freetype-sys-4.0.5.crate",
+    "2c4ccb6d0d32d277d3ef7dea86203d8210945eb7a45fba89dd445b3595dd0dfc", "freetype-2.6.5",
+    crate="4.0.5", inner="freetype2",
+    overlay="subprojects/packagefiles/freetype-2.6.1-meson",
+    wrap=("freetype-2.6.1", "[wrap-file]\ndirectory = freetype-2.6.5\n"))
 # Qhull 2020.2 (8.0.2, as matplotlib's wrap asks), with matplotlib's meson.build for it.
 QHULL = Subproject(
     "qhull", "qhull_2020.2.orig.tar.gz",
@@ -132,11 +139,7 @@ SPECS = {
     # Agg and the file backends; FreeType and Qhull compiled in; no link-time optimisation
     # (its objects go into archives the guest's link takes as they are).
     "matplotlib": Spec(
-        [*RELEASE, "-Db_lto=false", "-Dsystem-freetype=true", "--force-fallback-for=freetype2",
-         "-Dfreetype2:default_library=static", "-Dfreetype2:mmap=disabled",
-         "-Dfreetype2:zlib=disabled", "-Dfreetype2:png=disabled", "-Dfreetype2:bzip2=disabled",
-         "-Dfreetype2:brotli=disabled", "-Dfreetype2:harfbuzz=disabled",
-         "-DrcParams-backend=Agg"],
+        [*RELEASE, "-Db_lto=false", "-DrcParams-backend=Agg"],
         tags=None, subprojects=(FREETYPE, QHULL),
         # (`long` is 32 bits here: image sizes given as `unsigned` narrow.)
         flags=["-Wno-c++11-narrowing"]),
@@ -254,13 +257,17 @@ def build_wheel(*args, **kwargs):
 '''
 
 
-def fetch_debian_sources(subprojects, downloads, log):
-    """The Debian orig tarballs of `subprojects`, fetched through apt (with CPython's build's
-    private configuration) where not already in `downloads`, and checked."""
+def fetch_sources(subprojects, downloads, log):
+    """The archives of `subprojects` where not already in `downloads`: Debian orig tarballs
+    through apt (with CPython's build's private configuration), crates through cargo; each
+    checked against its pin."""
     apt = None
     for sub in subprojects:
         path = downloads / sub.file
         if path.is_file() and cpython.sha256(path) == sub.digest:
+            continue
+        if sub.crate:
+            fetch_crate(sub, downloads, log)
             continue
         if apt is None:
             apt = cpython.selected_build().private_apt()
@@ -278,6 +285,28 @@ def fetch_debian_sources(subprojects, downloads, log):
             sys.exit(f"[pyeval] {path}: SHA-256 does not match the pinned one")
 
 
+def fetch_crate(sub, downloads, log):
+    """A crate, fetched by cargo into its own cache through a throwaway manifest that asks for
+    exactly that version, copied to `downloads` and checked (cargo checks it against the
+    registry's index too)."""
+    name, version = sub.package, sub.crate
+    work = downloads / f"{name}-{version}-fetch"
+    (work / "src").mkdir(parents=True, exist_ok=True)
+    (work / "src" / "lib.rs").write_text("")
+    (work / "Cargo.toml").write_text(
+        f'[package]\nname = "fetch"\nversion = "0.0.0"\nedition = "2021"\n\n'
+        f'[dependencies]\n{name} = "={version}"\n')
+    run(["cargo", "fetch", "--manifest-path", work / "Cargo.toml"], log)
+    home = Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo")
+    found = sorted((home / "registry" / "cache").glob(f"*/{sub.file}"))
+    if not found:
+        sys.exit(f"[pyeval] cargo fetched no {sub.file} into {home}/registry/cache")
+    shutil.copyfile(found[0], downloads / sub.file)
+    shutil.rmtree(work)
+    if cpython.sha256(downloads / sub.file) != sub.digest:
+        sys.exit(f"[pyeval] {downloads / sub.file}: SHA-256 does not match the pinned one")
+
+
 def add_subprojects(spec, src, downloads):
     """Unpacks the spec's subprojects into the source tree, as its meson expects them."""
     for sub in spec.subprojects:
@@ -286,12 +315,12 @@ def add_subprojects(spec, src, downloads):
         with tarfile.open(downloads / sub.file) as tar:
             top = tar.getnames()[0].split("/")[0]
             tar.extractall(dest.parent / ".unpack", filter="data")
-        (dest.parent / ".unpack" / top).rename(dest)
+        (dest.parent / ".unpack" / top / (sub.inner or "")).rename(dest)
         shutil.rmtree(dest.parent / ".unpack")
-        if sub.patch().is_file():
-            apply_diff(sub.patch(), dest)
         if sub.overlay:
             shutil.copytree(src / sub.overlay, dest, dirs_exist_ok=True)
+        if sub.patch().is_file():
+            apply_diff(sub.patch(), dest)
         if sub.wrap:
             (src / "subprojects" / f"{sub.wrap[0]}.wrap").write_text(sub.wrap[1])
 
@@ -450,7 +479,7 @@ def build(name, version, digest, cache, cpython_dir, needs, out):
     run([venv / "bin/pip", "install", "--quiet", "--disable-pip-version-check",
          "--require-hashes", "--no-deps", "-r", BUILD_REQUIREMENTS], log)
     sdist = fetch_sdist(name, version, digest, downloads, log, venv / "bin/python")
-    fetch_debian_sources(spec.subprojects, downloads, log)
+    fetch_sources(spec.subprojects, downloads, log)
     cxx = fetch_cxx(downloads, work / "cxx", log)
     with tarfile.open(sdist) as tar:
         tar.extractall(work, filter="data")
