@@ -74,7 +74,7 @@ fn main() -> Result<()> {
         return Ok(());
     }
     if out.as_os_str() == "--sci-only" {
-        for row in sci::measure(&evaluator)?.1 {
+        for row in sci::measure()?.1 {
             println!("{row}");
         }
         return Ok(());
@@ -146,7 +146,7 @@ fn main() -> Result<()> {
     })?;
     let metering_overhead = cpu_metered.as_secs_f64() / cpu_unmetered.as_secs_f64() - 1.0;
     drop(unmetered);
-    let (sci, sci_rows) = sci::measure(&evaluator)?;
+    let (sci, sci_rows) = sci::measure()?;
     let (tools, tool_rows) = tools::measure(&evaluator, percentile(&fresh, 50.0))?;
     // On an evaluator of its own, as the server's: its fresh evaluations are compared.
     let (network, network_rows) = network::measure(&Evaluator::new()?)?;
