@@ -347,7 +347,7 @@ def main():
     if not (args.package and args.pyeval and args.component):
         parser.error("PACKAGE, --pyeval and --component are required")
     modules = args.modules or (QUICK if args.quick else SUITES)[args.package]
-    rows, reasons, tests = [], Counter(), defaultdict(list)
+    rows, tests = [], defaultdict(list)  # {reason: the tests that failed for it}
     total_native = total_both = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         futures = {pool.submit(run_module, args, root, m): m for m in modules}
@@ -362,8 +362,8 @@ def main():
                 if outcome != "passed":
                     # (Grouped without their numbers: sizes, counts, errors' RMS.)
                     reason = re.sub(r"\d+(\.\d+)?", "N", f"{outcome}: {detail}")
-                    reasons[reason] += 1
-                    tests[reason].append(t)
+                    # (The JUnit ids leave the module out: `::test` or `.Class::test`.)
+                    tests[reason].append(f"{module}{t}")
             count = Counter(o for o, _ in guest.values())
             rows.append((module, len(passed_native), len(both), count["passed"],
                          count["failed"] + count["crashed"], count["skipped"]))
@@ -378,8 +378,9 @@ def main():
     print(f"\n[pyeval] {total_both} of {total_native} natively passing tests pass in pyeval "
           f"({ratio:.1%})")
     print("[pyeval] the others, by reason:")
-    for reason, n in reasons.most_common(25):
-        print(f"  {n:5}  {reason}")
+    reasons = sorted(tests, key=lambda reason: -len(tests[reason]))
+    for reason in reasons[:25]:
+        print(f"  {len(tests[reason]):5}  {reason}")
         for t in tests[reason][:SHOWN]:
             print(f"           {t}")
     if args.json:
@@ -388,7 +389,7 @@ def main():
                                   "pyeval_failed", "pyeval_skipped"], r)) for r in sorted(rows)],
             "native_passed": total_native, "both_passed": total_both,
             "ratio": ratio,
-            "reasons": reasons.most_common(), "tests": tests,
+            "reasons": [(reason, len(tests[reason])) for reason in reasons], "tests": tests,
         }, indent=1) + "\n")
     if total_native == 0 or ratio < args.min_ratio:
         sys.exit(f"[pyeval] below {args.min_ratio:.0%} of the natively passing tests")
