@@ -79,17 +79,23 @@ class Spec:
 
 
 class Subproject:
-    """A C library from a Debian orig tarball (source package, file, SHA-256) or, with
-    `crate` (a version) set, from the crate PACKAGE of the Rust package registry, whose
-    `inner` directory holds it; unpacked as subprojects/DIRECTORY, with the files of the
-    sdist's OVERLAY directory (its meson.build) copied in, then its patch applied, and WRAP
-    (a wrap file's name and text) written as subprojects/NAME.wrap."""
+    """A C library from a Debian orig tarball (source package, file, SHA-256), unpacked as
+    subprojects/DIRECTORY, with the files of the sdist's OVERLAY directory (its meson.build)
+    copied in, then its patch applied; with WRAP, a wrap file of that name written that
+    points meson at DIRECTORY. `from_crate` makes one from a crate instead."""
 
-    def __init__(self, package, file, digest, directory, overlay=None, wrap=None, crate=None,
-                 inner=None):
+    def __init__(self, package, file, digest, directory, overlay=None, wrap=None):
         self.package, self.file, self.digest = package, file, digest
         self.directory, self.overlay, self.wrap = directory, overlay, wrap
-        self.crate, self.inner = crate, inner
+        self.crate, self.inner = None, None
+
+    @classmethod
+    def from_crate(cls, name, version, digest, inner, directory, **kwargs):
+        """From version VERSION of the crate NAME of the Rust package registry, whose `inner`
+        directory holds the library."""
+        sub = cls(name, f"{name}-{version}.crate", digest, directory, **kwargs)
+        sub.crate, sub.inner = version, inner
+        return sub
 
     def patch(self):
         """packages/patches/DIRECTORY.diff: applied to the unpacked tree, if it exists."""
@@ -100,12 +106,11 @@ RELEASE = ["-Dbuildtype=release", "-Db_ndebug=true"]
 # FreeType for matplotlib's text, built by matplotlib's meson.build for the FreeType 2.6.1 its
 # wheels carry and its test images are drawn with. No package registry here has 2.6.1; the
 # nearest release one has is 2.6.5, inside the servo-freetype-sys crate (upstream's tree).
-FREETYPE = Subproject(
-    "servo-freetype-sys", "servo-freetype-sys-4.0.5.crate",
-    "2c4ccb6d0d32d277d3ef7dea86203d8210945eb7a45fba89dd445b3595dd0dfc", "freetype-2.6.5",
-    crate="4.0.5", inner="freetype2",
-    overlay="subprojects/packagefiles/freetype-2.6.1-meson",
-    wrap=("freetype-2.6.1", "[wrap-file]\ndirectory = freetype-2.6.5\n"))
+FREETYPE = Subproject.from_crate(
+    "servo-freetype-sys", "4.0.5",
+    "2c4ccb6d0d32d277d3ef7dea86203d8210945eb7a45fba89dd445b3595dd0dfc", "freetype2",
+    "freetype-2.6.5", overlay="subprojects/packagefiles/freetype-2.6.1-meson",
+    wrap="freetype-2.6.1")
 # Qhull 2020.2 (8.0.2, as matplotlib's wrap asks), with matplotlib's meson.build for it.
 QHULL = Subproject(
     "qhull", "qhull_2020.2.orig.tar.gz",
@@ -322,7 +327,8 @@ def add_subprojects(spec, src, downloads):
         if sub.patch().is_file():
             apply_diff(sub.patch(), dest)
         if sub.wrap:
-            (src / "subprojects" / f"{sub.wrap[0]}.wrap").write_text(sub.wrap[1])
+            (src / "subprojects" / f"{sub.wrap}.wrap").write_text(
+                f"[wrap-file]\ndirectory = {sub.directory}\n")
 
 
 def fetch_cxx(downloads, dest, log):
