@@ -39,7 +39,9 @@ build-component:
     python3 tools/cpython.py
     python3 tools/tzdata.py
     {{step}} "guest-adapter: cargo build --release"
-    (cd guest-adapter && CARGO_TARGET_DIR="{{wasm_target}}" cargo build --release --quiet)
+    # (The build named by its directory: cargo relinks the guest whenever target/cpython
+    # points elsewhere, even to an older build, which a file's timestamp would not show.)
+    (cd guest-adapter && PYEVAL_CPYTHON_DIR="$(readlink -f ../target/cpython)" CARGO_TARGET_DIR="{{wasm_target}}" cargo build --release --quiet)
     {{step}} "waiting for the host build"
     wait $host
     trap - EXIT
@@ -51,7 +53,7 @@ build-component:
 # Build a component with the packages of LOCK into OUT (load it with `pyeval --component`).
 build-component-with LOCK OUT: build-cpython
     python3 tools/tzdata.py
-    packages="$(python3 tools/packages.py "{{LOCK}}")" && cd guest-adapter && PYEVAL_PACKAGES_DIR="$packages" CARGO_TARGET_DIR="{{wasm_target}}" cargo build --profile packages --quiet
+    packages="$(python3 tools/packages.py "{{LOCK}}")" && cd guest-adapter && PYEVAL_CPYTHON_DIR="$(readlink -f ../target/cpython)" PYEVAL_PACKAGES_DIR="$packages" CARGO_TARGET_DIR="{{wasm_target}}" cargo build --profile packages --quiet
     cargo build --quiet -p pyeval-componentize
     "{{bin}}/pyeval-componentize" "{{guest_with_packages}}" target/cpython/stdlib "{{OUT}}" --no-precompile
 
