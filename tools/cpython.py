@@ -15,7 +15,18 @@ this recipe, the compiler's version), so a build is reused by every clone on the
     manifest.json    versions, source hashes, flags, built and missing modules, sizes
 
 <cache> is $PYEVAL_CACHE_DIR, else $XDG_CACHE_HOME/pyeval, else ~/.cache/pyeval.
-`<repo>/target/cpython` is pointed at the output. Options: --print-dir, --force.
+`<repo>/target/cpython` is pointed at the output. Options: --print-dir, --force,
+--train-profile.
+
+The interpreter is optimized across its object files (ThinLTO, finished when the guest is
+linked) and by the profile in tools/cpython.proftext: clang's counts of CPython's own PGO
+task (`-m test --pgo`) run natively by a build of the same source, instrumented and
+configured as the wasm build is in what shapes its functions (no computed gotos), so that
+almost every function's profile matches its wasm build. Being a file of the repository, the
+profile keeps the build reproducible, which training in every build would not (the task's
+counts differ a little from run to run). `--train-profile` makes it anew (a few minutes),
+as it must be after a change of CPython's source: a function whose code changed gets no
+counts (clang's -Wprofile-instr-out-of-date, silenced here, names how many in each file).
 
 Cross-compiling needs a native Python of the same version to freeze modules and compile
 bytecode (it runs with the source tree's standard library, which an earlier 3.13 release
@@ -63,6 +74,15 @@ APT_PACKAGES = ["clang-19", "lld-19", "llvm-19", "libclang-rt-19-dev-wasm32"]
 TARGET = "wasm32-wasip1"
 # Without -DNDEBUG -O3 the archives carry DWARF (libpython grows from 9 to 43 MB).
 OPT = "-DNDEBUG -O3"
+# The profile the interpreter is optimized with (see above), and where the wasm build reads
+# it in its indexed form, relative to the build directory: the flags are recorded in
+# sysconfig, so a path of the machine in them would make the component differ by machine.
+PROFILE = REPO / "tools" / "cpython.proftext"
+PROFILE_INDEXED = "../cpython.profdata"
+# Only CPython's own objects (not extensions built later against its sysconfig flags).
+CFLAGS_NODIST = (f"-flto=thin -fprofile-instr-use={PROFILE_INDEXED} "
+                 "-Wno-profile-instr-out-of-date -Wno-profile-instr-unprofiled")
+LDFLAGS_NODIST = "-flto=thin"
 DEP_CFLAGS = "-O2"
 SQLITE_DEFINES = ["-DSQLITE_OMIT_LOAD_EXTENSION", "-DSQLITE_THREADSAFE=0",
                   "-D_WASI_EMULATED_MMAN"]
@@ -136,6 +156,7 @@ def inputs_hash(build_python):
     """Hash of everything the output depends on."""
     sha = hashlib.sha256()
     sha.update(Path(__file__).read_bytes())
+    sha.update(PROFILE.read_bytes())
     for _, name, digest in [*SOURCES.values(), WASI_LIBC]:
         sha.update(f"{name}={digest}\n".encode())
     sha.update(clang_version().encode())
@@ -192,9 +213,10 @@ class Build:
 
     # -- phases -----------------------------------------------------------------------
 
-    def install_toolchain(self):
-        """Installs the compilers from apt and the Rust target, where missing."""
-        missing = [p for p in APT_PACKAGES if subprocess.run(
+    def install_toolchain(self, extra=()):
+        """Installs the compilers (and `extra` packages) from apt and the Rust target, where
+        missing."""
+        missing = [p for p in [*APT_PACKAGES, *extra] if subprocess.run(
             ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True,
             text=True).stdout.find("ok installed") < 0]
         if missing:
@@ -375,10 +397,25 @@ class Build:
                  env={"OPT": "-DNDEBUG -O1"})
         self.run(["make", f"-j{os.cpu_count()}", "all"], cwd=build)
 
+    def train(self):
+        """Runs CPython's PGO task on an instrumented native build of the source and writes
+        its counts to PROFILE."""
+        # At the wasm build's depth, so that static functions carry the same file names.
+        build = self.work / "src/python/cross-build/profile"
+        build.mkdir(parents=True)
+        self.run(["../../configure", "--enable-optimizations", "--without-computed-gotos",
+                  "--disable-test-modules", "CC=clang-19",
+                  f"LLVM_PROFDATA={shutil.which('llvm-profdata-19')}"],
+                 cwd=build, env={"OPT": OPT})
+        self.run(["make", f"-j{os.cpu_count()}", "profile-run-stamp"], cwd=build)
+        self.run(["llvm-profdata-19", "merge", "--text", "-o", PROFILE,
+                  build / "code.profclangd"])
+
     def configure_host(self):
         src = self.work / "src" / "python"
         build = src / "cross-build" / TARGET
         build.mkdir(parents=True)
+        self.run(["llvm-profdata-19", "merge", "-o", build / PROFILE_INDEXED, PROFILE])
         config_guess = subprocess.run([src / "config.guess"], capture_output=True,
                                       text=True).stdout.strip()
         env = {
@@ -386,6 +423,7 @@ class Build:
             "CC": self.tool("clang"), "CPP": self.tool("clang-cpp"),
             "CXX": self.tool("clang++"), "AR": self.tool("llvm-ar"),
             "RANLIB": self.tool("ranlib"), "OPT": OPT,
+            "CFLAGS_NODIST": CFLAGS_NODIST, "LDFLAGS_NODIST": LDFLAGS_NODIST,
             "PKG_CONFIG_PATH": "", "PKG_CONFIG_LIBDIR": str(self.sysroot / "lib/pkgconfig"),
             "ZLIB_CFLAGS": "", "ZLIB_LIBS": "-lz",
             "BZIP2_CFLAGS": "", "BZIP2_LIBS": "-lbz2",
@@ -439,6 +477,8 @@ class Build:
             "target": TARGET,
             "sources": {name: digest for _, name, digest in [*SOURCES.values(), WASI_LIBC]},
             "opt": OPT,
+            "cflags_nodist": CFLAGS_NODIST,
+            "profile_sha256": sha256(PROFILE),
             "clang": clang_version(),
             "hash": self.out.name.rsplit("-", 1)[1],
             "builtin_modules": builtin_modules(build / "Modules/config.c"),
@@ -492,10 +532,38 @@ def link_into_repo(out):
     link.symlink_to(out)
 
 
+def run_phases(build, phases):
+    """Runs each (name, function) of `phases` in turn; False, the failure told, if one fails."""
+    try:
+        for name, func in phases:
+            build.phase(name, func)
+    except PhaseFailed as failure:
+        print(" failed", flush=True)
+        print(f"[pyeval] error: {failure}", file=sys.stderr)
+        return False
+    return True
+
+
+def train_profile(cache, started):
+    build = Build(cache, "profile")
+    shutil.rmtree(build.work, ignore_errors=True)
+    build.logs.mkdir(parents=True)
+    # (clang's profile runtime for the native build comes with libclang-rt-19-dev.)
+    if not run_phases(build, [
+            ("toolchain", lambda: build.install_toolchain(["libclang-rt-19-dev"])),
+            ("fetch", build.fetch_sources), ("unpack", build.unpack), ("train", build.train)]):
+        return 1
+    shutil.rmtree(build.work)
+    print(f"[pyeval] {PROFILE} written in {time.monotonic() - started:.0f}s")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--print-dir", action="store_true", help="print the output directory")
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
+    parser.add_argument("--train-profile", action="store_true",
+                        help=f"write {PROFILE.relative_to(REPO)} anew")
     args = parser.parse_args()
 
     cache = cache_root()
@@ -504,14 +572,12 @@ def main():
         print(selected_build().out)
         return 0
     cache.mkdir(parents=True, exist_ok=True)
+    if args.train_profile:
+        return train_profile(cache, started)
     # The toolchain comes first: the compiler's version is one of the inputs.
     toolchain = Build(cache, "toolchain")
     toolchain.logs = cache
-    try:
-        toolchain.phase("toolchain", toolchain.install_toolchain)
-    except PhaseFailed as failure:
-        print(" failed", flush=True)
-        print(f"[pyeval] error: {failure}", file=sys.stderr)
+    if not run_phases(toolchain, [("toolchain", toolchain.install_toolchain)]):
         return 1
     build = selected_build()
     build_python = build.installed_python
@@ -523,24 +589,16 @@ def main():
     shutil.rmtree(build.work, ignore_errors=True)
     build.logs.mkdir(parents=True)
     build.stage.mkdir()
-    try:
-        build.phase("fetch", build.fetch_sources)
-        build.phase("unpack", build.unpack)
-        build.phase("sysroot", build.make_sysroot)
-        build.phase("zlib", build.build_zlib)
-        build.phase("bzip2", build.build_bzip2)
-        build.phase("xz", build.build_xz)
-        build.phase("sqlite", build.build_sqlite)
-        if build_python:
-            print(f"[pyeval] build Python: {build_python[0]} ({build_python[1].split()[0]})")
-        else:
-            build.phase("native-python", build.build_native_python)
-        build.phase("configure-host", build.configure_host)
-        build.phase("make-host", build.make_host)
-        build.phase("collect", build.collect)
-    except PhaseFailed as failure:
-        print(" failed", flush=True)
-        print(f"[pyeval] error: {failure}", file=sys.stderr)
+    if build_python:
+        print(f"[pyeval] build Python: {build_python[0]} ({build_python[1].split()[0]})")
+    native = [] if build_python else [("native-python", build.build_native_python)]
+    if not run_phases(build, [
+            ("fetch", build.fetch_sources), ("unpack", build.unpack),
+            ("sysroot", build.make_sysroot), ("zlib", build.build_zlib),
+            ("bzip2", build.build_bzip2), ("xz", build.build_xz),
+            ("sqlite", build.build_sqlite), *native,
+            ("configure-host", build.configure_host), ("make-host", build.make_host),
+            ("collect", build.collect)]):
         return 1
     remove(build.out)
     build.stage.rename(build.out)
